@@ -1,0 +1,200 @@
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Every check Dossier runs. String forms are stable: they are stored and reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckKind {
+    PropertyOwnership,
+    PropertyEligibility,
+    PropertyTax,
+    Mortgage,
+    InvoluntaryLiens,
+    Valuation,
+    AssessmentLimit,
+    Term,
+    Identity,
+    Bankruptcy,
+    PersonSanctions,
+    AbilityToPay,
+    ContractorLicense,
+    BusinessRegistration,
+    CompanySanctions,
+}
+
+impl CheckKind {
+    pub const ALL: [CheckKind; 15] = [
+        CheckKind::PropertyOwnership,
+        CheckKind::PropertyEligibility,
+        CheckKind::PropertyTax,
+        CheckKind::Mortgage,
+        CheckKind::InvoluntaryLiens,
+        CheckKind::Valuation,
+        CheckKind::AssessmentLimit,
+        CheckKind::Term,
+        CheckKind::Identity,
+        CheckKind::Bankruptcy,
+        CheckKind::PersonSanctions,
+        CheckKind::AbilityToPay,
+        CheckKind::ContractorLicense,
+        CheckKind::BusinessRegistration,
+        CheckKind::CompanySanctions,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckKind::PropertyOwnership => "property_ownership",
+            CheckKind::PropertyEligibility => "property_eligibility",
+            CheckKind::PropertyTax => "property_tax",
+            CheckKind::Mortgage => "mortgage",
+            CheckKind::InvoluntaryLiens => "involuntary_liens",
+            CheckKind::Valuation => "valuation",
+            CheckKind::AssessmentLimit => "assessment_limit",
+            CheckKind::Term => "term",
+            CheckKind::Identity => "identity",
+            CheckKind::Bankruptcy => "bankruptcy",
+            CheckKind::PersonSanctions => "person_sanctions",
+            CheckKind::AbilityToPay => "ability_to_pay",
+            CheckKind::ContractorLicense => "contractor_license",
+            CheckKind::BusinessRegistration => "business_registration",
+            CheckKind::CompanySanctions => "company_sanctions",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<CheckKind> {
+        CheckKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Pass,
+    Fail,
+    Review,
+    Unavailable,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Pass => "pass",
+            Outcome::Fail => "fail",
+            Outcome::Review => "review",
+            Outcome::Unavailable => "unavailable",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Outcome> {
+        [Outcome::Pass, Outcome::Fail, Outcome::Review, Outcome::Unavailable]
+            .into_iter()
+            .find(|o| o.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Approved,
+    Declined,
+    Refer,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Approved => "approved",
+            Decision::Declined => "declined",
+            Decision::Refer => "refer",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Decision> {
+        [Decision::Approved, Decision::Declined, Decision::Refer]
+            .into_iter()
+            .find(|d| d.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Pending,
+    Running,
+    Decided,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Running => "running",
+            Status::Decided => "decided",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        [Status::Pending, Status::Running, Status::Decided]
+            .into_iter()
+            .find(|d| d.as_str() == s)
+    }
+}
+
+/// Where the data behind a check came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataSource {
+    pub upstream: String,
+    pub fetched_at: DateTime<Utc>,
+    pub cached: bool,
+    pub stale: bool,
+}
+
+/// What one check concluded, with its evidence. Never holds an SSN or date of birth.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckResult {
+    pub kind: CheckKind,
+    /// "property", "applicant 1", "contractor".
+    pub subject: String,
+    pub outcome: Outcome,
+    pub reason_codes: Vec<String>,
+    pub message: String,
+    pub source: Option<DataSource>,
+    pub evidence: serde_json::Value,
+    pub finished_at: DateTime<Utc>,
+}
+
+/// The decision over a set of check results.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DecisionRecord {
+    pub decision: Decision,
+    pub reason_codes: Vec<String>,
+    pub policy_version: String,
+    pub policy_hash: String,
+    pub figures: serde_json::Value,
+    pub decided_at: DateTime<Utc>,
+}
+
+/// Everything known about an application, as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    pub application_id: uuid::Uuid,
+    pub idempotency_key: String,
+    pub rails_application_id: Option<String>,
+    pub status: Status,
+    pub created_at: DateTime<Utc>,
+    pub checks: Vec<CheckResult>,
+    pub decision: Option<DecisionRecord>,
+    pub complete: bool,
+}
+
+/// A row of a report listing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportSummary {
+    pub application_id: uuid::Uuid,
+    pub idempotency_key: String,
+    pub status: Status,
+    pub decision: Option<Decision>,
+    pub reason_codes: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub decided_at: Option<DateTime<Utc>>,
+}

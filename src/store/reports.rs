@@ -1,0 +1,288 @@
+//! Evaluation runs, check results, decisions and the reports built from them.
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+use uuid::Uuid;
+
+use super::applications::parse_status;
+use super::{REPORT_CHANNEL, Store, StoreError};
+use crate::domain::{
+    CheckKind, CheckResult, DataSource, Decision, DecisionRecord, Outcome, Report, ReportSummary,
+    Status,
+};
+
+/// Filters and position of a report listing.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ListFilter {
+    pub status: Option<Status>,
+    pub decision: Option<Decision>,
+    pub created_after: Option<DateTime<Utc>>,
+    pub created_before: Option<DateTime<Utc>>,
+    /// Continue after this (created_at, id), exclusive: keyset pagination, stable under
+    /// concurrent inserts.
+    pub after: Option<(DateTime<Utc>, Uuid)>,
+    pub limit: i64,
+}
+
+impl Store {
+    /// Opens a new evaluation run and marks the application running.
+    pub async fn start_run(&self, application_id: Uuid, reason: &str) -> Result<Uuid, StoreError> {
+        let run_id = Uuid::now_v7();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO evaluation_runs (id, application_id, reason) VALUES ($1, $2, $3)")
+            .bind(run_id)
+            .bind(application_id)
+            .bind(reason)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE applications SET status = 'running', updated_at = now() WHERE id = $1 AND status = 'pending'",
+        )
+        .bind(application_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(run_id)
+    }
+
+    /// Records one finished check (idempotent per run, kind and subject) and announces it.
+    pub async fn record_check(&self, run_id: Uuid, application_id: Uuid, r: &CheckResult) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO check_results (run_id, application_id, kind, subject, outcome, reason_codes, message,
+                                        upstream, fetched_at, cached, stale, evidence, finished_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+             ON CONFLICT (run_id, kind, subject) DO NOTHING",
+        )
+        .bind(run_id)
+        .bind(application_id)
+        .bind(r.kind.as_str())
+        .bind(&r.subject)
+        .bind(r.outcome.as_str())
+        .bind(&r.reason_codes)
+        .bind(&r.message)
+        .bind(r.source.as_ref().map(|s| s.upstream.clone()))
+        .bind(r.source.as_ref().map(|s| s.fetched_at))
+        .bind(r.source.as_ref().is_some_and(|s| s.cached))
+        .bind(r.source.as_ref().is_some_and(|s| s.stale))
+        .bind(sqlx::types::Json(&r.evidence))
+        .bind(r.finished_at)
+        .execute(&mut *tx)
+        .await?;
+        notify_report(&mut tx, application_id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records the decision of a run and marks the application decided, in one
+    /// transaction. A second decision for the same run is ignored (returns false).
+    pub async fn record_decision(
+        &self,
+        run_id: Uuid,
+        application_id: Uuid,
+        d: &DecisionRecord,
+        complete: bool,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO decisions (run_id, application_id, decision, reason_codes, policy_version, policy_hash, figures, decided_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (run_id) DO NOTHING",
+        )
+        .bind(run_id)
+        .bind(application_id)
+        .bind(d.decision.as_str())
+        .bind(&d.reason_codes)
+        .bind(&d.policy_version)
+        .bind(&d.policy_hash)
+        .bind(sqlx::types::Json(&d.figures))
+        .bind(d.decided_at)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if inserted {
+            sqlx::query("UPDATE evaluation_runs SET finished_at = $2, complete = $3 WHERE id = $1")
+                .bind(run_id)
+                .bind(d.decided_at)
+                .bind(complete)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "UPDATE applications SET status = 'decided', decided_at = $2, updated_at = now() WHERE id = $1",
+            )
+            .bind(application_id)
+            .bind(d.decided_at)
+            .execute(&mut *tx)
+            .await?;
+            notify_report(&mut tx, application_id).await?;
+        }
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    /// The report of an application: its latest run's checks and decision.
+    pub async fn report(&self, application_id: Uuid) -> Result<Option<Report>, StoreError> {
+        let Some(app) = sqlx::query(
+            "SELECT id, idempotency_key, rails_application_id, status, created_at FROM applications WHERE id = $1",
+        )
+        .bind(application_id)
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let run: Option<PgRow> = sqlx::query(
+            "SELECT id, complete FROM evaluation_runs WHERE application_id = $1 ORDER BY started_at DESC, id DESC LIMIT 1",
+        )
+        .bind(application_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let (checks, decision, complete) = match run {
+            None => (Vec::new(), None, false),
+            Some(run) => {
+                let run_id: Uuid = run.try_get("id")?;
+                let complete: Option<bool> = run.try_get("complete")?;
+                let checks = self.run_checks(run_id).await?;
+                let decision = sqlx::query(
+                    "SELECT decision, reason_codes, policy_version, policy_hash, figures, decided_at
+                     FROM decisions WHERE run_id = $1",
+                )
+                .bind(run_id)
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|row| decision_from_row(&row))
+                .transpose()?;
+                (checks, decision, complete.unwrap_or(false))
+            }
+        };
+        Ok(Some(Report {
+            application_id,
+            idempotency_key: app.try_get("idempotency_key")?,
+            rails_application_id: app.try_get("rails_application_id")?,
+            status: parse_status(&app.try_get::<String, _>("status")?)?,
+            created_at: app.try_get("created_at")?,
+            checks,
+            decision,
+            complete,
+        }))
+    }
+
+    /// Check results of one run in a stable order (kind, then subject).
+    pub async fn run_checks(&self, run_id: Uuid) -> Result<Vec<CheckResult>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT kind, subject, outcome, reason_codes, message, upstream, fetched_at, cached, stale, evidence, finished_at
+             FROM check_results WHERE run_id = $1 ORDER BY finished_at, kind, subject",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut checks = rows.iter().map(check_from_row).collect::<Result<Vec<_>, _>>()?;
+        checks.sort_by(|a, b| (a.kind, &a.subject).cmp(&(b.kind, &b.subject)));
+        Ok(checks)
+    }
+
+    /// The latest run of an application, if any.
+    pub async fn latest_run(&self, application_id: Uuid) -> Result<Option<Uuid>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM evaluation_runs WHERE application_id = $1 ORDER BY started_at DESC, id DESC LIMIT 1",
+        )
+        .bind(application_id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    pub async fn list_reports(&self, f: &ListFilter) -> Result<Vec<ReportSummary>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT a.id, a.idempotency_key, a.status, a.created_at, a.decided_at, d.decision, d.reason_codes
+             FROM applications a
+             LEFT JOIN LATERAL (
+                 SELECT decision, reason_codes FROM decisions
+                 WHERE application_id = a.id ORDER BY decided_at DESC LIMIT 1
+             ) d ON true
+             WHERE ($1::text IS NULL OR a.status = $1)
+               AND ($2::text IS NULL OR d.decision = $2)
+               AND ($3::timestamptz IS NULL OR a.created_at >= $3)
+               AND ($4::timestamptz IS NULL OR a.created_at < $4)
+               AND ($5::timestamptz IS NULL OR (a.created_at, a.id) < ($5, $6::uuid))
+             ORDER BY a.created_at DESC, a.id DESC
+             LIMIT $7",
+        )
+        .bind(f.status.map(Status::as_str))
+        .bind(f.decision.map(Decision::as_str))
+        .bind(f.created_after)
+        .bind(f.created_before)
+        .bind(f.after.map(|a| a.0))
+        .bind(f.after.map(|a| a.1))
+        .bind(f.limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let decision: Option<String> = row.try_get("decision")?;
+                Ok(ReportSummary {
+                    application_id: row.try_get("id")?,
+                    idempotency_key: row.try_get("idempotency_key")?,
+                    status: parse_status(&row.try_get::<String, _>("status")?)?,
+                    decision: decision.as_deref().map(parse_decision).transpose()?,
+                    reason_codes: row.try_get::<Option<Vec<String>>, _>("reason_codes")?.unwrap_or_default(),
+                    created_at: row.try_get("created_at")?,
+                    decided_at: row.try_get("decided_at")?,
+                })
+            })
+            .collect()
+    }
+}
+
+async fn notify_report(tx: &mut sqlx::PgConnection, application_id: Uuid) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(REPORT_CHANNEL)
+        .bind(application_id.to_string())
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+fn parse_decision(s: &str) -> Result<Decision, StoreError> {
+    Decision::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown decision {s:?}")))
+}
+
+fn check_from_row(row: &PgRow) -> Result<CheckResult, StoreError> {
+    let kind: String = row.try_get("kind")?;
+    let outcome: String = row.try_get("outcome")?;
+    let upstream: Option<String> = row.try_get("upstream")?;
+    let fetched_at: Option<DateTime<Utc>> = row.try_get("fetched_at")?;
+    let evidence: sqlx::types::Json<serde_json::Value> = row.try_get("evidence")?;
+    Ok(CheckResult {
+        kind: CheckKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("unknown check kind {kind:?}")))?,
+        subject: row.try_get("subject")?,
+        outcome: Outcome::parse(&outcome).ok_or_else(|| StoreError::Corrupt(format!("unknown outcome {outcome:?}")))?,
+        reason_codes: row.try_get("reason_codes")?,
+        message: row.try_get("message")?,
+        source: match (upstream, fetched_at) {
+            (Some(upstream), Some(fetched_at)) => Some(DataSource {
+                upstream,
+                fetched_at,
+                cached: row.try_get("cached")?,
+                stale: row.try_get("stale")?,
+            }),
+            _ => None,
+        },
+        evidence: evidence.0,
+        finished_at: row.try_get("finished_at")?,
+    })
+}
+
+fn decision_from_row(row: &PgRow) -> Result<DecisionRecord, StoreError> {
+    let decision: String = row.try_get("decision")?;
+    let figures: sqlx::types::Json<serde_json::Value> = row.try_get("figures")?;
+    Ok(DecisionRecord {
+        decision: parse_decision(&decision)?,
+        reason_codes: row.try_get("reason_codes")?,
+        policy_version: row.try_get("policy_version")?,
+        policy_hash: row.try_get("policy_hash")?,
+        figures: figures.0,
+        decided_at: row.try_get("decided_at")?,
+    })
+}

@@ -1,1 +1,118 @@
-fn main() {}
+//! The `dossier` binary: parses the command line and hands over to the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use dossier::config::ServeArgs;
+use dossier::server::{Resolved, Server, shutdown_signal};
+
+#[derive(Parser)]
+#[command(name = "dossier", version, about = "Underwriting data gateway for PACE financing")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve gRPC (production).
+    Serve(ServeArgs),
+    /// Run everything locally: a private PostgreSQL (unless DATABASE_URL is set), the
+    /// simulators and the server on 127.0.0.1:50051.
+    Dev(ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate {
+        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+        database_url: String,
+    },
+    /// Serve every upstream simulator on loopback until stopped.
+    Simulate {
+        /// TOML file of simulator settings (see docs/simulators.md).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Send an application file to a running Dossier and print the report.
+    Evaluate {
+        /// Application JSON (see examples/).
+        #[arg(long)]
+        file: PathBuf,
+        /// Dossier's gRPC address.
+        #[arg(long, env = "DOSSIER_ADDR", default_value = "http://127.0.0.1:50051")]
+        addr: String,
+        /// Idempotency key; a new application each time when omitted.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+        /// Deadline for the whole evaluation.
+        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+        /// Print the report as JSON-like debug output instead of a table.
+        #[arg(long)]
+        raw: bool,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let is_client = matches!(cli.command, Command::Evaluate { .. });
+    if !is_client {
+        dossier::telemetry::init();
+    }
+    match run(cli.command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if is_client {
+                eprintln!("error: {e:#}");
+            } else {
+                tracing::error!(error = format!("{e:#}"), "dossier failed");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(args) => {
+            let database_url = args
+                .database_url
+                .clone()
+                .ok_or_else(|| anyhow::anyhow!("DATABASE_URL is not set; `serve` needs a PostgreSQL URL (`dossier dev` starts a private one)"))?;
+            let vault = dossier::cli_support::vault_from(&args)?;
+            let upstreams = args.upstreams.settings()?;
+            let server = Server::build(args, Resolved { database_url, vault, upstreams }).await?;
+            server.run_until_stopped(shutdown_signal()).await
+        }
+        Command::Dev(args) => dossier::cli::dev::run(args).await,
+        Command::Migrate { database_url } => {
+            let applied = dossier::store::migrate(&database_url).await?;
+            tracing::info!(applied = applied.len(), versions = ?applied, "database schema is up to date");
+            Ok(())
+        }
+        Command::Simulate { config } => {
+            let config = match config {
+                Some(path) => dossier::sim::SimConfig::from_toml_file(&path)?,
+                None => dossier::sim::SimConfig::default(),
+            };
+            let sims = dossier::sim::Simulators::start(config).await?;
+            for (upstream, url) in sims.base_urls() {
+                println!("{:<18} {url}", upstream.name());
+            }
+            shutdown_signal().await;
+            sims.shutdown().await;
+            Ok(())
+        }
+        Command::Evaluate { file, addr, idempotency_key, timeout, raw } => {
+            let report = dossier::cli::evaluate::run(&file, &addr, idempotency_key, timeout).await?;
+            if raw {
+                println!("{report:#?}");
+            } else {
+                print!("{}", dossier::cli::evaluate::render(&report));
+            }
+            Ok(())
+        }
+    }
+}

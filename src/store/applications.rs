@@ -48,8 +48,10 @@ pub struct NewApplication<'a> {
     /// Keyed hash of the canonical request (see `api::convert::payload_fingerprint`).
     pub payload_hmac: Vec<u8>,
     pub source: Source<'a>,
-    /// Queue a background evaluation job in the same transaction.
-    pub enqueue: bool,
+    /// Queue a background evaluation job in the same transaction, runnable after this
+    /// delay (zero: at once). EvaluateApplication delays it by its own budget, so a
+    /// worker only picks it up if the evaluating pod died. `None`: no job.
+    pub enqueue_after: Option<std::time::Duration>,
 }
 
 pub enum Source<'a> {
@@ -104,11 +106,14 @@ impl Store {
         if let Some(app) = app {
             self.insert_secrets(&mut tx, id, app).await?;
         }
-        if new.enqueue {
-            sqlx::query("INSERT INTO jobs (kind, application_id) VALUES ('evaluate', $1)")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+        if let Some(delay) = new.enqueue_after {
+            sqlx::query(
+                "INSERT INTO jobs (kind, application_id, run_at) VALUES ('evaluate', $1, now() + make_interval(secs => $2))",
+            )
+            .bind(id)
+            .bind(delay.as_secs_f64())
+            .execute(&mut *tx)
+            .await?;
             sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(JOBS_CHANNEL)
                 .bind(id.to_string())

@@ -4,6 +4,7 @@ pub mod applications;
 pub mod audit;
 pub mod crypto;
 pub mod jobs;
+pub mod notify;
 pub mod reports;
 
 use std::collections::HashSet;

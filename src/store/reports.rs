@@ -76,15 +76,28 @@ impl Store {
     }
 
     /// Records the decision of a run and marks the application decided, in one
-    /// transaction. A second decision for the same run is ignored (returns false).
+    /// transaction. A second decision for the same run is ignored, and with `once` a
+    /// decision for an application that already has one (a run that lost its lease and
+    /// was taken over) is ignored too: an application is decided exactly once.
+    /// Returns whether this decision was recorded.
     pub async fn record_decision(
         &self,
         run_id: Uuid,
         application_id: Uuid,
         d: &DecisionRecord,
         complete: bool,
+        once: bool,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
+        // Row lock: concurrent deciders of one application queue here.
+        let status: String = sqlx::query_scalar("SELECT status FROM applications WHERE id = $1 FOR UPDATE")
+            .bind(application_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if once && status == "decided" {
+            tx.rollback().await?;
+            return Ok(false);
+        }
         let inserted = sqlx::query(
             "INSERT INTO decisions (run_id, application_id, decision, reason_codes, policy_version, policy_hash, figures, decided_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)

@@ -59,3 +59,47 @@ pub struct BankruptcyFiling {
     pub disposition: String,
     pub closed_on: Option<NaiveDate>,
 }
+
+/// Client of the identity vendor.
+#[derive(Debug, Clone)]
+pub struct IdentityClient {
+    http: super::http::HttpUpstream,
+}
+
+impl IdentityClient {
+    pub fn new(http: super::http::HttpUpstream) -> Self {
+        IdentityClient { http }
+    }
+
+    pub async fn verify(
+        &self,
+        query: &PersonQuery,
+        ctx: &super::http::CallContext,
+    ) -> Result<super::http::Fetched<IdentityResult>, super::error::UpstreamError> {
+        let request = self.http.post("/v1/identity/verify").json(query);
+        self.http
+            .send_json("POST /v1/identity/verify", request, ctx)
+            .await?
+            .ok_or(super::error::UpstreamError::Status {
+                upstream: "identity",
+                status: 404,
+                snippet: "identity verification endpoint not found; check the identity base URL".into(),
+            })
+    }
+
+    pub async fn bankruptcies(
+        &self,
+        query: &PersonQuery,
+        ctx: &super::http::CallContext,
+    ) -> Result<super::http::Fetched<BankruptcySearch>, super::error::UpstreamError> {
+        let request = self.http.post("/v1/bankruptcies/search").json(query);
+        self.http
+            .send_json("POST /v1/bankruptcies/search", request, ctx)
+            .await?
+            .ok_or(super::error::UpstreamError::Status {
+                upstream: "identity",
+                status: 404,
+                snippet: "bankruptcy search endpoint not found; check the identity base URL".into(),
+            })
+    }
+}

@@ -21,3 +21,27 @@ pub struct LicenseRecord {
     pub workers_comp: bool,
     pub business_name: String,
 }
+
+/// Client of the contractor licence board.
+#[derive(Debug, Clone)]
+pub struct LicensingClient {
+    http: super::http::HttpUpstream,
+}
+
+impl LicensingClient {
+    pub fn new(http: super::http::HttpUpstream) -> Self {
+        LicensingClient { http }
+    }
+
+    pub async fn license(
+        &self,
+        state: &str,
+        number: &str,
+        ctx: &super::http::CallContext,
+    ) -> Result<Option<super::http::Fetched<LicenseRecord>>, super::error::UpstreamError> {
+        let request = self.http.get_segments("/v1/licenses", &[state, number])?;
+        self.http
+            .send_json("GET /v1/licenses/{state}/{number}", request, ctx)
+            .await
+    }
+}

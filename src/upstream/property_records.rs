@@ -71,3 +71,24 @@ pub struct AssessmentRecord {
     pub balance_cents: i64,
     pub annual_payment_cents: i64,
 }
+
+/// Client of the property records vendor.
+#[derive(Debug, Clone)]
+pub struct PropertyRecordsClient {
+    http: super::http::HttpUpstream,
+}
+
+impl PropertyRecordsClient {
+    pub fn new(http: super::http::HttpUpstream) -> Self {
+        PropertyRecordsClient { http }
+    }
+
+    pub async fn lookup(
+        &self,
+        query: &PropertyQuery,
+        ctx: &super::http::CallContext,
+    ) -> Result<Option<super::http::Fetched<PropertyRecord>>, super::error::UpstreamError> {
+        let request = self.http.get("/v1/properties").query(query);
+        self.http.send_json("GET /v1/properties", request, ctx).await
+    }
+}

@@ -73,3 +73,26 @@ pub struct RailsMeasure {
     #[serde(default)]
     pub description: String,
 }
+
+/// Client of the Rails backend.
+#[derive(Debug, Clone)]
+pub struct RailsClient {
+    http: super::http::HttpUpstream,
+}
+
+impl RailsClient {
+    pub fn new(http: super::http::HttpUpstream) -> Self {
+        RailsClient { http }
+    }
+
+    pub async fn application(
+        &self,
+        id: &str,
+        ctx: &super::http::CallContext,
+    ) -> Result<Option<super::http::Fetched<RailsApplication>>, super::error::UpstreamError> {
+        let request = self.http.get_segments("/api/v1/pace_applications", &[id])?;
+        self.http
+            .send_json("GET /api/v1/pace_applications/{id}", request, ctx)
+            .await
+    }
+}

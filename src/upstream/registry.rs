@@ -16,3 +16,25 @@ pub struct BusinessRecord {
     pub jurisdiction: String,
     pub officers: Vec<String>,
 }
+
+/// Client of the business registry.
+#[derive(Debug, Clone)]
+pub struct RegistryClient {
+    http: super::http::HttpUpstream,
+}
+
+impl RegistryClient {
+    pub fn new(http: super::http::HttpUpstream) -> Self {
+        RegistryClient { http }
+    }
+
+    pub async fn business(
+        &self,
+        name: &str,
+        state: &str,
+        ctx: &super::http::CallContext,
+    ) -> Result<Option<super::http::Fetched<BusinessRecord>>, super::error::UpstreamError> {
+        let request = self.http.get("/v1/businesses").query(&[("name", name), ("state", state)]);
+        self.http.send_json("GET /v1/businesses", request, ctx).await
+    }
+}

@@ -16,3 +16,29 @@ pub struct AvmEstimate {
     pub high_cents: i64,
     pub as_of: NaiveDate,
 }
+
+/// Client of the AVM vendor.
+#[derive(Debug, Clone)]
+pub struct ValuationClient {
+    http: super::http::HttpUpstream,
+}
+
+impl ValuationClient {
+    pub fn new(http: super::http::HttpUpstream) -> Self {
+        ValuationClient { http }
+    }
+
+    pub async fn estimate(
+        &self,
+        query: &super::property_records::PropertyQuery,
+        ctx: &super::http::CallContext,
+    ) -> Result<Option<super::http::Fetched<AvmEstimate>>, super::error::UpstreamError> {
+        let request = self.http.get("/v1/avm").query(&[
+            ("line1", &query.line1),
+            ("city", &query.city),
+            ("state", &query.state),
+            ("postal_code", &query.postal_code),
+        ]);
+        self.http.send_json("GET /v1/avm", request, ctx).await
+    }
+}

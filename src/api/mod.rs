@@ -1,0 +1,124 @@
+//! The gRPC surface: tonic handlers that validate, convert proto ⇄ domain and map
+//! errors to `Status`, plus the per-RPC log layer.
+
+pub mod convert;
+pub mod data;
+pub mod error;
+pub mod underwriting;
+pub mod validate;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+/// Per-RPC log fields a handler can fill in (today: the application id). Put in the
+/// request extensions by [`RpcLogLayer`], read back when the RPC ends.
+#[derive(Debug, Clone, Default)]
+pub struct RpcLog(Arc<Mutex<Option<String>>>);
+
+impl RpcLog {
+    pub fn set_application(&self, id: String) {
+        *self.0.lock().expect("RpcLog lock poisoned") = Some(id);
+    }
+
+    fn application(&self) -> Option<String> {
+        self.0.lock().expect("RpcLog lock poisoned").clone()
+    }
+}
+
+/// Logs one structured line per RPC: method, gRPC status, latency, application id.
+/// Only these fields: requests carry SSNs and dates of birth and are never logged.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RpcLogLayer;
+
+impl<S> tower::Layer<S> for RpcLogLayer {
+    type Service = RpcLogService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        RpcLogService { inner }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RpcLogService<S> {
+    inner: S,
+}
+
+impl<S, B, RB> tower::Service<http::Request<B>> for RpcLogService<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<RB>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: std::fmt::Display,
+    B: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        let method = request.uri().path().to_owned();
+        let log = RpcLog::default();
+        request.extensions_mut().insert(log.clone());
+        let started = Instant::now();
+        let future = self.inner.call(request);
+        Box::pin(async move {
+            let result = future.await;
+            let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+            match &result {
+                Ok(response) => {
+                    // Errors come back "trailers-only", with grpc-status in the headers;
+                    // a success carries it in the trailers, after this point.
+                    let code = response
+                        .headers()
+                        .get("grpc-status")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse::<i32>().ok())
+                        .map(tonic::Code::from)
+                        .unwrap_or(tonic::Code::Ok);
+                    let application_id = log.application();
+                    if matches!(code, tonic::Code::Internal | tonic::Code::Unknown | tonic::Code::DataLoss) {
+                        tracing::error!(target: "dossier::rpc", method, code = ?code, latency_ms, application_id, "rpc");
+                    } else {
+                        tracing::info!(target: "dossier::rpc", method, code = ?code, latency_ms, application_id, "rpc");
+                    }
+                }
+                Err(e) => tracing::error!(target: "dossier::rpc", method, error = %e, latency_ms, "rpc transport error"),
+            }
+            result
+        })
+    }
+}
+
+/// grpc-timeout is "<digits><unit>", unit one of H M S m u n.
+pub fn parse_grpc_timeout(v: &str) -> Option<Duration> {
+    let (digits, unit) = v.split_at(v.len().checked_sub(1)?);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.checked_mul(3600)?),
+        "M" => Duration::from_secs(n.checked_mul(60)?),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeout_header() {
+        assert_eq!(parse_grpc_timeout("10S"), Some(Duration::from_secs(10)));
+        assert_eq!(parse_grpc_timeout("250m"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_grpc_timeout("S"), None);
+        assert_eq!(parse_grpc_timeout(""), None);
+        assert_eq!(parse_grpc_timeout("10x"), None);
+    }
+}

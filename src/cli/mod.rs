@@ -1,0 +1,4 @@
+//! The `dossier` command line: subcommands beside the server.
+
+pub mod dev;
+pub mod evaluate;

@@ -1,0 +1,136 @@
+//! Every setting, as a command-line flag with an environment-variable twin.
+//! docs/configuration.md lists them; keep the two in step.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+fn duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e}; write durations like 500ms, 25s or 2m"))
+}
+
+/// Settings of `dossier serve` (and `dossier dev`, which fills in what it starts itself).
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// PostgreSQL URL.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Address the gRPC server listens on [default: 0.0.0.0:50051 for `serve`,
+    /// 127.0.0.1:50051 for `dev`].
+    #[arg(long, env = "DOSSIER_GRPC_ADDR")]
+    pub grpc_addr: Option<SocketAddr>,
+
+    /// Apply pending migrations at start instead of refusing to start.
+    #[arg(long, env = "DOSSIER_MIGRATE")]
+    pub migrate: bool,
+
+    /// Maximum PostgreSQL connections of this process.
+    #[arg(long, env = "DOSSIER_DB_MAX_CONNECTIONS", default_value_t = 20)]
+    pub db_max_connections: u32,
+
+    /// Field-encryption keys for SSNs and dates of birth: `id:base64-32-bytes[,id:…]`.
+    /// The first is used for new writes unless --encryption-active-key says otherwise;
+    /// keep retired keys listed until their rows are re-encrypted.
+    #[arg(long, env = "DOSSIER_ENCRYPTION_KEYS", hide_env_values = true)]
+    pub encryption_keys: Option<String>,
+
+    /// Id of the key new values are sealed with.
+    #[arg(long, env = "DOSSIER_ENCRYPTION_ACTIVE_KEY")]
+    pub encryption_active_key: Option<String>,
+
+    /// Key of the keyed hash used to look up SSNs (base64 of 32 bytes). Changing it
+    /// makes existing look-up hashes unmatchable.
+    #[arg(long, env = "DOSSIER_LOOKUP_KEY", hide_env_values = true)]
+    pub lookup_key: Option<String>,
+
+    /// Underwriting policy file (TOML); the built-in policy when unset.
+    #[arg(long, env = "DOSSIER_POLICY_FILE")]
+    pub policy_file: Option<PathBuf>,
+
+    /// Background workers (concurrent evaluations) in this process.
+    #[arg(long, env = "DOSSIER_WORKERS", default_value_t = 4)]
+    pub workers: usize,
+
+    /// After SIGTERM, how long in-flight RPCs and jobs may take before the process exits.
+    /// Keep it below the pod's terminationGracePeriodSeconds.
+    #[arg(long, env = "DOSSIER_SHUTDOWN_GRACE", default_value = "20s", value_parser = duration)]
+    pub shutdown_grace: Duration,
+
+    /// After SIGTERM, how long to keep serving while reporting NOT_SERVING, so load
+    /// balancers stop sending new calls before the listener closes.
+    #[arg(long, env = "DOSSIER_SHUTDOWN_DELAY", default_value = "0s", value_parser = duration)]
+    pub shutdown_delay: Duration,
+
+    /// Close client connections after this age (with GOAWAY), so long-lived HTTP/2
+    /// connections spread over new pods after a scale-up or deploy.
+    #[arg(long, env = "DOSSIER_MAX_CONNECTION_AGE", default_value = "5m", value_parser = duration)]
+    pub max_connection_age: Duration,
+
+    /// How long calls on a connection past its maximum age may still run.
+    #[arg(long, env = "DOSSIER_MAX_CONNECTION_AGE_GRACE", default_value = "30s", value_parser = duration)]
+    pub max_connection_age_grace: Duration,
+
+    #[command(flatten)]
+    pub upstreams: UpstreamArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct UpstreamArgs {
+    /// Base URL of the Rails backend.
+    #[arg(long, env = "DOSSIER_RAILS_URL")]
+    pub rails_url: Option<String>,
+    /// Bearer token Dossier presents to the Rails backend.
+    #[arg(long, env = "DOSSIER_RAILS_TOKEN", hide_env_values = true)]
+    pub rails_token: Option<String>,
+    /// Base URL of the property records vendor.
+    #[arg(long, env = "DOSSIER_PROPERTY_RECORDS_URL")]
+    pub property_records_url: Option<String>,
+    /// Base URL of the AVM vendor.
+    #[arg(long, env = "DOSSIER_VALUATION_URL")]
+    pub valuation_url: Option<String>,
+    /// Base URL of the identity vendor.
+    #[arg(long, env = "DOSSIER_IDENTITY_URL")]
+    pub identity_url: Option<String>,
+    /// Base URL of the contractor licence board.
+    #[arg(long, env = "DOSSIER_LICENSING_URL")]
+    pub licensing_url: Option<String>,
+    /// Base URL of the business registry.
+    #[arg(long, env = "DOSSIER_REGISTRY_URL")]
+    pub registry_url: Option<String>,
+    /// Longest a single upstream request may take.
+    #[arg(long, env = "DOSSIER_UPSTREAM_TIMEOUT", default_value = "5s", value_parser = duration)]
+    pub upstream_timeout: Duration,
+}
+
+impl UpstreamArgs {
+    /// The upstream settings, or an error naming every missing URL.
+    pub fn settings(&self) -> anyhow::Result<crate::upstream::UpstreamSettings> {
+        let mut missing = Vec::new();
+        let mut need = |v: &Option<String>, flag: &str, env: &str| {
+            v.clone().unwrap_or_else(|| {
+                missing.push(format!("--{flag} / {env}"));
+                String::new()
+            })
+        };
+        let s = crate::upstream::UpstreamSettings {
+            rails_url: need(&self.rails_url, "rails-url", "DOSSIER_RAILS_URL"),
+            rails_token: self.rails_token.clone(),
+            property_records_url: need(&self.property_records_url, "property-records-url", "DOSSIER_PROPERTY_RECORDS_URL"),
+            valuation_url: need(&self.valuation_url, "valuation-url", "DOSSIER_VALUATION_URL"),
+            identity_url: need(&self.identity_url, "identity-url", "DOSSIER_IDENTITY_URL"),
+            licensing_url: need(&self.licensing_url, "licensing-url", "DOSSIER_LICENSING_URL"),
+            registry_url: need(&self.registry_url, "registry-url", "DOSSIER_REGISTRY_URL"),
+            timeout: self.upstream_timeout,
+        };
+        if !missing.is_empty() {
+            anyhow::bail!(
+                "upstream URLs are not configured: {}. Set them, or run `dossier dev` to use the built-in simulators",
+                missing.join(", ")
+            );
+        }
+        Ok(s)
+    }
+}

@@ -1,0 +1,232 @@
+//! Wiring: build every component from settings, serve gRPC, shut down gracefully.
+//! Shaped like zero2prod's `Application::build` / `run_until_stopped` so tests start
+//! the real server on port 0.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::api::RpcLogLayer;
+use crate::api::data::DataApi;
+use crate::api::underwriting::UnderwritingApi;
+use crate::config::ServeArgs;
+use crate::policy::LoadedPolicy;
+use crate::proto::data_service_server::DataServiceServer;
+use crate::proto::underwriting_service_server::UnderwritingServiceServer;
+use crate::store::audit::{AuditSink, AuditWriter};
+use crate::store::notify::Notifications;
+use crate::store::{self, Store, Vault};
+use crate::underwriting::Underwriter;
+use crate::upstream::{UpstreamSettings, Upstreams};
+
+/// Services reported by grpc.health.v1 ("" is the whole server).
+const HEALTH_SERVICES: [&str; 3] = ["", "dossier.v1.UnderwritingService", "dossier.v1.DataService"];
+/// How often the health reporter pings the database.
+const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A built, bound, not yet serving Dossier.
+pub struct Server {
+    listener: TcpListener,
+    underwriter: Underwriter,
+    notifications: Notifications,
+    audit_writer: AuditWriter,
+    args: ServeArgs,
+}
+
+/// What `Server::build` needs besides the flags: resolved secrets and upstreams.
+pub struct Resolved {
+    pub database_url: String,
+    pub vault: Vault,
+    pub upstreams: UpstreamSettings,
+}
+
+impl Server {
+    pub async fn build(args: ServeArgs, resolved: Resolved) -> anyhow::Result<Server> {
+        let policy = match &args.policy_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("cannot read policy file {}", path.display()))?;
+                LoadedPolicy::parse(&text).with_context(|| format!("policy file {} is refused", path.display()))?
+            }
+            None => LoadedPolicy::default_policy(),
+        };
+        if args.migrate {
+            let applied = store::migrate(&resolved.database_url).await?;
+            if !applied.is_empty() {
+                tracing::info!(?applied, "migrations applied");
+            }
+        }
+        let pool = store::connect(&resolved.database_url, args.db_max_connections).await?;
+        let pending = store::pending_migrations(&pool).await?;
+        if !pending.is_empty() {
+            let list: Vec<String> = pending.iter().map(|(v, d)| format!("{v} {d}")).collect();
+            anyhow::bail!(
+                "the database schema is older than this binary: {} migration(s) pending ({}). Run `dossier migrate` first, or start with --migrate",
+                pending.len(),
+                list.join(", ")
+            );
+        }
+        let (audit, audit_writer) = AuditSink::start(pool.clone());
+        let upstreams = Upstreams::new(&resolved.upstreams, audit);
+        let notifications = Notifications::start(pool.clone());
+        let grpc_addr = args.grpc_addr.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 50051)));
+        let listener = TcpListener::bind(grpc_addr)
+            .await
+            .with_context(|| format!("cannot listen on {grpc_addr} (DOSSIER_GRPC_ADDR); is another process using it?"))?;
+        tracing::info!(policy_version = %policy.policy.version, policy_hash = %policy.hash, "policy loaded");
+        Ok(Server {
+            listener,
+            underwriter: Underwriter { store: Store::new(pool, resolved.vault), upstreams, policy: Arc::new(policy) },
+            notifications,
+            audit_writer,
+            args,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.underwriter.store
+    }
+
+    /// Serves until `shutdown` resolves, then: health NOT_SERVING, optional delay, stop
+    /// accepting (GOAWAY), let in-flight calls finish within the grace period, hand
+    /// back jobs, flush the audit trail.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+        let Server { listener, underwriter, notifications, audit_writer, args } = self;
+        let addr = listener.local_addr()?;
+        let (reporter, health_service) = tonic_health::server::health_reporter();
+        set_health(&reporter, ServingStatus::Serving).await;
+
+        let stopping = CancellationToken::new();
+        let health_task = tokio::spawn(watch_database(underwriter.store.clone(), reporter.clone(), stopping.clone()));
+
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+
+        let workers_stop = CancellationToken::new();
+        let worker_prefix = format!("{}:{}", hostname(), std::process::id());
+        let mut workers = crate::jobs::start(underwriter.clone(), notifications.clone(), args.workers, &worker_prefix, workers_stop.clone());
+
+        let underwriting = UnderwritingServiceServer::new(UnderwritingApi { underwriter: underwriter.clone(), notifications });
+        let data = DataServiceServer::new(DataApi { upstreams: underwriter.upstreams.clone() });
+        drop(underwriter);
+
+        let (stop_accepting, accepting_stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tonic::transport::Server::builder()
+            .max_connection_age(args.max_connection_age)
+            .max_connection_age_grace(args.max_connection_age_grace)
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .layer(RpcLogLayer)
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(underwriting)
+            .add_service(data)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+                let _ = accepting_stopped.await;
+            });
+        let mut server = tokio::spawn(server);
+        tracing::info!(%addr, "dossier serving gRPC");
+
+        tokio::select! {
+            _ = shutdown => {}
+            result = &mut server => {
+                stopping.cancel();
+                workers_stop.cancel();
+                return result.context("gRPC server task panicked")?.context("gRPC server failed");
+            }
+        }
+        let grace_ends = Instant::now() + args.shutdown_grace;
+        tracing::info!(grace = ?args.shutdown_grace, delay = ?args.shutdown_delay, "shutdown requested: reporting NOT_SERVING");
+        stopping.cancel();
+        let _ = health_task.await;
+        set_health(&reporter, ServingStatus::NotServing).await;
+        tokio::time::sleep(args.shutdown_delay).await;
+
+        // Stop accepting; tonic sends GOAWAY and waits for in-flight calls.
+        let _ = stop_accepting.send(());
+        workers_stop.cancel();
+        match tokio::time::timeout_at(grace_ends.into(), &mut server).await {
+            Ok(result) => result.context("gRPC server task panicked")?.context("gRPC server failed")?,
+            Err(_) => {
+                tracing::warn!("grace period over with calls still in flight; closing them");
+                server.abort();
+            }
+        }
+        while let Ok(Some(_)) = tokio::time::timeout_at(grace_ends.into(), workers.join_next()).await {}
+        workers.abort_all();
+        drop(reporter);
+        // Every sink clone lives in handlers and workers, all stopped now.
+        if tokio::time::timeout(Duration::from_secs(5), audit_writer.flush()).await.is_err() {
+            tracing::warn!("audit trail flush timed out; some upstream calls were not audited");
+        }
+        tracing::info!("dossier stopped");
+        Ok(())
+    }
+}
+
+async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
+    for service in HEALTH_SERVICES {
+        reporter.set_service_status(service, status).await;
+    }
+}
+
+/// SERVING only while the database answers.
+async fn watch_database(store: Store, reporter: HealthReporter, stopping: CancellationToken) {
+    let mut serving = true;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(HEALTH_INTERVAL) => {}
+            _ = stopping.cancelled() => return,
+        }
+        let up = store.ping().await;
+        if up != serving {
+            serving = up;
+            if up {
+                tracing::info!("database reachable again: SERVING");
+            } else {
+                tracing::warn!("database unreachable: NOT_SERVING");
+            }
+            set_health(&reporter, if up { ServingStatus::Serving } else { ServingStatus::NotServing }).await;
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|s| s.trim().to_owned()))
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "dossier".to_owned())
+}
+
+/// Resolves SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("installing a SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,104 @@
+//! Request counting: every request that reaches a simulator (the `/_sim/*` control routes
+//! excepted) is counted under `"<METHOD> <route pattern>"`, before any quota or fault
+//! decides its fate.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+
+use super::SimState;
+
+/// Requests counted by one simulator, keyed by `"<METHOD> <route>"`, e.g.
+/// `"GET /v1/licenses/{state}/{number}"`. Requests that matched no route are counted as
+/// `"<METHOD> (unmatched)"`.
+///
+/// Serialises as `{"requests": {...}, "total": n}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub requests: BTreeMap<String, u64>,
+}
+
+impl Stats {
+    /// All requests counted, over every route.
+    pub fn total(&self) -> u64 {
+        self.requests.values().sum()
+    }
+
+    /// Requests counted for one key, e.g. `stats.count("GET /v1/avm")`; 0 if none.
+    pub fn count(&self, key: &str) -> u64 {
+        self.requests.get(key).copied().unwrap_or(0)
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct StatsJson {
+    requests: BTreeMap<String, u64>,
+    #[serde(default)]
+    total: u64,
+}
+
+impl Serialize for Stats {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        StatsJson {
+            requests: self.requests.clone(),
+            total: self.total(),
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Stats {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let json = StatsJson::deserialize(deserializer)?;
+        Ok(Stats {
+            requests: json.requests,
+        })
+    }
+}
+
+/// The live counters of one simulator.
+#[derive(Debug, Default)]
+pub(crate) struct Recorder {
+    counts: Mutex<BTreeMap<String, u64>>,
+}
+
+impl Recorder {
+    pub(crate) fn record(&self, key: String) {
+        *self
+            .counts
+            .lock()
+            .expect("stats lock")
+            .entry(key)
+            .or_insert(0) += 1;
+    }
+
+    pub(crate) fn snapshot(&self) -> Stats {
+        Stats {
+            requests: self.counts.lock().expect("stats lock").clone(),
+        }
+    }
+
+    pub(crate) fn reset(&self) {
+        self.counts.lock().expect("stats lock").clear();
+    }
+}
+
+/// Middleware: count the request, then pass it on.
+pub(crate) async fn middleware(
+    State(state): State<Arc<SimState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if !super::is_control_path(request.uri().path()) {
+        let key = match request.extensions().get::<MatchedPath>() {
+            Some(path) => format!("{} {}", request.method(), path.as_str()),
+            None => format!("{} (unmatched)", request.method()),
+        };
+        state.stats.record(key);
+    }
+    next.run(request).await
+}

@@ -42,9 +42,6 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
     let upstreams = args.upstreams.settings()?;
     let server = Server::build(args, Resolved { database_url: database_url.clone(), vault, upstreams }).await?;
     let addr = server.local_addr();
-    for (upstream, url) in sims.base_urls() {
-        tracing::info!(upstream = upstream.name(), %url, "simulator");
-    }
     println!(
         "\nDossier dev is up on {addr}.\n\
          \n  Database:   {}\

@@ -101,15 +101,15 @@ impl HttpUpstream {
         ctx: &CallContext,
     ) -> Result<Option<Fetched<T>>, UpstreamError> {
         let upstream = self.config.name;
-        let timeout = match ctx.deadline {
+        let (timeout, deadline_bound) = match ctx.deadline {
             Some(deadline) => {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     return Err(UpstreamError::DeadlineExceeded { upstream });
                 }
-                left.min(self.config.timeout)
+                (left.min(self.config.timeout), left < self.config.timeout)
             }
-            None => self.config.timeout,
+            None => (self.config.timeout, false),
         };
         let mut request = request.timeout(timeout);
         if let Some(token) = &self.config.credential {
@@ -117,7 +117,11 @@ impl HttpUpstream {
         }
         let started = Instant::now();
         let called_at = Utc::now();
-        let result = self.exchange::<T>(request, timeout).await;
+        let mut result = self.exchange::<T>(request, timeout).await;
+        if deadline_bound && matches!(result, Err((_, UpstreamError::Timeout { .. }))) {
+            // The caller's deadline, not the upstream's timeout, cut this short.
+            result = Err((None, UpstreamError::DeadlineExceeded { upstream }));
+        }
         let (status, outcome, error) = match &result {
             Ok((status, Some(_))) => (Some(*status), "ok".to_owned(), None),
             Ok((status, None)) => (Some(*status), "not_found".to_owned(), None),

@@ -1,0 +1,224 @@
+//! Test harness: a fresh database per test on a real PostgreSQL, the real simulators,
+//! and the real server on port 0, called over a real socket.
+//!
+//! PostgreSQL: `DATABASE_URL` when set (any database on the server; each test creates
+//! its own), otherwise one private server per test binary, started like `dossier dev`
+//! does and removed by its watchdog when the binary exits.
+
+#![allow(dead_code)]
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use dossier::config::{ServeArgs, UpstreamArgs};
+use dossier::devdb::PrivatePostgres;
+use dossier::proto::underwriting_service_client::UnderwritingServiceClient;
+use dossier::server::{Resolved, Server};
+use dossier::sim::{SimConfig, Simulators, Upstream};
+use dossier::store::{Store, Vault};
+use sqlx::{Connection, Executor, PgConnection, PgPool};
+use tokio::sync::oneshot;
+use tonic::transport::Channel;
+
+static PRIVATE_PG: OnceLock<PrivatePostgres> = OnceLock::new();
+
+/// URL of a database the tests may create databases from.
+fn admin_url() -> String {
+    if let Ok(url) = std::env::var("DATABASE_URL") {
+        return url;
+    }
+    PRIVATE_PG
+        .get_or_init(|| PrivatePostgres::start().expect("start a private PostgreSQL for the tests (or set DATABASE_URL)"))
+        .url()
+}
+
+fn with_database(url: &str, db: &str) -> String {
+    let mut parsed = url::Url::parse(url).expect("DATABASE_URL is a URL");
+    parsed.set_path(&format!("/{db}"));
+    parsed.to_string()
+}
+
+/// A database of its own for one test, dropped when the test ends.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+    admin: String,
+}
+
+impl TestDb {
+    /// An empty database (no migrations).
+    pub async fn empty() -> TestDb {
+        let admin = admin_url();
+        let name = format!("dossier_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = PgConnection::connect(&admin).await.expect("connect to the test PostgreSQL");
+        conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.expect("create test database");
+        let _ = conn.close().await;
+        TestDb { url: with_database(&admin, &name), name, admin }
+    }
+
+    /// A migrated database.
+    pub async fn migrated() -> TestDb {
+        let db = TestDb::empty().await;
+        dossier::store::migrate(&db.url).await.expect("migrate test database");
+        db
+    }
+
+    /// Drops the database now, disconnecting everyone (simulates losing it).
+    pub async fn drop_now(&self) {
+        let mut conn = PgConnection::connect(&self.admin).await.expect("connect");
+        conn.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))).await.expect("drop database");
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let admin = self.admin.clone();
+        let name = self.name.clone();
+        // Drop runs outside async context; a short-lived runtime on its own thread.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                if let Ok(mut conn) = PgConnection::connect(&admin).await {
+                    let _ = conn.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A running Dossier with its own database and simulators.
+pub struct TestApp {
+    pub addr: std::net::SocketAddr,
+    pub db: TestDb,
+    pub pool: PgPool,
+    pub store: Store,
+    pub sims: Simulators,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+pub fn serve_args(database_url: &str) -> ServeArgs {
+    ServeArgs {
+        database_url: Some(database_url.to_owned()),
+        grpc_addr: Some("127.0.0.1:0".parse().unwrap()),
+        migrate: false,
+        db_max_connections: 10,
+        encryption_keys: None,
+        encryption_active_key: None,
+        lookup_key: None,
+        policy_file: None,
+        workers: 2,
+        shutdown_grace: Duration::from_secs(10),
+        shutdown_delay: Duration::ZERO,
+        max_connection_age: Duration::from_secs(300),
+        max_connection_age_grace: Duration::from_secs(30),
+        upstreams: UpstreamArgs {
+            rails_url: None,
+            rails_token: None,
+            property_records_url: None,
+            valuation_url: None,
+            identity_url: None,
+            licensing_url: None,
+            registry_url: None,
+            upstream_timeout: Duration::from_secs(5),
+        },
+    }
+}
+
+pub fn point_at_sims(args: &mut ServeArgs, sims: &Simulators) {
+    let u = &mut args.upstreams;
+    u.rails_url = Some(sims.base_url(Upstream::Rails));
+    u.rails_token = Some(sims.rails_token().to_owned());
+    u.property_records_url = Some(sims.base_url(Upstream::PropertyRecords));
+    u.valuation_url = Some(sims.base_url(Upstream::Valuation));
+    u.identity_url = Some(sims.base_url(Upstream::Identity));
+    u.licensing_url = Some(sims.base_url(Upstream::Licensing));
+    u.registry_url = Some(sims.base_url(Upstream::Registry));
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        TestApp::spawn_with(|_| {}).await
+    }
+
+    /// Spawns with settings adjusted by `tweak`.
+    pub async fn spawn_with(tweak: impl FnOnce(&mut ServeArgs)) -> TestApp {
+        let db = TestDb::migrated().await;
+        let sims = Simulators::start(SimConfig::default()).await.expect("start simulators");
+        let mut args = serve_args(&db.url);
+        point_at_sims(&mut args, &sims);
+        tweak(&mut args);
+        let upstreams = args.upstreams.settings().unwrap();
+        let server = Server::build(args, Resolved { database_url: db.url.clone(), vault: Vault::ephemeral(), upstreams })
+            .await
+            .expect("build server");
+        let addr = server.local_addr();
+        let store = server.store().clone();
+        let pool = store.pool.clone();
+        let (tx, rx) = oneshot::channel();
+        let handle = tokio::spawn(server.run_until_stopped(async {
+            let _ = rx.await;
+        }));
+        TestApp { addr, db, pool, store, sims, shutdown: Some(tx), server: Some(handle) }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.endpoint()).unwrap().connect().await.expect("connect to the test server")
+    }
+
+    pub async fn client(&self) -> UnderwritingServiceClient<Channel> {
+        UnderwritingServiceClient::new(self.channel().await)
+    }
+
+    /// Sends SIGTERM-equivalent shutdown and waits for the server to stop.
+    pub async fn stop(&mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match self.server.take() {
+            Some(h) => h.await.expect("server task"),
+            None => Ok(()),
+        }
+    }
+
+    /// Begins shutdown without waiting.
+    pub fn begin_stop(&mut self) -> Option<tokio::task::JoinHandle<anyhow::Result<()>>> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.server.take()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// An example application file as a request source.
+pub fn example(name: &str) -> dossier::proto::evaluate_application_request::Source {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(format!("{name}.json"));
+    dossier::cli::evaluate::read_file(&path).expect("example parses")
+}
+
+/// The example as an inline Application message.
+pub fn example_application(name: &str) -> dossier::proto::Application {
+    match example(name) {
+        dossier::proto::evaluate_application_request::Source::Application(a) => a,
+        _ => panic!("{name} is not an inline application"),
+    }
+}
+
+pub fn evaluate_request(name: &str, key: &str) -> tonic::Request<dossier::proto::EvaluateApplicationRequest> {
+    let mut r = tonic::Request::new(dossier::proto::EvaluateApplicationRequest { idempotency_key: key.to_owned(), source: Some(example(name)) });
+    r.set_timeout(Duration::from_secs(30));
+    r
+}

@@ -10,9 +10,14 @@ pub fn vault_from(args: &ServeArgs) -> anyhow::Result<Vault> {
             "DOSSIER_ENCRYPTION_KEYS is not set; generate a key with `echo k1:$(openssl rand -base64 32)` and keep it in your secret store"
         )
     })?;
-    let lookup = args
-        .lookup_key
-        .as_deref()
-        .ok_or_else(|| anyhow::anyhow!("DOSSIER_LOOKUP_KEY is not set; generate one with `openssl rand -base64 32`"))?;
-    Ok(Vault::from_config(keys, args.encryption_active_key.as_deref(), lookup)?)
+    let lookup = args.lookup_key.as_deref().ok_or_else(|| {
+        anyhow::anyhow!(
+            "DOSSIER_LOOKUP_KEY is not set; generate one with `openssl rand -base64 32`"
+        )
+    })?;
+    Ok(Vault::from_config(
+        keys,
+        args.encryption_active_key.as_deref(),
+        lookup,
+    )?)
 }

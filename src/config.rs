@@ -118,10 +118,22 @@ impl UpstreamArgs {
         let s = crate::upstream::UpstreamSettings {
             rails_url: need(&self.rails_url, "rails-url", "DOSSIER_RAILS_URL"),
             rails_token: self.rails_token.clone(),
-            property_records_url: need(&self.property_records_url, "property-records-url", "DOSSIER_PROPERTY_RECORDS_URL"),
-            valuation_url: need(&self.valuation_url, "valuation-url", "DOSSIER_VALUATION_URL"),
+            property_records_url: need(
+                &self.property_records_url,
+                "property-records-url",
+                "DOSSIER_PROPERTY_RECORDS_URL",
+            ),
+            valuation_url: need(
+                &self.valuation_url,
+                "valuation-url",
+                "DOSSIER_VALUATION_URL",
+            ),
             identity_url: need(&self.identity_url, "identity-url", "DOSSIER_IDENTITY_URL"),
-            licensing_url: need(&self.licensing_url, "licensing-url", "DOSSIER_LICENSING_URL"),
+            licensing_url: need(
+                &self.licensing_url,
+                "licensing-url",
+                "DOSSIER_LICENSING_URL",
+            ),
             registry_url: need(&self.registry_url, "registry-url", "DOSSIER_REGISTRY_URL"),
             timeout: self.upstream_timeout,
         };

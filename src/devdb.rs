@@ -40,13 +40,24 @@ impl PrivatePostgres {
         } else {
             None
         };
-        let dir = std::env::temp_dir().join(format!("dossier-pg-{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()));
+        let dir = std::env::temp_dir().join(format!(
+            "dossier-pg-{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ));
         std::fs::create_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
         if let Some(u) = &user {
-            std::os::unix::fs::chown(&dir, Some(u.uid.as_raw()), Some(u.gid.as_raw())).context("cannot hand the data directory to the postgres user")?;
+            std::os::unix::fs::chown(&dir, Some(u.uid.as_raw()), Some(u.gid.as_raw()))
+                .context("cannot hand the data directory to the postgres user")?;
         }
-        let mut pg = PrivatePostgres { dir, bin, port: 0, user, stopped: false };
+        let mut pg = PrivatePostgres {
+            dir,
+            bin,
+            port: 0,
+            user,
+            stopped: false,
+        };
         pg.init()?;
         pg.start_server()?;
         pg.spawn_watchdog()?;
@@ -62,7 +73,9 @@ impl PrivatePostgres {
         if let Some(u) = &self.user {
             c.uid(u.uid.as_raw()).gid(u.gid.as_raw());
         }
-        c.env("LC_ALL", "C").env_remove("PGDATA").current_dir(&self.dir);
+        c.env("LC_ALL", "C")
+            .env_remove("PGDATA")
+            .current_dir(&self.dir);
         c
     }
 
@@ -71,12 +84,23 @@ impl PrivatePostgres {
             .command("initdb")
             .arg("-D")
             .arg(self.data())
-            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync", "--no-instructions"])
+            .args([
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "--no-instructions",
+            ])
             .stdin(Stdio::null())
             .output()
             .context("cannot run initdb")?;
         if !out.status.success() {
-            bail!("initdb failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+            bail!(
+                "initdb failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
         }
         Ok(())
     }
@@ -106,7 +130,10 @@ impl PrivatePostgres {
             }
             last_error = std::fs::read_to_string(self.dir.join("postgres.log")).unwrap_or_default();
         }
-        bail!("the private PostgreSQL did not start: {}", last_error.trim())
+        bail!(
+            "the private PostgreSQL did not start: {}",
+            last_error.trim()
+        )
     }
 
     fn spawn_watchdog(&self) -> anyhow::Result<()> {
@@ -118,7 +145,11 @@ impl PrivatePostgres {
             dir = shell_quote(&self.dir),
         );
         let mut c = Command::new("/bin/sh");
-        c.arg("-c").arg(script).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        c.arg("-c")
+            .arg(script)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         if let Some(u) = &self.user {
             c.uid(u.uid.as_raw()).gid(u.gid.as_raw());
         }

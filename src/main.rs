@@ -10,7 +10,11 @@ use dossier::config::ServeArgs;
 use dossier::server::{Resolved, Server, shutdown_signal};
 
 #[derive(Parser)]
-#[command(name = "dossier", version, about = "Underwriting data gateway for PACE financing")]
+#[command(
+    name = "dossier",
+    version,
+    about = "Underwriting data gateway for PACE financing"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -83,7 +87,15 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 .ok_or_else(|| anyhow::anyhow!("DATABASE_URL is not set; `serve` needs a PostgreSQL URL (`dossier dev` starts a private one)"))?;
             let vault = dossier::cli_support::vault_from(&args)?;
             let upstreams = args.upstreams.settings()?;
-            let server = Server::build(args, Resolved { database_url, vault, upstreams }).await?;
+            let server = Server::build(
+                args,
+                Resolved {
+                    database_url,
+                    vault,
+                    upstreams,
+                },
+            )
+            .await?;
             server.run_until_stopped(shutdown_signal()).await
         }
         Command::Dev(args) => dossier::cli::dev::run(args).await,
@@ -105,8 +117,15 @@ async fn run(command: Command) -> anyhow::Result<()> {
             sims.shutdown().await;
             Ok(())
         }
-        Command::Evaluate { file, addr, idempotency_key, timeout, raw } => {
-            let report = dossier::cli::evaluate::run(&file, &addr, idempotency_key, timeout).await?;
+        Command::Evaluate {
+            file,
+            addr,
+            idempotency_key,
+            timeout,
+            raw,
+        } => {
+            let report =
+                dossier::cli::evaluate::run(&file, &addr, idempotency_key, timeout).await?;
             if raw {
                 println!("{report:#?}");
             } else {

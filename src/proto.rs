@@ -5,4 +5,5 @@ tonic::include_proto!("dossier.v1");
 
 /// The encoded descriptor set of every Dossier proto and its imports, served by
 /// reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/dossier_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/dossier_descriptor.bin"));

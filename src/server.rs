@@ -28,7 +28,11 @@ use crate::underwriting::Underwriter;
 use crate::upstream::{UpstreamSettings, Upstreams};
 
 /// Services reported by grpc.health.v1 ("" is the whole server).
-const HEALTH_SERVICES: [&str; 3] = ["", "dossier.v1.UnderwritingService", "dossier.v1.DataService"];
+const HEALTH_SERVICES: [&str; 3] = [
+    "",
+    "dossier.v1.UnderwritingService",
+    "dossier.v1.DataService",
+];
 /// How often the health reporter pings the database.
 const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -52,8 +56,10 @@ impl Server {
     pub async fn build(args: ServeArgs, resolved: Resolved) -> anyhow::Result<Server> {
         let policy = match &args.policy_file {
             Some(path) => {
-                let text = std::fs::read_to_string(path).with_context(|| format!("cannot read policy file {}", path.display()))?;
-                LoadedPolicy::parse(&text).with_context(|| format!("policy file {} is refused", path.display()))?
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read policy file {}", path.display()))?;
+                LoadedPolicy::parse(&text)
+                    .with_context(|| format!("policy file {} is refused", path.display()))?
             }
             None => LoadedPolicy::default_policy(),
         };
@@ -76,14 +82,22 @@ impl Server {
         let (audit, audit_writer) = AuditSink::start(pool.clone());
         let upstreams = Upstreams::new(&resolved.upstreams, audit);
         let notifications = Notifications::start(pool.clone());
-        let grpc_addr = args.grpc_addr.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 50051)));
-        let listener = TcpListener::bind(grpc_addr)
-            .await
-            .with_context(|| format!("cannot listen on {grpc_addr} (DOSSIER_GRPC_ADDR); is another process using it?"))?;
+        let grpc_addr = args
+            .grpc_addr
+            .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 50051)));
+        let listener = TcpListener::bind(grpc_addr).await.with_context(|| {
+            format!(
+                "cannot listen on {grpc_addr} (DOSSIER_GRPC_ADDR); is another process using it?"
+            )
+        })?;
         tracing::info!(policy_version = %policy.policy.version, policy_hash = %policy.hash, "policy loaded");
         Ok(Server {
             listener,
-            underwriter: Underwriter { store: Store::new(pool, resolved.vault), upstreams, policy: Arc::new(policy) },
+            underwriter: Underwriter {
+                store: Store::new(pool, resolved.vault),
+                upstreams,
+                policy: Arc::new(policy),
+            },
             notifications,
             audit_writer,
             args,
@@ -91,7 +105,9 @@ impl Server {
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     pub fn store(&self) -> &Store {
@@ -101,14 +117,27 @@ impl Server {
     /// Serves until `shutdown` resolves, then: health NOT_SERVING, optional delay, stop
     /// accepting (GOAWAY), let in-flight calls finish within the grace period, hand
     /// back jobs, flush the audit trail.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
-        let Server { listener, underwriter, notifications, audit_writer, args } = self;
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> anyhow::Result<()> {
+        let Server {
+            listener,
+            underwriter,
+            notifications,
+            audit_writer,
+            args,
+        } = self;
         let addr = listener.local_addr()?;
         let (reporter, health_service) = tonic_health::server::health_reporter();
         set_health(&reporter, ServingStatus::Serving).await;
 
         let stopping = CancellationToken::new();
-        let health_task = tokio::spawn(watch_database(underwriter.store.clone(), reporter.clone(), stopping.clone()));
+        let health_task = tokio::spawn(watch_database(
+            underwriter.store.clone(),
+            reporter.clone(),
+            stopping.clone(),
+        ));
 
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
@@ -121,10 +150,21 @@ impl Server {
 
         let workers_stop = CancellationToken::new();
         let worker_prefix = format!("{}:{}", hostname(), std::process::id());
-        let mut workers = crate::jobs::start(underwriter.clone(), notifications.clone(), args.workers, &worker_prefix, workers_stop.clone());
+        let mut workers = crate::jobs::start(
+            underwriter.clone(),
+            notifications.clone(),
+            args.workers,
+            &worker_prefix,
+            workers_stop.clone(),
+        );
 
-        let underwriting = UnderwritingServiceServer::new(UnderwritingApi { underwriter: underwriter.clone(), notifications });
-        let data = DataServiceServer::new(DataApi { upstreams: underwriter.upstreams.clone() });
+        let underwriting = UnderwritingServiceServer::new(UnderwritingApi {
+            underwriter: underwriter.clone(),
+            notifications,
+        });
+        let data = DataServiceServer::new(DataApi {
+            upstreams: underwriter.upstreams.clone(),
+        });
         drop(underwriter);
 
         let (stop_accepting, accepting_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -163,17 +203,24 @@ impl Server {
         let _ = stop_accepting.send(());
         workers_stop.cancel();
         match tokio::time::timeout_at(grace_ends.into(), &mut server).await {
-            Ok(result) => result.context("gRPC server task panicked")?.context("gRPC server failed")?,
+            Ok(result) => result
+                .context("gRPC server task panicked")?
+                .context("gRPC server failed")?,
             Err(_) => {
                 tracing::warn!("grace period over with calls still in flight; closing them");
                 server.abort();
             }
         }
-        while let Ok(Some(_)) = tokio::time::timeout_at(grace_ends.into(), workers.join_next()).await {}
+        while let Ok(Some(_)) =
+            tokio::time::timeout_at(grace_ends.into(), workers.join_next()).await
+        {}
         workers.abort_all();
         drop(reporter);
         // Every sink clone lives in handlers and workers, all stopped now.
-        if tokio::time::timeout(Duration::from_secs(5), audit_writer.flush()).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(5), audit_writer.flush())
+            .await
+            .is_err()
+        {
             tracing::warn!("audit trail flush timed out; some upstream calls were not audited");
         }
         tracing::info!("dossier stopped");
@@ -203,7 +250,15 @@ async fn watch_database(store: Store, reporter: HealthReporter, stopping: Cancel
             } else {
                 tracing::warn!("database unreachable: NOT_SERVING");
             }
-            set_health(&reporter, if up { ServingStatus::Serving } else { ServingStatus::NotServing }).await;
+            set_health(
+                &reporter,
+                if up {
+                    ServingStatus::Serving
+                } else {
+                    ServingStatus::NotServing
+                },
+            )
+            .await;
         }
     }
 }
@@ -211,7 +266,11 @@ async fn watch_database(store: Store, reporter: HealthReporter, stopping: Cancel
 fn hostname() -> String {
     std::env::var("HOSTNAME")
         .ok()
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|s| s.trim().to_owned()))
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|s| s.trim().to_owned())
+        })
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "dossier".to_owned())
 }
@@ -221,7 +280,8 @@ pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("installing a SIGTERM handler");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler");
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

@@ -5,21 +5,36 @@ mod common;
 use std::time::Duration;
 
 use common::{TestApp, evaluate_request, example, example_application};
-use dossier::proto::{self, ApplicationStatus, CheckOutcome, Decision, submit_application_request::Source};
+use dossier::proto::{
+    self, ApplicationStatus, CheckOutcome, Decision, submit_application_request::Source,
+};
 use futures::StreamExt;
 use tonic::Code;
 use tonic_types::StatusExt;
 
 fn submit(key: &str, app: proto::Application) -> tonic::Request<proto::SubmitApplicationRequest> {
-    tonic::Request::new(proto::SubmitApplicationRequest { idempotency_key: key.into(), source: Some(Source::Application(app)) })
+    tonic::Request::new(proto::SubmitApplicationRequest {
+        idempotency_key: key.into(),
+        source: Some(Source::Application(app)),
+    })
 }
 
 #[tokio::test]
 async fn examples_end_as_named_and_are_stored() {
     let app = TestApp::spawn().await;
     let mut client = app.client().await;
-    for (name, want) in [("approve", Decision::Approved), ("decline", Decision::Declined), ("refer", Decision::Refer)] {
-        let report = client.evaluate_application(evaluate_request(name, &format!("ex-{name}"))).await.unwrap().into_inner().report.unwrap();
+    for (name, want) in [
+        ("approve", Decision::Approved),
+        ("decline", Decision::Declined),
+        ("refer", Decision::Refer),
+    ] {
+        let report = client
+            .evaluate_application(evaluate_request(name, &format!("ex-{name}")))
+            .await
+            .unwrap()
+            .into_inner()
+            .report
+            .unwrap();
         assert_eq!(report.decision(), want, "{name}: {report:#?}");
         assert_eq!(report.status(), ApplicationStatus::Decided);
         assert!(report.complete, "{name}");
@@ -30,9 +45,16 @@ async fn examples_end_as_named_and_are_stored() {
             .fetch_one(&app.pool)
             .await
             .unwrap();
-        assert_eq!(stored, want.as_str_name().trim_start_matches("DECISION_").to_lowercase());
+        assert_eq!(
+            stored,
+            want.as_str_name()
+                .trim_start_matches("DECISION_")
+                .to_lowercase()
+        );
         let fetched = client
-            .get_report(proto::GetReportRequest { application_id: report.application_id.clone() })
+            .get_report(proto::GetReportRequest {
+                application_id: report.application_id.clone(),
+            })
             .await
             .unwrap()
             .into_inner()
@@ -41,9 +63,19 @@ async fn examples_end_as_named_and_are_stored() {
         assert_eq!(fetched.decision, report.decision);
         assert_eq!(fetched.checks.len(), report.checks.len());
     }
-    let declined = client.evaluate_application(evaluate_request("decline", "ex-decline")).await.unwrap().into_inner().report.unwrap();
+    let declined = client
+        .evaluate_application(evaluate_request("decline", "ex-decline"))
+        .await
+        .unwrap()
+        .into_inner()
+        .report
+        .unwrap();
     assert_eq!(declined.reason_codes, vec!["PROPERTY_TAX_DELINQUENT"]);
-    let tax = declined.checks.iter().find(|c| c.kind() == proto::CheckKind::PropertyTax).unwrap();
+    let tax = declined
+        .checks
+        .iter()
+        .find(|c| c.kind() == proto::CheckKind::PropertyTax)
+        .unwrap();
     assert_eq!(tax.outcome(), CheckOutcome::Fail);
     assert_eq!(tax.upstream, "property_records");
     assert!(tax.fetched_time.is_some());
@@ -53,19 +85,33 @@ async fn examples_end_as_named_and_are_stored() {
 async fn submit_is_idempotent_by_key_and_refuses_a_changed_payload() {
     let app = TestApp::spawn().await;
     let mut client = app.client().await;
-    let first = client.submit_application(submit("key-1", example_application("approve"))).await.unwrap().into_inner();
+    let first = client
+        .submit_application(submit("key-1", example_application("approve")))
+        .await
+        .unwrap()
+        .into_inner();
     assert!(!first.replayed);
     assert_eq!(first.status(), ApplicationStatus::Pending);
-    let again = client.submit_application(submit("key-1", example_application("approve"))).await.unwrap().into_inner();
+    let again = client
+        .submit_application(submit("key-1", example_application("approve")))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(again.application_id, first.application_id);
     assert!(again.replayed);
 
     let mut changed = example_application("approve");
     changed.financing.as_mut().unwrap().amount_cents += 1;
-    let err = client.submit_application(submit("key-1", changed)).await.unwrap_err();
+    let err = client
+        .submit_application(submit("key-1", changed))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::AlreadyExists, "{err:?}");
     assert!(err.message().contains(&first.application_id));
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM applications").fetch_one(&app.pool).await.unwrap();
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM applications")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
     assert_eq!(count, 1);
 }
 
@@ -73,22 +119,41 @@ async fn submit_is_idempotent_by_key_and_refuses_a_changed_payload() {
 async fn a_submitted_application_is_decided_by_a_worker_and_watchable() {
     let app = TestApp::spawn().await;
     let mut client = app.client().await;
-    let accepted = client.submit_application(submit("watch-1", example_application("decline"))).await.unwrap().into_inner();
-    let mut stream = client.watch_report(proto::WatchReportRequest { application_id: accepted.application_id.clone() }).await.unwrap().into_inner();
+    let accepted = client
+        .submit_application(submit("watch-1", example_application("decline")))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut stream = client
+        .watch_report(proto::WatchReportRequest {
+            application_id: accepted.application_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     let mut checks = 0;
     let decided = loop {
-        let event = stream.next().await.expect("stream ends only after the decision").unwrap();
+        let event = stream
+            .next()
+            .await
+            .expect("stream ends only after the decision")
+            .unwrap();
         match event.event.unwrap() {
             proto::watch_report_response::Event::Check(_) => checks += 1,
             proto::watch_report_response::Event::Decided(report) => break report,
         }
     };
-    assert!(stream.next().await.is_none(), "the stream ends after the decision");
+    assert!(
+        stream.next().await.is_none(),
+        "the stream ends after the decision"
+    );
     assert_eq!(decided.decision(), Decision::Declined);
     assert_eq!(checks, decided.checks.len());
     // Replay: watching a decided application gives its history, then the decision.
     let replay: Vec<_> = client
-        .watch_report(proto::WatchReportRequest { application_id: accepted.application_id.clone() })
+        .watch_report(proto::WatchReportRequest {
+            application_id: accepted.application_id.clone(),
+        })
         .await
         .unwrap()
         .into_inner()
@@ -115,10 +180,22 @@ async fn invalid_requests_get_a_field_violation_per_bad_field_and_write_nothing(
     let addr = a.property.as_mut().unwrap().address.as_mut().unwrap();
     addr.state = "ZZ".into();
     addr.line1.clear();
-    a.financing = Some(proto::Financing { amount_cents: 0, term_years: 45 });
-    let err = client.submit_application(submit("bad-1", a)).await.unwrap_err();
+    a.financing = Some(proto::Financing {
+        amount_cents: 0,
+        term_years: 45,
+    });
+    let err = client
+        .submit_application(submit("bad-1", a))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
-    let fields: Vec<String> = err.get_details_bad_request().unwrap().field_violations.into_iter().map(|v| v.field).collect();
+    let fields: Vec<String> = err
+        .get_details_bad_request()
+        .unwrap()
+        .field_violations
+        .into_iter()
+        .map(|v| v.field)
+        .collect();
     assert_eq!(
         fields,
         vec![
@@ -130,17 +207,41 @@ async fn invalid_requests_get_a_field_violation_per_bad_field_and_write_nothing(
             "application.financing.term_years",
         ]
     );
-    assert!(!err.message().contains("12-345-678"), "the SSN is never echoed");
+    assert!(
+        !err.message().contains("12-345-678"),
+        "the SSN is never echoed"
+    );
 
-    let no_applicant = proto::Application { applicants: vec![], ..example_application("approve") };
-    let err = client.submit_application(submit("", no_applicant)).await.unwrap_err();
-    let fields: Vec<String> = err.get_details_bad_request().unwrap().field_violations.into_iter().map(|v| v.field).collect();
+    let no_applicant = proto::Application {
+        applicants: vec![],
+        ..example_application("approve")
+    };
+    let err = client
+        .submit_application(submit("", no_applicant))
+        .await
+        .unwrap_err();
+    let fields: Vec<String> = err
+        .get_details_bad_request()
+        .unwrap()
+        .field_violations
+        .into_iter()
+        .map(|v| v.field)
+        .collect();
     assert_eq!(fields, vec!["idempotency_key", "application.applicants"]);
 
-    let none = client.submit_application(proto::SubmitApplicationRequest { idempotency_key: "k".into(), source: None }).await.unwrap_err();
+    let none = client
+        .submit_application(proto::SubmitApplicationRequest {
+            idempotency_key: "k".into(),
+            source: None,
+        })
+        .await
+        .unwrap_err();
     assert_eq!(none.code(), Code::InvalidArgument);
 
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM applications").fetch_one(&app.pool).await.unwrap();
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM applications")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
     assert_eq!(count, 0, "a refused request writes nothing");
 }
 
@@ -149,12 +250,27 @@ async fn unknown_and_malformed_ids() {
     let app = TestApp::spawn().await;
     let mut client = app.client().await;
     let missing = uuid::Uuid::new_v4().to_string();
-    let err = client.get_report(proto::GetReportRequest { application_id: missing.clone() }).await.unwrap_err();
+    let err = client
+        .get_report(proto::GetReportRequest {
+            application_id: missing.clone(),
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
     assert!(err.message().contains(&missing));
-    let err = client.get_report(proto::GetReportRequest { application_id: "nope".into() }).await.unwrap_err();
+    let err = client
+        .get_report(proto::GetReportRequest {
+            application_id: "nope".into(),
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
-    let err = client.watch_report(proto::WatchReportRequest { application_id: missing }).await.unwrap_err();
+    let err = client
+        .watch_report(proto::WatchReportRequest {
+            application_id: missing,
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
 }
 
@@ -163,17 +279,27 @@ async fn list_reports_pages_and_filters() {
     let app = TestApp::spawn().await;
     let mut client = app.client().await;
     for i in 0..3 {
-        client.evaluate_application(evaluate_request("approve", &format!("a-{i}"))).await.unwrap();
+        client
+            .evaluate_application(evaluate_request("approve", &format!("a-{i}")))
+            .await
+            .unwrap();
     }
     for i in 0..2 {
-        client.evaluate_application(evaluate_request("decline", &format!("d-{i}"))).await.unwrap();
+        client
+            .evaluate_application(evaluate_request("decline", &format!("d-{i}")))
+            .await
+            .unwrap();
     }
     let mut seen = Vec::new();
     let mut token = String::new();
     let mut pages = 0;
     loop {
         let page = client
-            .list_reports(proto::ListReportsRequest { page_size: 2, page_token: token.clone(), ..Default::default() })
+            .list_reports(proto::ListReportsRequest {
+                page_size: 2,
+                page_token: token.clone(),
+                ..Default::default()
+            })
             .await
             .unwrap()
             .into_inner();
@@ -185,27 +311,68 @@ async fn list_reports_pages_and_filters() {
         token = page.next_page_token;
     }
     assert_eq!(pages, 3);
-    assert_eq!(seen, vec!["d-1", "d-0", "a-2", "a-1", "a-0"], "newest first, no duplicates");
+    assert_eq!(
+        seen,
+        vec!["d-1", "d-0", "a-2", "a-1", "a-0"],
+        "newest first, no duplicates"
+    );
 
     let declined = client
-        .list_reports(proto::ListReportsRequest { decision: Decision::Declined as i32, ..Default::default() })
+        .list_reports(proto::ListReportsRequest {
+            decision: Decision::Declined as i32,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(declined.reports.len(), 2);
-    assert!(declined.reports.iter().all(|r| r.reason_codes == vec!["PROPERTY_TAX_DELINQUENT"]));
+    assert!(
+        declined
+            .reports
+            .iter()
+            .all(|r| r.reason_codes == vec!["PROPERTY_TAX_DELINQUENT"])
+    );
 
-    let first = client.list_reports(proto::ListReportsRequest { page_size: 1, ..Default::default() }).await.unwrap().into_inner();
+    let first = client
+        .list_reports(proto::ListReportsRequest {
+            page_size: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
     let err = client
-        .list_reports(proto::ListReportsRequest { page_size: 1, page_token: first.next_page_token, decision: Decision::Approved as i32, ..Default::default() })
+        .list_reports(proto::ListReportsRequest {
+            page_size: 1,
+            page_token: first.next_page_token,
+            decision: Decision::Approved as i32,
+            ..Default::default()
+        })
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Code::InvalidArgument, "a token is bound to its filters");
-    let err = client.list_reports(proto::ListReportsRequest { page_token: "garbage".into(), ..Default::default() }).await.unwrap_err();
+    assert_eq!(
+        err.code(),
+        Code::InvalidArgument,
+        "a token is bound to its filters"
+    );
+    let err = client
+        .list_reports(proto::ListReportsRequest {
+            page_token: "garbage".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
 
     let future = dossier::api::convert::timestamp(chrono::Utc::now() + chrono::Duration::hours(1));
-    let none = client.list_reports(proto::ListReportsRequest { created_after: Some(future), ..Default::default() }).await.unwrap().into_inner();
+    let none = client
+        .list_reports(proto::ListReportsRequest {
+            created_after: Some(future),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert!(none.reports.is_empty());
 }
 
@@ -213,13 +380,21 @@ async fn list_reports_pages_and_filters() {
 async fn applications_by_rails_id_are_fetched_from_rails() {
     let app = TestApp::spawn().await;
     let mut client = app.client().await;
-    let report = client.evaluate_application(evaluate_request("rails", "rails-1")).await.unwrap().into_inner().report.unwrap();
+    let report = client
+        .evaluate_application(evaluate_request("rails", "rails-1"))
+        .await
+        .unwrap()
+        .into_inner()
+        .report
+        .unwrap();
     assert_eq!(report.rails_application_id, "app-1001");
     assert_eq!(report.decision(), Decision::Approved, "{report:#?}");
 
     let mut missing = tonic::Request::new(proto::EvaluateApplicationRequest {
         idempotency_key: String::new(),
-        source: Some(proto::evaluate_application_request::Source::RailsApplicationId("missing-7".into())),
+        source: Some(
+            proto::evaluate_application_request::Source::RailsApplicationId("missing-7".into()),
+        ),
     });
     missing.set_timeout(Duration::from_secs(10));
     let err = client.evaluate_application(missing).await.unwrap_err();
@@ -232,28 +407,53 @@ async fn the_deadline_cuts_slow_checks_short_and_the_report_says_so() {
     let app = TestApp::spawn().await;
     let mut slow = app.sims.behaviour(dossier::sim::Upstream::Identity);
     slow.latency_ms = 60_000;
-    app.sims.set_behaviour(dossier::sim::Upstream::Identity, slow);
+    app.sims
+        .set_behaviour(dossier::sim::Upstream::Identity, slow);
     let mut client = app.client().await;
     let mut request = evaluate_request("approve", "slow-1");
     request.set_timeout(Duration::from_millis(1500));
-    let report = client.evaluate_application(request).await.unwrap().into_inner().report.unwrap();
+    let report = client
+        .evaluate_application(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .report
+        .unwrap();
     assert!(!report.complete);
     assert_eq!(report.decision(), Decision::Refer);
-    let identity: Vec<_> = report.checks.iter().filter(|c| c.kind() == proto::CheckKind::Identity).collect();
+    let identity: Vec<_> = report
+        .checks
+        .iter()
+        .filter(|c| c.kind() == proto::CheckKind::Identity)
+        .collect();
     assert_eq!(identity.len(), 2);
     for c in identity {
         assert_eq!(c.outcome(), CheckOutcome::Unavailable);
         assert_eq!(c.reason_codes, vec!["DEADLINE_EXCEEDED"]);
     }
-    let ownership = report.checks.iter().find(|c| c.kind() == proto::CheckKind::PropertyOwnership).unwrap();
-    assert_eq!(ownership.outcome(), CheckOutcome::Pass, "fast checks still answer");
+    let ownership = report
+        .checks
+        .iter()
+        .find(|c| c.kind() == proto::CheckKind::PropertyOwnership)
+        .unwrap();
+    assert_eq!(
+        ownership.outcome(),
+        CheckOutcome::Pass,
+        "fast checks still answer"
+    );
 }
 
 #[tokio::test]
 async fn pii_is_never_stored_in_plaintext() {
     let app = TestApp::spawn().await;
     let mut client = app.client().await;
-    let report = client.evaluate_application(evaluate_request("approve", "pii-1")).await.unwrap().into_inner().report.unwrap();
+    let report = client
+        .evaluate_application(evaluate_request("approve", "pii-1"))
+        .await
+        .unwrap()
+        .into_inner()
+        .report
+        .unwrap();
     // Everything the database holds about the application, as text.
     let dump: String = sqlx::query_scalar(
         "SELECT concat_ws('|',
@@ -266,7 +466,13 @@ async fn pii_is_never_stored_in_plaintext() {
     .fetch_one(&app.pool)
     .await
     .unwrap();
-    for secret in ["123456789", "123-45-6789", "1972-03-14", "234567890", "1970-11-02"] {
+    for secret in [
+        "123456789",
+        "123-45-6789",
+        "1972-03-14",
+        "234567890",
+        "1970-11-02",
+    ] {
         assert!(!dump.contains(secret), "{secret} found in the database");
     }
     // Sealed values are readable with the key and findable by keyed hash.
@@ -275,7 +481,10 @@ async fn pii_is_never_stored_in_plaintext() {
     assert_eq!(loaded.applicants[0].ssn.expose(), "123456789");
     let ssn = dossier::domain::Ssn::parse("123-45-6789").unwrap();
     assert_eq!(app.store.find_by_ssn(&ssn).await.unwrap(), vec![id]);
-    let key_id: String = sqlx::query_scalar("SELECT DISTINCT key_id FROM applicant_secrets").fetch_one(&app.pool).await.unwrap();
+    let key_id: String = sqlx::query_scalar("SELECT DISTINCT key_id FROM applicant_secrets")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
     assert_eq!(key_id, "ephemeral");
 }
 
@@ -283,7 +492,13 @@ async fn pii_is_never_stored_in_plaintext() {
 async fn every_upstream_call_is_audited() {
     let mut app = TestApp::spawn().await;
     let mut client = app.client().await;
-    let report = client.evaluate_application(evaluate_request("approve", "audit-1")).await.unwrap().into_inner().report.unwrap();
+    let report = client
+        .evaluate_application(evaluate_request("approve", "audit-1"))
+        .await
+        .unwrap()
+        .into_inner()
+        .report
+        .unwrap();
     app.stop().await.unwrap(); // flushes the audit writer
     let rows: Vec<(String, String, Option<i32>, String)> = sqlx::query_as(
         "SELECT upstream, endpoint, http_status, outcome FROM upstream_calls WHERE application_id = $1 ORDER BY upstream, endpoint",
@@ -293,12 +508,31 @@ async fn every_upstream_call_is_audited() {
     .await
     .unwrap();
     let upstreams: std::collections::BTreeSet<&str> = rows.iter().map(|r| r.0.as_str()).collect();
-    assert_eq!(upstreams.into_iter().collect::<Vec<_>>(), vec!["identity", "licensing", "property_records", "registry", "valuation"]);
+    assert_eq!(
+        upstreams.into_iter().collect::<Vec<_>>(),
+        vec![
+            "identity",
+            "licensing",
+            "property_records",
+            "registry",
+            "valuation"
+        ]
+    );
     // Two applicants: identity and bankruptcy each twice.
     assert_eq!(rows.iter().filter(|r| r.0 == "identity").count(), 4);
-    assert!(rows.iter().all(|r| r.2 == Some(200) && r.3 == "ok"), "{rows:?}");
-    let sim_total: u64 = dossier::sim::Upstream::ALL.iter().map(|u| app.sims.stats(*u).total()).sum();
-    assert_eq!(sim_total as usize, rows.len(), "one audit row per real request");
+    assert!(
+        rows.iter().all(|r| r.2 == Some(200) && r.3 == "ok"),
+        "{rows:?}"
+    );
+    let sim_total: u64 = dossier::sim::Upstream::ALL
+        .iter()
+        .map(|u| app.sims.stats(*u).total())
+        .sum();
+    assert_eq!(
+        sim_total as usize,
+        rows.len(),
+        "one audit row per real request"
+    );
 }
 
 #[tokio::test]

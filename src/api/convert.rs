@@ -101,11 +101,15 @@ pub fn status_from_proto(s: proto::ApplicationStatus) -> Option<Status> {
 }
 
 pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
 }
 
 pub fn from_timestamp(t: &prost_types::Timestamp) -> Option<DateTime<Utc>> {
-    Utc.timestamp_opt(t.seconds, u32::try_from(t.nanos).ok()?).single()
+    Utc.timestamp_opt(t.seconds, u32::try_from(t.nanos).ok()?)
+        .single()
 }
 
 pub fn json_to_struct(v: &serde_json::Value) -> Option<prost_types::Struct> {
@@ -122,9 +126,14 @@ fn json_to_value(v: &serde_json::Value) -> prost_types::Value {
         J::Bool(b) => Kind::BoolValue(*b),
         J::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
         J::String(s) => Kind::StringValue(s.clone()),
-        J::Array(a) => Kind::ListValue(prost_types::ListValue { values: a.iter().map(json_to_value).collect() }),
+        J::Array(a) => Kind::ListValue(prost_types::ListValue {
+            values: a.iter().map(json_to_value).collect(),
+        }),
         J::Object(o) => Kind::StructValue(prost_types::Struct {
-            fields: o.iter().map(|(k, v)| (k.clone(), json_to_value(v))).collect(),
+            fields: o
+                .iter()
+                .map(|(k, v)| (k.clone(), json_to_value(v)))
+                .collect(),
         }),
     };
     prost_types::Value { kind: Some(kind) }
@@ -137,7 +146,11 @@ pub fn check_result(r: &domain::CheckResult) -> proto::CheckResult {
         reason_codes: r.reason_codes.clone(),
         message: r.message.clone(),
         subject: r.subject.clone(),
-        upstream: r.source.as_ref().map(|s| s.upstream.clone()).unwrap_or_default(),
+        upstream: r
+            .source
+            .as_ref()
+            .map(|s| s.upstream.clone())
+            .unwrap_or_default(),
         fetched_time: r.source.as_ref().map(|s| timestamp(s.fetched_at)),
         cached: r.source.as_ref().is_some_and(|s| s.cached),
         stale: r.source.as_ref().is_some_and(|s| s.stale),
@@ -189,7 +202,8 @@ mod tests {
 
     #[test]
     fn json_becomes_struct() {
-        let s = json_to_struct(&serde_json::json!({"a": 1, "b": [true, null], "c": {"d": "e"}})).unwrap();
+        let s = json_to_struct(&serde_json::json!({"a": 1, "b": [true, null], "c": {"d": "e"}}))
+            .unwrap();
         assert_eq!(s.fields.len(), 3);
         assert!(json_to_struct(&serde_json::json!(3)).is_none());
     }

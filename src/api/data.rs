@@ -22,7 +22,11 @@ fn provenance(s: &DataSource) -> proto::Provenance {
         (false, true) => proto::CacheOutcome::L1Hit,
         (false, false) => proto::CacheOutcome::Fetched,
     };
-    proto::Provenance { upstream: s.upstream.clone(), fetched_time: Some(convert::timestamp(s.fetched_at)), cache: cache as i32 }
+    proto::Provenance {
+        upstream: s.upstream.clone(),
+        fetched_time: Some(convert::timestamp(s.fetched_at)),
+        cache: cache as i32,
+    }
 }
 
 fn upstream_status(e: UpstreamError) -> Status {
@@ -35,7 +39,9 @@ fn upstream_status(e: UpstreamError) -> Status {
                 ErrorDetails::with_retry_info(retry_after),
             )
         }
-        UpstreamError::DeadlineExceeded { .. } | UpstreamError::Timeout { .. } => Status::deadline_exceeded(e.to_string()),
+        UpstreamError::DeadlineExceeded { .. } | UpstreamError::Timeout { .. } => {
+            Status::deadline_exceeded(e.to_string())
+        }
         _ => Status::unavailable(e.to_string()),
     }
 }
@@ -51,7 +57,11 @@ fn ctx<T>(request: &Request<T>, force_refresh: bool) -> CallContext {
         .and_then(|v| v.to_str().ok())
         .and_then(super::parse_grpc_timeout)
         .map(|d| std::time::Instant::now() + d);
-    CallContext { application_id: None, deadline, force_refresh }
+    CallContext {
+        application_id: None,
+        deadline,
+        force_refresh,
+    }
 }
 
 fn property_type(s: &str) -> proto::PropertyType {
@@ -69,17 +79,29 @@ fn property_type(s: &str) -> proto::PropertyType {
 
 #[tonic::async_trait]
 impl DataService for DataApi {
-    async fn get_property_profile(&self, request: Request<proto::GetPropertyProfileRequest>) -> Result<Response<proto::GetPropertyProfileResponse>, Status> {
+    async fn get_property_profile(
+        &self,
+        request: Request<proto::GetPropertyProfileRequest>,
+    ) -> Result<Response<proto::GetPropertyProfileResponse>, Status> {
         let r = request.get_ref();
         let mut v = validate::Violations::new();
         let address = validate::address(r.address.as_ref(), "address", &mut v);
         v.into_result(()).map_err(error::invalid)?;
-        let query = PropertyQuery { line1: address.line1, city: address.city, state: address.state, postal_code: address.postal_code, apn: r.apn.trim().to_owned() };
+        let query = PropertyQuery {
+            line1: address.line1,
+            city: address.city,
+            state: address.state,
+            postal_code: address.postal_code,
+            apn: r.apn.trim().to_owned(),
+        };
         let ctx = ctx(&request, r.force_refresh);
-        let (record, avm) = tokio::join!(self.upstreams.property_records.lookup(&query, &ctx), self.upstreams.valuation.estimate(&query, &ctx));
-        let record = record
-            .map_err(upstream_status)?
-            .ok_or_else(|| Status::not_found("the county has no record of this property; check the address or APN"))?;
+        let (record, avm) = tokio::join!(
+            self.upstreams.property_records.lookup(&query, &ctx),
+            self.upstreams.valuation.estimate(&query, &ctx)
+        );
+        let record = record.map_err(upstream_status)?.ok_or_else(|| {
+            Status::not_found("the county has no record of this property; check the address or APN")
+        })?;
         // A missing or failed valuation leaves the profile without one rather than
         // failing the whole look-up.
         let avm = match avm {
@@ -96,7 +118,13 @@ impl DataService for DataApi {
         let rec = record.value;
         let profile = proto::PropertyProfile {
             apn: rec.apn,
-            address: Some(proto::Address { line1: rec.line1, line2: String::new(), city: rec.city, state: rec.state, postal_code: rec.postal_code }),
+            address: Some(proto::Address {
+                line1: rec.line1,
+                line2: String::new(),
+                city: rec.city,
+                state: rec.state,
+                postal_code: rec.postal_code,
+            }),
             owners: rec.owners,
             vesting: rec.vesting,
             property_type: property_type(&rec.property_type) as i32,
@@ -108,16 +136,49 @@ impl DataService for DataApi {
             mortgages: rec
                 .mortgages
                 .into_iter()
-                .map(|m| proto::Mortgage { lender: m.lender, balance_cents: m.balance_cents, days_late: m.days_late as i32, late_payments_12m: m.late_payments_12m as i32, notice_of_default: m.notice_of_default })
+                .map(|m| proto::Mortgage {
+                    lender: m.lender,
+                    balance_cents: m.balance_cents,
+                    days_late: m.days_late as i32,
+                    late_payments_12m: m.late_payments_12m as i32,
+                    notice_of_default: m.notice_of_default,
+                })
                 .collect(),
-            liens: rec.liens.into_iter().map(|l| proto::Lien { kind: l.kind, amount_cents: l.amount_cents, record_time: Some(midnight(l.recorded_on)) }).collect(),
-            assessments: rec.assessments.into_iter().map(|a| proto::Assessment { program: a.program, balance_cents: a.balance_cents, annual_payment_cents: a.annual_payment_cents }).collect(),
-            valuation: avm.map(|a| proto::Valuation { value_cents: a.value.value_cents, confidence: a.value.confidence as i32, low_cents: a.value.low_cents, high_cents: a.value.high_cents }),
+            liens: rec
+                .liens
+                .into_iter()
+                .map(|l| proto::Lien {
+                    kind: l.kind,
+                    amount_cents: l.amount_cents,
+                    record_time: Some(midnight(l.recorded_on)),
+                })
+                .collect(),
+            assessments: rec
+                .assessments
+                .into_iter()
+                .map(|a| proto::Assessment {
+                    program: a.program,
+                    balance_cents: a.balance_cents,
+                    annual_payment_cents: a.annual_payment_cents,
+                })
+                .collect(),
+            valuation: avm.map(|a| proto::Valuation {
+                value_cents: a.value.value_cents,
+                confidence: a.value.confidence as i32,
+                low_cents: a.value.low_cents,
+                high_cents: a.value.high_cents,
+            }),
         };
-        Ok(Response::new(proto::GetPropertyProfileResponse { profile: Some(profile), sources }))
+        Ok(Response::new(proto::GetPropertyProfileResponse {
+            profile: Some(profile),
+            sources,
+        }))
     }
 
-    async fn get_person_profile(&self, request: Request<proto::GetPersonProfileRequest>) -> Result<Response<proto::GetPersonProfileResponse>, Status> {
+    async fn get_person_profile(
+        &self,
+        request: Request<proto::GetPersonProfileRequest>,
+    ) -> Result<Response<proto::GetPersonProfileResponse>, Status> {
         let r = request.get_ref();
         let mut v = validate::Violations::new();
         let first_name = v.required_text("first_name", &r.first_name, 100);
@@ -129,7 +190,9 @@ impl DataService for DataApi {
         }
         let address = validate::address(r.address.as_ref(), "address", &mut v);
         v.into_result(()).map_err(error::invalid)?;
-        let (Some(ssn), Some(date_of_birth)) = (ssn, dob) else { unreachable!("validated above") };
+        let (Some(ssn), Some(date_of_birth)) = (ssn, dob) else {
+            unreachable!("validated above")
+        };
         let query = PersonQuery {
             first_name,
             middle_name: r.middle_name.trim().to_owned(),
@@ -142,7 +205,10 @@ impl DataService for DataApi {
             postal_code: address.postal_code,
         };
         let ctx = ctx(&request, r.force_refresh);
-        let (identity, bankruptcies) = tokio::join!(self.upstreams.identity.verify(&query, &ctx), self.upstreams.identity.bankruptcies(&query, &ctx));
+        let (identity, bankruptcies) = tokio::join!(
+            self.upstreams.identity.verify(&query, &ctx),
+            self.upstreams.identity.bankruptcies(&query, &ctx)
+        );
         let identity = identity.map_err(upstream_status)?;
         let bankruptcies = bankruptcies.map_err(upstream_status)?;
         let profile = proto::PersonProfile {
@@ -152,14 +218,28 @@ impl DataService for DataApi {
                 .value
                 .filings
                 .iter()
-                .map(|f| proto::Bankruptcy { chapter: f.chapter as i32, filed_time: Some(midnight(f.filed_on)), disposition: f.disposition.clone(), closed_time: f.closed_on.map(midnight) })
+                .map(|f| proto::Bankruptcy {
+                    chapter: f.chapter as i32,
+                    filed_time: Some(midnight(f.filed_on)),
+                    disposition: f.disposition.clone(),
+                    closed_time: f.closed_on.map(midnight),
+                })
                 .collect(),
             sanctions_matches: Vec::new(),
         };
-        Ok(Response::new(proto::GetPersonProfileResponse { profile: Some(profile), sources: vec![provenance(&identity.source), provenance(&bankruptcies.source)] }))
+        Ok(Response::new(proto::GetPersonProfileResponse {
+            profile: Some(profile),
+            sources: vec![
+                provenance(&identity.source),
+                provenance(&bankruptcies.source),
+            ],
+        }))
     }
 
-    async fn get_company_profile(&self, request: Request<proto::GetCompanyProfileRequest>) -> Result<Response<proto::GetCompanyProfileResponse>, Status> {
+    async fn get_company_profile(
+        &self,
+        request: Request<proto::GetCompanyProfileRequest>,
+    ) -> Result<Response<proto::GetCompanyProfileResponse>, Status> {
         let r = request.get_ref();
         let mut v = validate::Violations::new();
         let name = v.required_text("business_name", &r.business_name, 200);
@@ -167,11 +247,18 @@ impl DataService for DataApi {
         let state = v.state("license_state", &r.license_state);
         v.into_result(()).map_err(error::invalid)?;
         let ctx = ctx(&request, r.force_refresh);
-        let (license, business) = tokio::join!(self.upstreams.licensing.license(&state, &number, &ctx), self.upstreams.registry.business(&name, &state, &ctx));
+        let (license, business) = tokio::join!(
+            self.upstreams.licensing.license(&state, &number, &ctx),
+            self.upstreams.registry.business(&name, &state, &ctx)
+        );
         let license = license.map_err(upstream_status)?;
         let business = business.map_err(upstream_status)?;
         let mut sources = Vec::new();
-        let mut profile = proto::CompanyProfile { license_status: "NOT_FOUND".into(), registration_status: "NOT_FOUND".into(), ..Default::default() };
+        let mut profile = proto::CompanyProfile {
+            license_status: "NOT_FOUND".into(),
+            registration_status: "NOT_FOUND".into(),
+            ..Default::default()
+        };
         if let Some(l) = license {
             sources.push(provenance(&l.source));
             profile.license_status = l.value.status;
@@ -186,6 +273,9 @@ impl DataService for DataApi {
             profile.registration_status = b.value.status;
             profile.jurisdiction = b.value.jurisdiction;
         }
-        Ok(Response::new(proto::GetCompanyProfileResponse { profile: Some(profile), sources }))
+        Ok(Response::new(proto::GetCompanyProfileResponse {
+            profile: Some(profile),
+            sources,
+        }))
     }
 }

@@ -37,14 +37,20 @@ pub fn store(e: StoreError) -> Status {
 pub fn evaluate(e: EvaluateError) -> Status {
     match e {
         EvaluateError::Store(e) => store(e),
-        EvaluateError::NotFound(id) => Status::not_found(format!("application {id} does not exist")),
-        EvaluateError::RailsNotFound(id) => Status::not_found(format!("the Rails backend has no application {id}")),
+        EvaluateError::NotFound(id) => {
+            Status::not_found(format!("application {id} does not exist"))
+        }
+        EvaluateError::RailsNotFound(id) => {
+            Status::not_found(format!("the Rails backend has no application {id}"))
+        }
         EvaluateError::RailsInvalid(why) => Status::failed_precondition(format!(
             "the application the Rails backend returned cannot be underwritten: {why}"
         )),
         EvaluateError::Rails(e) => {
             tracing::warn!(error = %e, "Rails fetch failed");
-            Status::unavailable(format!("fetching the application from the Rails backend failed: {e}"))
+            Status::unavailable(format!(
+                "fetching the application from the Rails backend failed: {e}"
+            ))
         }
     }
 }

@@ -81,13 +81,18 @@ where
                         .map(tonic::Code::from)
                         .unwrap_or(tonic::Code::Ok);
                     let application_id = log.application();
-                    if matches!(code, tonic::Code::Internal | tonic::Code::Unknown | tonic::Code::DataLoss) {
+                    if matches!(
+                        code,
+                        tonic::Code::Internal | tonic::Code::Unknown | tonic::Code::DataLoss
+                    ) {
                         tracing::error!(target: "dossier::rpc", method, code = ?code, latency_ms, application_id, "rpc");
                     } else {
                         tracing::info!(target: "dossier::rpc", method, code = ?code, latency_ms, application_id, "rpc");
                     }
                 }
-                Err(e) => tracing::error!(target: "dossier::rpc", method, error = %e, latency_ms, "rpc transport error"),
+                Err(e) => {
+                    tracing::error!(target: "dossier::rpc", method, error = %e, latency_ms, "rpc transport error")
+                }
             }
             result
         })

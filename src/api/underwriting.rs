@@ -47,20 +47,27 @@ impl UnderwritingApi {
         key_required: bool,
         source: Option<&proto::submit_application_request::Source>,
     ) -> Result<Validated, Status> {
-        let mut violations = validate::idempotency_key(key, "idempotency_key", key_required).err().unwrap_or_default();
+        let mut violations = validate::idempotency_key(key, "idempotency_key", key_required)
+            .err()
+            .unwrap_or_default();
         let program = &self.underwriter.policy.policy.program;
         let validated = match source {
             None => {
-                violations.push(tonic_types::FieldViolation::new("source", "set either application or rails_application_id"));
+                violations.push(tonic_types::FieldViolation::new(
+                    "source",
+                    "set either application or rails_application_id",
+                ));
                 None
             }
-            Some(proto::submit_application_request::Source::Application(a)) => match validate::application(a, "application", program) {
-                Ok(app) => Some(Validated::Inline(Box::new(app))),
-                Err(v) => {
-                    violations.extend(v);
-                    None
+            Some(proto::submit_application_request::Source::Application(a)) => {
+                match validate::application(a, "application", program) {
+                    Ok(app) => Some(Validated::Inline(Box::new(app))),
+                    Err(v) => {
+                        violations.extend(v);
+                        None
+                    }
                 }
-            },
+            }
             Some(proto::submit_application_request::Source::RailsApplicationId(id)) => {
                 match validate::rails_application_id(id, "rails_application_id") {
                     Ok(()) => Some(Validated::Rails(id.clone())),
@@ -80,11 +87,24 @@ impl UnderwritingApi {
     /// Keyed fingerprint of the request payload: equal payloads → equal fingerprints,
     /// and nothing about the payload (an SSN) can be recovered from it.
     fn fingerprint(&self, source: &Option<proto::submit_application_request::Source>) -> Vec<u8> {
-        let canonical = proto::SubmitApplicationRequest { idempotency_key: String::new(), source: source.clone() }.encode_to_vec();
-        self.underwriter.store.vault.lookup_hash("request", &canonical)
+        let canonical = proto::SubmitApplicationRequest {
+            idempotency_key: String::new(),
+            source: source.clone(),
+        }
+        .encode_to_vec();
+        self.underwriter
+            .store
+            .vault
+            .lookup_hash("request", &canonical)
     }
 
-    async fn accept(&self, key: &str, source: &Option<proto::submit_application_request::Source>, validated: &Validated, enqueue_after: Duration) -> Result<Accepted, Status> {
+    async fn accept(
+        &self,
+        key: &str,
+        source: &Option<proto::submit_application_request::Source>,
+        validated: &Validated,
+        enqueue_after: Duration,
+    ) -> Result<Accepted, Status> {
         let accepted = self
             .underwriter
             .store
@@ -118,7 +138,8 @@ impl UnderwritingApi {
 }
 
 fn parse_id(id: &str, field: &str) -> Result<Uuid, Status> {
-    Uuid::parse_str(id).map_err(|_| error::invalid_field(field, "must be an application id (a UUID)"))
+    Uuid::parse_str(id)
+        .map_err(|_| error::invalid_field(field, "must be an application id (a UUID)"))
 }
 
 fn note_application<T>(request: &Request<T>, id: impl ToString) {
@@ -148,7 +169,11 @@ struct PageToken {
 }
 
 fn filter_fingerprint(r: &proto::ListReportsRequest) -> String {
-    let f = proto::ListReportsRequest { page_size: 0, page_token: String::new(), ..r.clone() };
+    let f = proto::ListReportsRequest {
+        page_size: 0,
+        page_token: String::new(),
+        ..r.clone()
+    };
     let digest = <sha2::Sha256 as sha2::Digest>::digest(f.encode_to_vec());
     hex::encode(&digest[..8])
 }
@@ -157,10 +182,15 @@ type WatchStream = Pin<Box<dyn Stream<Item = Result<proto::WatchReportResponse, 
 
 #[tonic::async_trait]
 impl UnderwritingService for UnderwritingApi {
-    async fn submit_application(&self, request: Request<proto::SubmitApplicationRequest>) -> Result<Response<proto::SubmitApplicationResponse>, Status> {
+    async fn submit_application(
+        &self,
+        request: Request<proto::SubmitApplicationRequest>,
+    ) -> Result<Response<proto::SubmitApplicationResponse>, Status> {
         let r = request.get_ref();
         let validated = self.validate_source(&r.idempotency_key, true, r.source.as_ref())?;
-        let accepted = self.accept(&r.idempotency_key, &r.source, &validated, Duration::ZERO).await?;
+        let accepted = self
+            .accept(&r.idempotency_key, &r.source, &validated, Duration::ZERO)
+            .await?;
         let (id, status, replayed) = match accepted {
             Accepted::New { id } => (id, crate::domain::Status::Pending, false),
             Accepted::Replayed { id, status } => (id, status, true),
@@ -174,16 +204,27 @@ impl UnderwritingService for UnderwritingApi {
         }))
     }
 
-    async fn evaluate_application(&self, request: Request<proto::EvaluateApplicationRequest>) -> Result<Response<proto::EvaluateApplicationResponse>, Status> {
+    async fn evaluate_application(
+        &self,
+        request: Request<proto::EvaluateApplicationRequest>,
+    ) -> Result<Response<proto::EvaluateApplicationResponse>, Status> {
         let deadline = caller_deadline(&request);
         let r = request.get_ref();
         // Same payload shape as SubmitApplication, so idempotency spans both RPCs.
         let source = r.source.clone().map(|s| match s {
-            proto::evaluate_application_request::Source::Application(a) => proto::submit_application_request::Source::Application(a),
-            proto::evaluate_application_request::Source::RailsApplicationId(id) => proto::submit_application_request::Source::RailsApplicationId(id),
+            proto::evaluate_application_request::Source::Application(a) => {
+                proto::submit_application_request::Source::Application(a)
+            }
+            proto::evaluate_application_request::Source::RailsApplicationId(id) => {
+                proto::submit_application_request::Source::RailsApplicationId(id)
+            }
         });
         let validated = self.validate_source(&r.idempotency_key, false, source.as_ref())?;
-        let key = if r.idempotency_key.is_empty() { format!("evaluate-{}", Uuid::now_v7()) } else { r.idempotency_key.clone() };
+        let key = if r.idempotency_key.is_empty() {
+            format!("evaluate-{}", Uuid::now_v7())
+        } else {
+            r.idempotency_key.clone()
+        };
         // Persist with a job delayed past this call's budget: if this pod dies
         // mid-evaluation a worker finishes it, so an accepted application is always
         // decided; if it does not, the job is closed below without running.
@@ -194,41 +235,74 @@ impl UnderwritingService for UnderwritingApi {
             Accepted::Conflict { .. } => unreachable!("conflicts are refused in accept"),
         };
         note_application(&request, id);
-        let report = self.underwriter.evaluate(id, RunReason::Initial, Some(deadline)).await.map_err(error::evaluate)?;
+        let report = self
+            .underwriter
+            .evaluate(id, RunReason::Initial, Some(deadline))
+            .await
+            .map_err(error::evaluate)?;
         if report.decision.is_some() {
-            self.underwriter.store.complete_jobs_for(id).await.map_err(error::store)?;
+            self.underwriter
+                .store
+                .complete_jobs_for(id)
+                .await
+                .map_err(error::store)?;
         }
-        Ok(Response::new(proto::EvaluateApplicationResponse { report: Some(convert::report(&report)) }))
+        Ok(Response::new(proto::EvaluateApplicationResponse {
+            report: Some(convert::report(&report)),
+        }))
     }
 
-    async fn get_report(&self, request: Request<proto::GetReportRequest>) -> Result<Response<proto::GetReportResponse>, Status> {
+    async fn get_report(
+        &self,
+        request: Request<proto::GetReportRequest>,
+    ) -> Result<Response<proto::GetReportResponse>, Status> {
         let id = parse_id(&request.get_ref().application_id, "application_id")?;
         note_application(&request, id);
         let report = self.load_report(id).await?;
-        Ok(Response::new(proto::GetReportResponse { report: Some(convert::report(&report)) }))
+        Ok(Response::new(proto::GetReportResponse {
+            report: Some(convert::report(&report)),
+        }))
     }
 
-    async fn list_reports(&self, request: Request<proto::ListReportsRequest>) -> Result<Response<proto::ListReportsResponse>, Status> {
+    async fn list_reports(
+        &self,
+        request: Request<proto::ListReportsRequest>,
+    ) -> Result<Response<proto::ListReportsResponse>, Status> {
         let r = request.get_ref();
         let mut violations = Vec::new();
         if r.page_size < 0 || i64::from(r.page_size) > MAX_PAGE_SIZE {
-            violations.push(tonic_types::FieldViolation::new("page_size", format!("must be between 0 and {MAX_PAGE_SIZE}")));
+            violations.push(tonic_types::FieldViolation::new(
+                "page_size",
+                format!("must be between 0 and {MAX_PAGE_SIZE}"),
+            ));
         }
         let status = proto::ApplicationStatus::try_from(r.status).ok();
         if status.is_none() {
-            violations.push(tonic_types::FieldViolation::new("status", "is not an ApplicationStatus"));
+            violations.push(tonic_types::FieldViolation::new(
+                "status",
+                "is not an ApplicationStatus",
+            ));
         }
         let decision = proto::Decision::try_from(r.decision).ok();
         if decision.is_none() {
-            violations.push(tonic_types::FieldViolation::new("decision", "is not a Decision"));
+            violations.push(tonic_types::FieldViolation::new(
+                "decision",
+                "is not a Decision",
+            ));
         }
         let created_after = r.created_after.as_ref().map(convert::from_timestamp);
         let created_before = r.created_before.as_ref().map(convert::from_timestamp);
         if matches!(created_after, Some(None)) {
-            violations.push(tonic_types::FieldViolation::new("created_after", "is not a valid timestamp"));
+            violations.push(tonic_types::FieldViolation::new(
+                "created_after",
+                "is not a valid timestamp",
+            ));
         }
         if matches!(created_before, Some(None)) {
-            violations.push(tonic_types::FieldViolation::new("created_before", "is not a valid timestamp"));
+            violations.push(tonic_types::FieldViolation::new(
+                "created_before",
+                "is not a valid timestamp",
+            ));
         }
         let fingerprint = filter_fingerprint(r);
         let after = if r.page_token.is_empty() {
@@ -241,11 +315,17 @@ impl UnderwritingService for UnderwritingApi {
             match token {
                 Some(t) if t.f == fingerprint => Some((t.c, t.i)),
                 Some(_) => {
-                    violations.push(tonic_types::FieldViolation::new("page_token", "was issued for different filters; repeat the filters of the first request"));
+                    violations.push(tonic_types::FieldViolation::new(
+                        "page_token",
+                        "was issued for different filters; repeat the filters of the first request",
+                    ));
                     None
                 }
                 None => {
-                    violations.push(tonic_types::FieldViolation::new("page_token", "is not a token this service issued"));
+                    violations.push(tonic_types::FieldViolation::new(
+                        "page_token",
+                        "is not a token this service issued",
+                    ));
                     None
                 }
             }
@@ -253,7 +333,11 @@ impl UnderwritingService for UnderwritingApi {
         if !violations.is_empty() {
             return Err(error::invalid(violations));
         }
-        let limit = if r.page_size == 0 { DEFAULT_PAGE_SIZE } else { i64::from(r.page_size) };
+        let limit = if r.page_size == 0 {
+            DEFAULT_PAGE_SIZE
+        } else {
+            i64::from(r.page_size)
+        };
         let filter = ListFilter {
             status: status.and_then(convert::status_from_proto),
             decision: decision.and_then(convert::decision_from_proto),
@@ -263,21 +347,37 @@ impl UnderwritingService for UnderwritingApi {
             // One extra row tells whether another page exists.
             limit: limit + 1,
         };
-        let mut rows = self.underwriter.store.list_reports(&filter).await.map_err(error::store)?;
+        let mut rows = self
+            .underwriter
+            .store
+            .list_reports(&filter)
+            .await
+            .map_err(error::store)?;
         let next_page_token = if rows.len() as i64 > limit {
             rows.truncate(limit as usize);
             let last = rows.last().expect("limit is at least 1");
-            let token = PageToken { c: last.created_at, i: last.application_id, f: fingerprint };
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(&token).expect("token serialises"))
+            let token = PageToken {
+                c: last.created_at,
+                i: last.application_id,
+                f: fingerprint,
+            };
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(serde_json::to_vec(&token).expect("token serialises"))
         } else {
             String::new()
         };
-        Ok(Response::new(proto::ListReportsResponse { reports: rows.iter().map(convert::summary).collect(), next_page_token }))
+        Ok(Response::new(proto::ListReportsResponse {
+            reports: rows.iter().map(convert::summary).collect(),
+            next_page_token,
+        }))
     }
 
     type WatchReportStream = WatchStream;
 
-    async fn watch_report(&self, request: Request<proto::WatchReportRequest>) -> Result<Response<Self::WatchReportStream>, Status> {
+    async fn watch_report(
+        &self,
+        request: Request<proto::WatchReportRequest>,
+    ) -> Result<Response<Self::WatchReportStream>, Status> {
         let id = parse_id(&request.get_ref().application_id, "application_id")?;
         note_application(&request, id);
         // Subscribe before the first read, so no change between the two is missed.
@@ -291,7 +391,11 @@ impl UnderwritingService for UnderwritingApi {
                 let report = match store.report(id).await {
                     Ok(Some(r)) => r,
                     Ok(None) => {
-                        let _ = tx.send(Err(Status::not_found(format!("application {id} was deleted")))).await;
+                        let _ = tx
+                            .send(Err(Status::not_found(format!(
+                                "application {id} was deleted"
+                            ))))
+                            .await;
                         return;
                     }
                     Err(e) => {
@@ -301,14 +405,22 @@ impl UnderwritingService for UnderwritingApi {
                 };
                 for check in &report.checks {
                     if sent.insert((check.kind, check.subject.clone())) {
-                        let event = proto::WatchReportResponse { event: Some(proto::watch_report_response::Event::Check(convert::check_result(check))) };
+                        let event = proto::WatchReportResponse {
+                            event: Some(proto::watch_report_response::Event::Check(
+                                convert::check_result(check),
+                            )),
+                        };
                         if tx.send(Ok(event)).await.is_err() {
                             return; // the caller went away
                         }
                     }
                 }
                 if report.decision.is_some() {
-                    let event = proto::WatchReportResponse { event: Some(proto::watch_report_response::Event::Decided(convert::report(&report))) };
+                    let event = proto::WatchReportResponse {
+                        event: Some(proto::watch_report_response::Event::Decided(
+                            convert::report(&report),
+                        )),
+                    };
                     let _ = tx.send(Ok(event)).await;
                     return;
                 }
@@ -319,7 +431,9 @@ impl UnderwritingService for UnderwritingApi {
                             Ok(changed) if changed == id => return,
                             Ok(_) => continue,
                             Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
-                            Err(tokio::sync::broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
+                            Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                                std::future::pending::<()>().await
+                            }
                         }
                     }
                 };

@@ -75,7 +75,10 @@ pub fn contractor_license(
     }
     Verdict::worst(
         findings,
-        Verdict::pass("The contractor licence is active and covers the work.", evidence),
+        Verdict::pass(
+            "The contractor licence is active and covers the work.",
+            evidence,
+        ),
     )
 }
 
@@ -130,17 +133,39 @@ mod tests {
     fn license_table() {
         let policy = LoadedPolicy::default_policy().policy;
         let today = d(2026, 11, 25);
-        let solar = vec![Measure { kind: MeasureKind::SolarPv, cost_cents: 1, description: String::new() }];
-        let roof = vec![Measure { kind: MeasureKind::Roof, cost_cents: 1, description: String::new() }];
-        let expired = LicenseRecord { expires_on: d(2026, 11, 24), ..license() };
-        let suspended = LicenseRecord { status: "SUSPENDED".into(), ..license() };
-        let unbonded = LicenseRecord { bonded: false, ..license() };
+        let solar = vec![Measure {
+            kind: MeasureKind::SolarPv,
+            cost_cents: 1,
+            description: String::new(),
+        }];
+        let roof = vec![Measure {
+            kind: MeasureKind::Roof,
+            cost_cents: 1,
+            description: String::new(),
+        }];
+        let expired = LicenseRecord {
+            expires_on: d(2026, 11, 24),
+            ..license()
+        };
+        let suspended = LicenseRecord {
+            status: "SUSPENDED".into(),
+            ..license()
+        };
+        let unbonded = LicenseRecord {
+            bonded: false,
+            ..license()
+        };
         let cases = [
             (Some(license()), &solar, Pass, vec![]),
             (Some(expired), &solar, Fail, vec!["LICENSE_EXPIRED"]),
             (Some(suspended), &solar, Fail, vec!["LICENSE_NOT_ACTIVE"]),
             (Some(unbonded), &solar, Fail, vec!["LICENSE_NOT_BONDED"]),
-            (Some(license()), &roof, Fail, vec!["LICENSE_CLASSIFICATION_MISSING"]),
+            (
+                Some(license()),
+                &roof,
+                Fail,
+                vec!["LICENSE_CLASSIFICATION_MISSING"],
+            ),
             (None, &solar, Fail, vec!["LICENSE_NOT_FOUND"]),
         ];
         for (lic, measures, outcome, want) in cases {
@@ -161,6 +186,9 @@ mod tests {
         };
         assert_eq!(business_registration(Some(&rec("ACTIVE"))).outcome, Pass);
         assert_eq!(business_registration(Some(&rec("DISSOLVED"))).outcome, Fail);
-        assert_eq!(business_registration(None).reason_codes, vec!["BUSINESS_NOT_REGISTERED"]);
+        assert_eq!(
+            business_registration(None).reason_codes,
+            vec!["BUSINESS_NOT_REGISTERED"]
+        );
     }
 }

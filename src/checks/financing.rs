@@ -162,7 +162,10 @@ mod tests {
             units: 1,
             assessed_value_cents: 0,
             annual_tax_cents: 0,
-            tax: TaxStatus { delinquent: false, late_payments: vec![] },
+            tax: TaxStatus {
+                delinquent: false,
+                late_payments: vec![],
+            },
             mortgages: vec![MortgageRecord {
                 lender: "Bank".into(),
                 balance_cents: mortgage,
@@ -210,32 +213,82 @@ mod tests {
         let cases = [
             // (value, mortgage, existing, amount, outcome, codes)
             (40_000_000, 10_000_000, 0, 6_000_000, Outcome::Pass, vec![]),
-            (40_000_000, 10_000_000, 0, 6_000_001, Outcome::Fail, vec!["ASSESSMENT_LIMIT_EXCEEDED"]),
-            (40_000_000, 10_000_000, 2_500_000, 3_500_000, Outcome::Pass, vec![]),
-            (40_000_000, 10_000_000, 2_500_000, 3_500_001, Outcome::Fail, vec!["ASSESSMENT_LIMIT_EXCEEDED"]),
+            (
+                40_000_000,
+                10_000_000,
+                0,
+                6_000_001,
+                Outcome::Fail,
+                vec!["ASSESSMENT_LIMIT_EXCEEDED"],
+            ),
+            (
+                40_000_000,
+                10_000_000,
+                2_500_000,
+                3_500_000,
+                Outcome::Pass,
+                vec![],
+            ),
+            (
+                40_000_000,
+                10_000_000,
+                2_500_000,
+                3_500_001,
+                Outcome::Fail,
+                vec!["ASSESSMENT_LIMIT_EXCEEDED"],
+            ),
             // 97 % of $400,000 = $388,000: $383,000 mortgage + $5,000 is exactly at it.
             (40_000_000, 38_300_000, 0, 500_000, Outcome::Pass, vec![]),
-            (40_000_000, 38_300_001, 0, 500_000, Outcome::Fail, vec!["COMBINED_DEBT_LIMIT_EXCEEDED"]),
+            (
+                40_000_000,
+                38_300_001,
+                0,
+                500_000,
+                Outcome::Fail,
+                vec!["COMBINED_DEBT_LIMIT_EXCEEDED"],
+            ),
         ];
         for (value, mortgage, existing, amount, outcome, want) in cases {
-            let f = Financing { amount_cents: amount, term_years: 20 };
+            let f = Financing {
+                amount_cents: amount,
+                term_years: 20,
+            };
             let v = assessment_limit(&record(mortgage, existing), Some(&avm(value)), &f, &p);
             let codes: Vec<&str> = v.reason_codes.iter().map(String::as_str).collect();
-            assert_eq!((v.outcome, codes), (outcome, want), "{value} {mortgage} {existing} {amount}");
+            assert_eq!(
+                (v.outcome, codes),
+                (outcome, want),
+                "{value} {mortgage} {existing} {amount}"
+            );
         }
     }
 
     #[test]
     fn term_against_weighted_useful_life() {
         let p = policy();
-        let m = |kind, cost| Measure { kind, cost_cents: cost, description: String::new() };
+        let m = |kind, cost| Measure {
+            kind,
+            cost_cents: cost,
+            description: String::new(),
+        };
         // Solar (25 y) alone.
         let solar = vec![m(MeasureKind::SolarPv, 2_000_000)];
         // Equal cost solar (25) + HVAC (15) → 20 years.
-        let mixed = vec![m(MeasureKind::SolarPv, 1_000_000), m(MeasureKind::Hvac, 1_000_000)];
-        let cases = [(&solar, 25, Outcome::Pass), (&solar, 26, Outcome::Fail), (&mixed, 20, Outcome::Pass), (&mixed, 21, Outcome::Fail)];
+        let mixed = vec![
+            m(MeasureKind::SolarPv, 1_000_000),
+            m(MeasureKind::Hvac, 1_000_000),
+        ];
+        let cases = [
+            (&solar, 25, Outcome::Pass),
+            (&solar, 26, Outcome::Fail),
+            (&mixed, 20, Outcome::Pass),
+            (&mixed, 21, Outcome::Fail),
+        ];
         for (measures, years, outcome) in cases {
-            let f = Financing { amount_cents: 1, term_years: years };
+            let f = Financing {
+                amount_cents: 1,
+                term_years: years,
+            };
             assert_eq!(term(measures, &f, &p).outcome, outcome, "{years}");
         }
     }

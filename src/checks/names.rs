@@ -21,8 +21,21 @@ pub enum Owner {
 
 const SUFFIXES: &[&str] = &["JR", "SR", "II", "III", "IV", "V", "ESQ"];
 const ENTITY_WORDS: &[&str] = &[
-    "TRUST", "TR", "TRUSTEE", "LLC", "INC", "CORP", "CORPORATION", "LP", "LTD", "COMPANY",
-    "CO", "ESTATE", "BANK", "CHURCH", "PARTNERSHIP",
+    "TRUST",
+    "TR",
+    "TRUSTEE",
+    "LLC",
+    "INC",
+    "CORP",
+    "CORPORATION",
+    "LP",
+    "LTD",
+    "COMPANY",
+    "CO",
+    "ESTATE",
+    "BANK",
+    "CHURCH",
+    "PARTNERSHIP",
 ];
 
 fn words(s: &str) -> Vec<String> {
@@ -56,7 +69,10 @@ pub fn person(first: &str, last: &str) -> PersonName {
 /// Parses one owner-of-record string into the people (or entity) it names.
 pub fn parse_owner(raw: &str) -> Vec<Owner> {
     let all = words(raw);
-    if all.iter().any(|w| ENTITY_WORDS.contains(&clean(w).as_str())) {
+    if all
+        .iter()
+        .any(|w| ENTITY_WORDS.contains(&clean(w).as_str()))
+    {
         return vec![Owner::Entity(raw.trim().to_owned())];
     }
     let text = all.join(" ");
@@ -138,17 +154,29 @@ mod tests {
         let cases: Vec<(&str, Vec<Owner>)> = vec![
             ("SMITH, JOHN A", vec![p("JOHN", "SMITH")]),
             ("Smith, John", vec![p("JOHN", "SMITH")]),
-            ("SMITH, JOHN A & JANE B", vec![p("JOHN", "SMITH"), p("JANE", "SMITH")]),
-            ("SMITH, JOHN AND JANE", vec![p("JOHN", "SMITH"), p("JANE", "SMITH")]),
+            (
+                "SMITH, JOHN A & JANE B",
+                vec![p("JOHN", "SMITH"), p("JANE", "SMITH")],
+            ),
+            (
+                "SMITH, JOHN AND JANE",
+                vec![p("JOHN", "SMITH"), p("JANE", "SMITH")],
+            ),
             ("John A. Smith Jr.", vec![p("JOHN", "SMITH")]),
-            ("JOHN SMITH & MARY JONES", vec![p("JOHN", "SMITH"), p("MARY", "JONES")]),
+            (
+                "JOHN SMITH & MARY JONES",
+                vec![p("JOHN", "SMITH"), p("MARY", "JONES")],
+            ),
             ("O'NEIL, PAT", vec![p("PAT", "ONEIL")]),
             ("GARCIA-LOPEZ, ANA", vec![p("ANA", "GARCIA-LOPEZ")]),
             (
                 "THE SMITH FAMILY TRUST",
                 vec![Owner::Entity("THE SMITH FAMILY TRUST".into())],
             ),
-            ("ACME HOLDINGS LLC", vec![Owner::Entity("ACME HOLDINGS LLC".into())]),
+            (
+                "ACME HOLDINGS LLC",
+                vec![Owner::Entity("ACME HOLDINGS LLC".into())],
+            ),
         ];
         for (raw, want) in cases {
             assert_eq!(parse_owner(raw), want, "{raw}");
@@ -163,7 +191,10 @@ mod tests {
             last: last.into(),
         };
         assert!(owner_is_applicant(&owner("JOHN", "SMITH"), &applicants));
-        assert!(owner_is_applicant(&owner("ANA", "GARCIA-LOPEZ"), &applicants));
+        assert!(owner_is_applicant(
+            &owner("ANA", "GARCIA-LOPEZ"),
+            &applicants
+        ));
         assert!(!owner_is_applicant(&owner("JANE", "SMITH"), &applicants));
         assert!(!owner_is_applicant(&owner("JOHN", "SMYTHE"), &applicants));
     }

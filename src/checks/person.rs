@@ -9,8 +9,13 @@ use crate::upstream::identity::{BankruptcySearch, IdentityResult};
 
 pub fn identity(result: &IdentityResult, policy: &Policy) -> Verdict {
     let rules = &policy.identity;
-    let evidence = json!({ "score": result.score, "flags": result.flags, "min_score": rules.min_score });
-    if let Some(flag) = result.flags.iter().find(|f| rules.failing_flags.contains(f)) {
+    let evidence =
+        json!({ "score": result.score, "flags": result.flags, "min_score": rules.min_score });
+    if let Some(flag) = result
+        .flags
+        .iter()
+        .find(|f| rules.failing_flags.contains(f))
+    {
         return Verdict::fail(
             "IDENTITY_FLAGGED",
             format!("The identity vendor flagged this person: {flag}."),
@@ -27,7 +32,10 @@ pub fn identity(result: &IdentityResult, policy: &Policy) -> Verdict {
             evidence,
         );
     }
-    Verdict::pass(format!("Identity verified (score {}).", result.score), evidence)
+    Verdict::pass(
+        format!("Identity verified (score {}).", result.score),
+        evidence,
+    )
 }
 
 /// No bankruptcy filed within the look-back, unless it was discharged or dismissed at
@@ -55,7 +63,10 @@ pub fn bankruptcy(search: &BankruptcySearch, policy: &Policy, today: NaiveDate) 
         if f.disposition == "OPEN" || (!closed && f.closed_on.is_none()) {
             findings.push(Verdict::fail(
                 "BANKRUPTCY_OPEN",
-                format!("An open chapter {} bankruptcy filed {}.", f.chapter, f.filed_on),
+                format!(
+                    "An open chapter {} bankruptcy filed {}.",
+                    f.chapter, f.filed_on
+                ),
                 json!({}),
             ));
         } else if f.filed_on >= lookback_start && f.closed_on.is_none_or(|c| c > closed_by) {
@@ -102,7 +113,10 @@ mod tests {
             (95, vec!["ADDRESS_MISMATCH"], Pass, vec![]),
         ];
         for (score, flags, outcome, want) in cases {
-            let r = IdentityResult { score, flags: flags.iter().map(|s| s.to_string()).collect() };
+            let r = IdentityResult {
+                score,
+                flags: flags.iter().map(|s| s.to_string()).collect(),
+            };
             let v = identity(&r, &policy());
             let codes: Vec<&str> = v.reason_codes.iter().map(String::as_str).collect();
             assert_eq!((v.outcome, codes), (outcome, want), "{score}");
@@ -120,17 +134,43 @@ mod tests {
         };
         let cases = [
             (vec![], Pass, vec![]),
-            (vec![filing(d(2026, 5, 1), "OPEN", None)], Fail, vec!["BANKRUPTCY_OPEN"]),
+            (
+                vec![filing(d(2026, 5, 1), "OPEN", None)],
+                Fail,
+                vec!["BANKRUPTCY_OPEN"],
+            ),
             // Discharged exactly two years ago: allowed.
-            (vec![filing(d(2024, 1, 1), "DISCHARGED", Some(d(2024, 11, 25)))], Pass, vec![]),
+            (
+                vec![filing(d(2024, 1, 1), "DISCHARGED", Some(d(2024, 11, 25)))],
+                Pass,
+                vec![],
+            ),
             // A day short of two years: not yet.
-            (vec![filing(d(2024, 1, 1), "DISCHARGED", Some(d(2024, 11, 26)))], Fail, vec!["BANKRUPTCY_RECENT"]),
-            (vec![filing(d(2020, 1, 1), "DISMISSED", Some(d(2021, 1, 1)))], Pass, vec![]),
+            (
+                vec![filing(d(2024, 1, 1), "DISCHARGED", Some(d(2024, 11, 26)))],
+                Fail,
+                vec!["BANKRUPTCY_RECENT"],
+            ),
+            (
+                vec![filing(d(2020, 1, 1), "DISMISSED", Some(d(2021, 1, 1)))],
+                Pass,
+                vec![],
+            ),
             // Filed before the seven-year look-back: ignored.
-            (vec![filing(d(2019, 11, 24), "DISCHARGED", Some(d(2025, 1, 1)))], Pass, vec![]),
+            (
+                vec![filing(d(2019, 11, 24), "DISCHARGED", Some(d(2025, 1, 1)))],
+                Pass,
+                vec![],
+            ),
         ];
         for (filings, outcome, want) in cases {
-            let v = bankruptcy(&BankruptcySearch { filings: filings.clone() }, &policy(), today);
+            let v = bankruptcy(
+                &BankruptcySearch {
+                    filings: filings.clone(),
+                },
+                &policy(),
+                today,
+            );
             let codes: Vec<&str> = v.reason_codes.iter().map(String::as_str).collect();
             assert_eq!((v.outcome, codes), (outcome, want), "{filings:?}");
         }

@@ -18,7 +18,11 @@ pub fn ownership(record: &PropertyRecord, applicants: &[Applicant]) -> Verdict {
         .iter()
         .map(|a| names::person(&a.first_name, &a.last_name))
         .collect();
-    let owners: Vec<Owner> = record.owners.iter().flat_map(|o| names::parse_owner(o)).collect();
+    let owners: Vec<Owner> = record
+        .owners
+        .iter()
+        .flat_map(|o| names::parse_owner(o))
+        .collect();
     let evidence = json!({ "owners_of_record": record.owners, "vesting": record.vesting });
     if owners.is_empty() {
         return Verdict::review(
@@ -72,8 +76,7 @@ pub fn eligibility(record: &PropertyRecord, state: &str, policy: &Policy) -> Ver
     }
     if !program
         .eligible_property_types
-        .iter()
-        .any(|t| *t == record.property_type)
+        .contains(&record.property_type)
     {
         findings.push(Verdict::fail(
             "PROPERTY_TYPE_INELIGIBLE",
@@ -161,7 +164,10 @@ pub fn mortgage(record: &PropertyRecord, policy: &Policy) -> Verdict {
         if m.notice_of_default {
             findings.push(Verdict::fail(
                 "MORTGAGE_NOTICE_OF_DEFAULT",
-                format!("A notice of default is recorded on the {} mortgage.", m.lender),
+                format!(
+                    "A notice of default is recorded on the {} mortgage.",
+                    m.lender
+                ),
                 json!({}),
             ));
         }
@@ -198,7 +204,11 @@ pub fn involuntary_liens(record: &PropertyRecord, policy: &Policy) -> Verdict {
         })).collect::<Vec<_>>(),
         "max_involuntary_lien_cents": max,
     });
-    let over: Vec<_> = record.liens.iter().filter(|l| l.amount_cents > max).collect();
+    let over: Vec<_> = record
+        .liens
+        .iter()
+        .filter(|l| l.amount_cents > max)
+        .collect();
     if let Some(first) = over.first() {
         return Verdict::fail(
             "INVOLUNTARY_LIEN",
@@ -246,7 +256,11 @@ pub fn valuation(avm: Option<&AvmEstimate>, policy: &Policy) -> Verdict {
         );
     }
     Verdict::pass(
-        format!("Estimated value {} at confidence {}.", dollars(avm.value_cents), avm.confidence),
+        format!(
+            "Estimated value {} at confidence {}.",
+            dollars(avm.value_cents),
+            avm.confidence
+        ),
         evidence,
     )
 }
@@ -316,12 +330,28 @@ mod tests {
         use crate::domain::Outcome::*;
         let both = vec![applicant("John", "Smith"), applicant("Jane", "Smith")];
         let john = vec![applicant("john", "SMITH")];
-        let cases: Vec<(Vec<&str>, &Vec<Applicant>, crate::domain::Outcome, Vec<&str>)> = vec![
+        type Case<'a> = (
+            Vec<&'a str>,
+            &'a Vec<Applicant>,
+            crate::domain::Outcome,
+            Vec<&'a str>,
+        );
+        let cases: Vec<Case> = vec![
             (vec!["SMITH, JOHN A & JANE"], &both, Pass, vec![]),
             (vec!["SMITH, JOHN A AND JANE"], &both, Pass, vec![]),
-            (vec!["SMITH, JOHN A & JANE"], &john, Fail, vec!["OWNER_NOT_APPLICANT"]),
+            (
+                vec!["SMITH, JOHN A & JANE"],
+                &john,
+                Fail,
+                vec!["OWNER_NOT_APPLICANT"],
+            ),
             (vec!["John Smith Jr."], &john, Pass, vec![]),
-            (vec!["THE SMITH FAMILY TRUST"], &john, Review, vec!["OWNER_IS_ENTITY"]),
+            (
+                vec!["THE SMITH FAMILY TRUST"],
+                &john,
+                Review,
+                vec!["OWNER_IS_ENTITY"],
+            ),
             (
                 vec!["THE SMITH FAMILY TRUST", "DOE, RICHARD"],
                 &john,
@@ -345,9 +375,27 @@ mod tests {
         let cases = [
             ("SINGLE_FAMILY", 1, "CA", Pass, vec![]),
             ("MULTI_FAMILY", 4, "CA", Pass, vec![]),
-            ("MULTI_FAMILY", 5, "CA", Fail, vec!["PROPERTY_TOO_MANY_UNITS"]),
-            ("COMMERCIAL", 1, "CA", Fail, vec!["PROPERTY_TYPE_INELIGIBLE"]),
-            ("SINGLE_FAMILY", 1, "TX", Fail, vec!["STATE_NOT_PARTICIPATING"]),
+            (
+                "MULTI_FAMILY",
+                5,
+                "CA",
+                Fail,
+                vec!["PROPERTY_TOO_MANY_UNITS"],
+            ),
+            (
+                "COMMERCIAL",
+                1,
+                "CA",
+                Fail,
+                vec!["PROPERTY_TYPE_INELIGIBLE"],
+            ),
+            (
+                "SINGLE_FAMILY",
+                1,
+                "TX",
+                Fail,
+                vec!["STATE_NOT_PARTICIPATING"],
+            ),
             (
                 "VACANT_LAND",
                 1,
@@ -361,7 +409,11 @@ mod tests {
             r.property_type = ty.into();
             r.units = units;
             let v = eligibility(&r, state, &policy());
-            assert_eq!((v.outcome, codes(&v)), (outcome, want), "{ty} {units} {state}");
+            assert_eq!(
+                (v.outcome, codes(&v)),
+                (outcome, want),
+                "{ty} {units} {state}"
+            );
         }
     }
 
@@ -374,9 +426,19 @@ mod tests {
             (true, vec![], Fail, vec!["PROPERTY_TAX_DELINQUENT"]),
             // One late payment is allowed.
             (false, vec![d(2025, 4, 11)], Pass, vec![]),
-            (false, vec![d(2025, 4, 11), d(2024, 12, 11)], Fail, vec!["PROPERTY_TAX_LATE_PAYMENTS"]),
+            (
+                false,
+                vec![d(2025, 4, 11), d(2024, 12, 11)],
+                Fail,
+                vec!["PROPERTY_TAX_LATE_PAYMENTS"],
+            ),
             // Exactly at the three-year boundary counts; a day older does not.
-            (false, vec![d(2025, 4, 11), d(2023, 11, 25)], Fail, vec!["PROPERTY_TAX_LATE_PAYMENTS"]),
+            (
+                false,
+                vec![d(2025, 4, 11), d(2023, 11, 25)],
+                Fail,
+                vec!["PROPERTY_TAX_LATE_PAYMENTS"],
+            ),
             (false, vec![d(2025, 4, 11), d(2023, 11, 24)], Pass, vec![]),
         ];
         for (delinquent, late, outcome, want) in cases {
@@ -384,7 +446,11 @@ mod tests {
             r.tax.delinquent = delinquent;
             r.tax.late_payments = late.clone();
             let v = property_tax(&r, &policy(), today());
-            assert_eq!((v.outcome, codes(&v)), (outcome, want), "{delinquent} {late:?}");
+            assert_eq!(
+                (v.outcome, codes(&v)),
+                (outcome, want),
+                "{delinquent} {late:?}"
+            );
         }
     }
 
@@ -404,7 +470,11 @@ mod tests {
             r.mortgages[0].late_payments_12m = late;
             r.mortgages[0].notice_of_default = nod;
             let v = mortgage(&r, &policy());
-            assert_eq!((v.outcome, codes(&v)), (outcome, want), "{days_late} {late} {nod}");
+            assert_eq!(
+                (v.outcome, codes(&v)),
+                (outcome, want),
+                "{days_late} {late} {nod}"
+            );
         }
     }
 
@@ -418,7 +488,11 @@ mod tests {
                 amount_cents: amount,
                 recorded_on: today(),
             }];
-            assert_eq!(involuntary_liens(&r, &policy()).outcome, outcome, "{amount}");
+            assert_eq!(
+                involuntary_liens(&r, &policy()).outcome,
+                outcome,
+                "{amount}"
+            );
         }
     }
 
@@ -434,7 +508,10 @@ mod tests {
         };
         assert_eq!(valuation(Some(&avm(70)), &policy()).outcome, Pass);
         let low = valuation(Some(&avm(69)), &policy());
-        assert_eq!((low.outcome, codes(&low)), (Review, vec!["VALUATION_LOW_CONFIDENCE"]));
+        assert_eq!(
+            (low.outcome, codes(&low)),
+            (Review, vec!["VALUATION_LOW_CONFIDENCE"])
+        );
         assert_eq!(valuation(None, &policy()).outcome, Review);
     }
 }

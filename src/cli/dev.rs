@@ -15,32 +15,53 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
         Some(url) => url,
         None => {
             let pg = tokio::task::spawn_blocking(PrivatePostgres::start).await??;
-            tracing::info!(port = pg.port(), "started a private PostgreSQL (deleted on exit)");
+            tracing::info!(
+                port = pg.port(),
+                "started a private PostgreSQL (deleted on exit)"
+            );
             let url = pg.url();
             private_pg = Some(pg);
             url
         }
     };
     args.migrate = true;
-    args.grpc_addr.get_or_insert(SocketAddr::from(([127, 0, 0, 1], 50051)));
+    args.grpc_addr
+        .get_or_insert(SocketAddr::from(([127, 0, 0, 1], 50051)));
     let sims = Simulators::start(SimConfig::default()).await?;
     let u = &mut args.upstreams;
-    u.rails_url.get_or_insert_with(|| sims.base_url(Upstream::Rails));
-    u.rails_token.get_or_insert_with(|| sims.rails_token().to_owned());
-    u.property_records_url.get_or_insert_with(|| sims.base_url(Upstream::PropertyRecords));
-    u.valuation_url.get_or_insert_with(|| sims.base_url(Upstream::Valuation));
-    u.identity_url.get_or_insert_with(|| sims.base_url(Upstream::Identity));
-    u.licensing_url.get_or_insert_with(|| sims.base_url(Upstream::Licensing));
-    u.registry_url.get_or_insert_with(|| sims.base_url(Upstream::Registry));
+    u.rails_url
+        .get_or_insert_with(|| sims.base_url(Upstream::Rails));
+    u.rails_token
+        .get_or_insert_with(|| sims.rails_token().to_owned());
+    u.property_records_url
+        .get_or_insert_with(|| sims.base_url(Upstream::PropertyRecords));
+    u.valuation_url
+        .get_or_insert_with(|| sims.base_url(Upstream::Valuation));
+    u.identity_url
+        .get_or_insert_with(|| sims.base_url(Upstream::Identity));
+    u.licensing_url
+        .get_or_insert_with(|| sims.base_url(Upstream::Licensing));
+    u.registry_url
+        .get_or_insert_with(|| sims.base_url(Upstream::Registry));
     let vault = match &args.encryption_keys {
         Some(_) => crate::cli_support::vault_from(&args)?,
         None => {
-            tracing::warn!("no DOSSIER_ENCRYPTION_KEYS: using throw-away keys, so SSNs stored by this run cannot be read by another");
+            tracing::warn!(
+                "no DOSSIER_ENCRYPTION_KEYS: using throw-away keys, so SSNs stored by this run cannot be read by another"
+            );
             Vault::ephemeral()
         }
     };
     let upstreams = args.upstreams.settings()?;
-    let server = Server::build(args, Resolved { database_url: database_url.clone(), vault, upstreams }).await?;
+    let server = Server::build(
+        args,
+        Resolved {
+            database_url: database_url.clone(),
+            vault,
+            upstreams,
+        },
+    )
+    .await?;
     let addr = server.local_addr();
     println!(
         "\nDossier dev is up on {addr}.\n\
@@ -49,7 +70,11 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
          \n  grpcurl:    grpcurl -plaintext {addr} list\
          \n  Stop:       Ctrl-C (stops the simulators{} too)\n",
         crate::store::redact_url(&database_url),
-        if private_pg.is_some() { " and the private PostgreSQL" } else { "" },
+        if private_pg.is_some() {
+            " and the private PostgreSQL"
+        } else {
+            ""
+        },
     );
     let result = server.run_until_stopped(shutdown_signal()).await;
     sims.shutdown().await;

@@ -54,8 +54,14 @@ impl TryFrom<serde_json::Value> for Int64 {
     type Error = String;
     fn try_from(v: serde_json::Value) -> Result<Self, String> {
         match &v {
-            serde_json::Value::Number(n) => n.as_i64().map(Int64).ok_or_else(|| format!("{n} is not an integer")),
-            serde_json::Value::String(s) => s.parse().map(Int64).map_err(|_| format!("{s:?} is not an integer")),
+            serde_json::Value::Number(n) => n
+                .as_i64()
+                .map(Int64)
+                .ok_or_else(|| format!("{n} is not an integer")),
+            serde_json::Value::String(s) => s
+                .parse()
+                .map(Int64)
+                .map_err(|_| format!("{s:?} is not an integer")),
             _ => Err(format!("{v} is not an integer")),
         }
     }
@@ -118,51 +124,98 @@ fn to_proto(f: FileApplication) -> anyhow::Result<proto::evaluate_application_re
     }
     let mut measures = Vec::new();
     for m in f.measures {
-        let kind = proto::MeasureKind::from_str_name(&m.kind)
-            .with_context(|| format!("measure kind {:?} is not a MeasureKind (e.g. MEASURE_KIND_SOLAR_PV)", m.kind))?;
-        measures.push(proto::Measure { kind: kind as i32, cost_cents: m.cost_cents.0, description: m.description });
+        let kind = proto::MeasureKind::from_str_name(&m.kind).with_context(|| {
+            format!(
+                "measure kind {:?} is not a MeasureKind (e.g. MEASURE_KIND_SOLAR_PV)",
+                m.kind
+            )
+        })?;
+        measures.push(proto::Measure {
+            kind: kind as i32,
+            cost_cents: m.cost_cents.0,
+            description: m.description,
+        });
     }
-    Ok(proto::evaluate_application_request::Source::Application(proto::Application {
-        applicants: f
-            .applicants
-            .into_iter()
-            .map(|a| proto::Applicant {
-                first_name: a.first_name,
-                middle_name: a.middle_name,
-                last_name: a.last_name,
-                suffix: a.suffix,
-                ssn: a.ssn,
-                date_of_birth: a.date_of_birth.map(|d| proto::Date { year: d.year, month: d.month, day: d.day }),
-                email: a.email,
-                stated_annual_income_cents: a.stated_annual_income_cents.0,
-            })
-            .collect(),
-        property: f.property.map(|p| proto::Property {
-            address: p.address.map(|a| proto::Address { line1: a.line1, line2: a.line2, city: a.city, state: a.state, postal_code: a.postal_code }),
-            apn: p.apn,
-        }),
-        contractor: f.contractor.map(|c| proto::Contractor { business_name: c.business_name, license_number: c.license_number, license_state: c.license_state }),
-        measures,
-        financing: f.financing.map(|x| proto::Financing { amount_cents: x.amount_cents.0, term_years: x.term_years }),
-    }))
+    Ok(proto::evaluate_application_request::Source::Application(
+        proto::Application {
+            applicants: f
+                .applicants
+                .into_iter()
+                .map(|a| proto::Applicant {
+                    first_name: a.first_name,
+                    middle_name: a.middle_name,
+                    last_name: a.last_name,
+                    suffix: a.suffix,
+                    ssn: a.ssn,
+                    date_of_birth: a.date_of_birth.map(|d| proto::Date {
+                        year: d.year,
+                        month: d.month,
+                        day: d.day,
+                    }),
+                    email: a.email,
+                    stated_annual_income_cents: a.stated_annual_income_cents.0,
+                })
+                .collect(),
+            property: f.property.map(|p| proto::Property {
+                address: p.address.map(|a| proto::Address {
+                    line1: a.line1,
+                    line2: a.line2,
+                    city: a.city,
+                    state: a.state,
+                    postal_code: a.postal_code,
+                }),
+                apn: p.apn,
+            }),
+            contractor: f.contractor.map(|c| proto::Contractor {
+                business_name: c.business_name,
+                license_number: c.license_number,
+                license_state: c.license_state,
+            }),
+            measures,
+            financing: f.financing.map(|x| proto::Financing {
+                amount_cents: x.amount_cents.0,
+                term_years: x.term_years,
+            }),
+        },
+    ))
 }
 
 /// Reads an application file into the request's source.
 pub fn read_file(path: &Path) -> anyhow::Result<proto::evaluate_application_request::Source> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let parsed: FileApplication = serde_json::from_str(&text).with_context(|| format!("{} is not an application file", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let parsed: FileApplication = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not an application file", path.display()))?;
     to_proto(parsed)
 }
 
-pub async fn run(file: &Path, addr: &str, key: Option<String>, timeout: Duration) -> anyhow::Result<proto::Report> {
+pub async fn run(
+    file: &Path,
+    addr: &str,
+    key: Option<String>,
+    timeout: Duration,
+) -> anyhow::Result<proto::Report> {
     let source = read_file(file)?;
-    let mut client = proto::underwriting_service_client::UnderwritingServiceClient::connect(addr.to_owned())
-        .await
-        .with_context(|| format!("cannot connect to Dossier at {addr}; is `dossier dev` or `dossier serve` running?"))?;
-    let mut request = tonic::Request::new(proto::EvaluateApplicationRequest { idempotency_key: key.unwrap_or_default(), source: Some(source) });
+    let mut client = proto::underwriting_service_client::UnderwritingServiceClient::connect(
+        addr.to_owned(),
+    )
+    .await
+    .with_context(|| {
+        format!("cannot connect to Dossier at {addr}; is `dossier dev` or `dossier serve` running?")
+    })?;
+    let mut request = tonic::Request::new(proto::EvaluateApplicationRequest {
+        idempotency_key: key.unwrap_or_default(),
+        source: Some(source),
+    });
     request.set_timeout(timeout);
-    let response = client.evaluate_application(request).await.map_err(describe_status)?;
-    response.into_inner().report.context("the server answered without a report")
+    let response = client
+        .evaluate_application(request)
+        .await
+        .map_err(describe_status)?;
+    response
+        .into_inner()
+        .report
+        .context("the server answered without a report")
 }
 
 fn describe_status(status: tonic::Status) -> anyhow::Error {
@@ -187,15 +240,40 @@ pub fn render(r: &proto::Report) -> String {
     out.push_str(&format!("Application {}\n", r.application_id));
     out.push_str(&format!(
         "Decision:   {decision}{}\n",
-        if r.reason_codes.is_empty() { String::new() } else { format!("  ({})", r.reason_codes.join(", ")) }
+        if r.reason_codes.is_empty() {
+            String::new()
+        } else {
+            format!("  ({})", r.reason_codes.join(", "))
+        }
     ));
-    out.push_str(&format!("Status:     {}{}\n", name(proto::ApplicationStatus::try_from(r.status)), if r.complete { "" } else { "  (incomplete: the deadline cut some checks short)" }));
+    out.push_str(&format!(
+        "Status:     {}{}\n",
+        name(proto::ApplicationStatus::try_from(r.status)),
+        if r.complete {
+            ""
+        } else {
+            "  (incomplete: the deadline cut some checks short)"
+        }
+    ));
     out.push_str(&format!("Policy:     {}\n\n", r.policy_version));
     for c in &r.checks {
         let outcome = name(proto::CheckOutcome::try_from(c.outcome)).to_uppercase();
-        let kind = proto::CheckKind::try_from(c.kind).map(|k| k.as_str_name().trim_start_matches("CHECK_KIND_").to_lowercase()).unwrap_or_default();
-        let codes = if c.reason_codes.is_empty() { String::new() } else { format!(" [{}]", c.reason_codes.join(", ")) };
-        out.push_str(&format!("  {outcome:<12} {kind:<22} {:<12} {}{codes}\n", c.subject, c.message));
+        let kind = proto::CheckKind::try_from(c.kind)
+            .map(|k| {
+                k.as_str_name()
+                    .trim_start_matches("CHECK_KIND_")
+                    .to_lowercase()
+            })
+            .unwrap_or_default();
+        let codes = if c.reason_codes.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", c.reason_codes.join(", "))
+        };
+        out.push_str(&format!(
+            "  {outcome:<12} {kind:<22} {:<12} {}{codes}\n",
+            c.subject, c.message
+        ));
     }
     out
 }

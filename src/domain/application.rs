@@ -12,7 +12,7 @@ impl Ssn {
     pub fn parse(input: &str) -> Result<Ssn, &'static str> {
         let digits: String = input.chars().filter(|c| *c != '-' && *c != ' ').collect();
         if digits.len() != 9 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return Err("must be nine digits, optionally written 123-45-6789");
+            return Err("must be nine digits, optionally written as AAA-GG-SSSS");
         }
         let area: u32 = digits[0..3].parse().expect("digits");
         let group: u32 = digits[3..5].parse().expect("digits");
@@ -64,12 +64,17 @@ pub struct Applicant {
 
 impl Applicant {
     pub fn display_name(&self) -> String {
-        [&self.first_name, &self.middle_name, &self.last_name, &self.suffix]
-            .iter()
-            .filter(|p| !p.is_empty())
-            .map(|p| p.as_str())
-            .collect::<Vec<_>>()
-            .join(" ")
+        [
+            &self.first_name,
+            &self.middle_name,
+            &self.last_name,
+            &self.suffix,
+        ]
+        .iter()
+        .filter(|p| !p.is_empty())
+        .map(|p| p.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
     }
 }
 
@@ -172,10 +177,10 @@ pub enum ApplicationSource {
 
 /// The two-letter USPS codes of the states, DC and the territories.
 pub const US_STATES: &[&str] = &[
-    "AL", "AK", "AZ", "AR", "CA", "CO", "CT", "DE", "DC", "FL", "GA", "HI", "ID", "IL", "IN",
-    "IA", "KS", "KY", "LA", "ME", "MD", "MA", "MI", "MN", "MS", "MO", "MT", "NE", "NV", "NH",
-    "NJ", "NM", "NY", "NC", "ND", "OH", "OK", "OR", "PA", "RI", "SC", "SD", "TN", "TX", "UT",
-    "VT", "VA", "WA", "WV", "WI", "WY", "PR", "GU", "VI", "AS", "MP",
+    "AL", "AK", "AZ", "AR", "CA", "CO", "CT", "DE", "DC", "FL", "GA", "HI", "ID", "IL", "IN", "IA",
+    "KS", "KY", "LA", "ME", "MD", "MA", "MI", "MN", "MS", "MO", "MT", "NE", "NV", "NH", "NJ", "NM",
+    "NY", "NC", "ND", "OH", "OK", "OR", "PA", "RI", "SC", "SD", "TN", "TX", "UT", "VT", "VA", "WA",
+    "WV", "WI", "WY", "PR", "GU", "VI", "AS", "MP",
 ];
 
 pub fn is_us_state(code: &str) -> bool {

@@ -86,9 +86,14 @@ impl Outcome {
     }
 
     pub fn parse(s: &str) -> Option<Outcome> {
-        [Outcome::Pass, Outcome::Fail, Outcome::Review, Outcome::Unavailable]
-            .into_iter()
-            .find(|o| o.as_str() == s)
+        [
+            Outcome::Pass,
+            Outcome::Fail,
+            Outcome::Review,
+            Outcome::Unavailable,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == s)
     }
 }
 

@@ -17,16 +17,32 @@ pub const LEASE: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_secs(2);
 
 /// Starts `count` workers; they stop when `shutdown` is cancelled, handing back jobs.
-pub fn start(underwriter: Underwriter, notifications: Notifications, count: usize, worker_prefix: &str, shutdown: CancellationToken) -> JoinSet<()> {
+pub fn start(
+    underwriter: Underwriter,
+    notifications: Notifications,
+    count: usize,
+    worker_prefix: &str,
+    shutdown: CancellationToken,
+) -> JoinSet<()> {
     let mut set = JoinSet::new();
     for n in 0..count {
         let worker = format!("{worker_prefix}/{n}");
-        set.spawn(run_worker(underwriter.clone(), notifications.clone(), worker, shutdown.clone()));
+        set.spawn(run_worker(
+            underwriter.clone(),
+            notifications.clone(),
+            worker,
+            shutdown.clone(),
+        ));
     }
     set
 }
 
-async fn run_worker(underwriter: Underwriter, notifications: Notifications, worker: String, shutdown: CancellationToken) {
+async fn run_worker(
+    underwriter: Underwriter,
+    notifications: Notifications,
+    worker: String,
+    shutdown: CancellationToken,
+) {
     let wake = notifications.jobs();
     let mut backoff = Duration::from_millis(100);
     while !shutdown.is_cancelled() {
@@ -57,13 +73,20 @@ async fn run_worker(underwriter: Underwriter, notifications: Notifications, work
 async fn run_job(underwriter: &Underwriter, worker: &str, job: Job, shutdown: &CancellationToken) {
     let store = &underwriter.store;
     let Some(application_id) = job.application_id else {
-        let _ = store.fail_job(job.id, worker, "job has no application").await;
+        let _ = store
+            .fail_job(job.id, worker, "job has no application")
+            .await;
         return;
     };
     let work = async {
         match job.kind.as_str() {
-            "evaluate" => underwriter.evaluate(application_id, RunReason::Initial, None).await.map(|_| ()),
-            other => Err(EvaluateError::RailsInvalid(format!("unknown job kind {other:?}"))),
+            "evaluate" => underwriter
+                .evaluate(application_id, RunReason::Initial, None)
+                .await
+                .map(|_| ()),
+            other => Err(EvaluateError::RailsInvalid(format!(
+                "unknown job kind {other:?}"
+            ))),
         }
     };
     let renew = async {

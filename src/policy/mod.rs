@@ -162,7 +162,9 @@ impl Policy {
             ("max_combined_ratio", a.max_combined_ratio),
         ] {
             if !(ratio > 0.0 && ratio <= 1.0) {
-                problems.push(format!("assessment_limit.{name} ({ratio}) must be in (0, 1]"));
+                problems.push(format!(
+                    "assessment_limit.{name} ({ratio}) must be in (0, 1]"
+                ));
             }
         }
         if self.valuation.min_confidence > 100 {
@@ -274,7 +276,11 @@ mod tests {
         use Outcome::*;
         let policy = LoadedPolicy::default_policy().policy;
         let cases: Vec<(Vec<CheckResult>, Decision, Vec<&str>)> = vec![
-            (vec![result(PropertyTax, Pass, "")], Decision::Approved, vec![]),
+            (
+                vec![result(PropertyTax, Pass, "")],
+                Decision::Approved,
+                vec![],
+            ),
             (
                 vec![
                     result(PropertyTax, Fail, "PROPERTY_TAX_DELINQUENT"),
@@ -306,7 +312,10 @@ mod tests {
             ),
         ];
         for (results, decision, codes) in cases {
-            assert_eq!(decide(&policy, &results), (decision, codes.into_iter().map(String::from).collect()));
+            assert_eq!(
+                decide(&policy, &results),
+                (decision, codes.into_iter().map(String::from).collect())
+            );
         }
     }
 
@@ -314,7 +323,11 @@ mod tests {
     fn optional_checks_do_not_refer_when_unavailable() {
         let mut policy = LoadedPolicy::default_policy().policy;
         policy.program.optional_checks = vec![CheckKind::Valuation];
-        let results = vec![result(CheckKind::Valuation, Outcome::Unavailable, "UPSTREAM_ERROR")];
+        let results = vec![result(
+            CheckKind::Valuation,
+            Outcome::Unavailable,
+            "UPSTREAM_ERROR",
+        )];
         assert_eq!(decide(&policy, &results).0, Decision::Approved);
     }
 
@@ -331,6 +344,9 @@ mod tests {
     #[test]
     fn unknown_setting_is_refused() {
         let text = format!("{DEFAULT_POLICY_TOML}\n[extra]\nfoo = 1\n");
-        assert!(matches!(LoadedPolicy::parse(&text), Err(PolicyError::Parse(_))));
+        assert!(matches!(
+            LoadedPolicy::parse(&text),
+            Err(PolicyError::Parse(_))
+        ));
     }
 }

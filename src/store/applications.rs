@@ -62,7 +62,10 @@ pub enum Source<'a> {
 impl Store {
     /// Stores an application, its sealed PII and (optionally) its evaluation job in one
     /// transaction, or reports that the idempotency key was already used.
-    pub async fn accept_application(&self, new: NewApplication<'_>) -> Result<Accepted, StoreError> {
+    pub async fn accept_application(
+        &self,
+        new: NewApplication<'_>,
+    ) -> Result<Accepted, StoreError> {
         let id = Uuid::now_v7();
         let (source, rails_id, app) = match &new.source {
             Source::Inline(app) => ("inline", None, Some(*app)),
@@ -132,7 +135,9 @@ impl Store {
     ) -> Result<(), StoreError> {
         for (position, a) in app.applicants.iter().enumerate() {
             let ssn = self.vault.seal(a.ssn.expose().as_bytes(), "ssn");
-            let dob = self.vault.seal(a.date_of_birth.to_string().as_bytes(), "dob");
+            let dob = self
+                .vault
+                .seal(a.date_of_birth.to_string().as_bytes(), "dob");
             sqlx::query(
                 "INSERT INTO applicant_secrets (application_id, position, key_id, ssn_sealed, dob_sealed, ssn_lookup)
                  VALUES ($1, $2, $3, $4, $5, $6)
@@ -151,7 +156,11 @@ impl Store {
     }
 
     /// Stores an application fetched from Rails for an application submitted by id.
-    pub async fn attach_fetched_application(&self, id: Uuid, app: &Application) -> Result<(), StoreError> {
+    pub async fn attach_fetched_application(
+        &self,
+        id: Uuid,
+        app: &Application,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(
             "UPDATE applications SET application = $2, updated_at = now() WHERE id = $1 AND application IS NULL",
@@ -197,14 +206,21 @@ impl Store {
             let key_id: String = row.try_get("key_id")?;
             let open = |col: &str, ctx: &str| -> Result<String, StoreError> {
                 let bytes: Vec<u8> = row.try_get(col)?;
-                let plain = self.vault.open(&Sealed { key_id: key_id.clone(), bytes }, ctx)?;
-                String::from_utf8(plain).map_err(|_| StoreError::Corrupt(format!("{ctx} of {id} is not text")))
+                let plain = self.vault.open(
+                    &Sealed {
+                        key_id: key_id.clone(),
+                        bytes,
+                    },
+                    ctx,
+                )?;
+                String::from_utf8(plain)
+                    .map_err(|_| StoreError::Corrupt(format!("{ctx} of {id} is not text")))
             };
             let ssn = Ssn::parse(&open("ssn_sealed", "ssn")?)
                 .map_err(|_| StoreError::Corrupt(format!("stored SSN of {id} is invalid")))?;
-            let dob: NaiveDate = open("dob_sealed", "dob")?
-                .parse()
-                .map_err(|_| StoreError::Corrupt(format!("stored date of birth of {id} is invalid")))?;
+            let dob: NaiveDate = open("dob_sealed", "dob")?.parse().map_err(|_| {
+                StoreError::Corrupt(format!("stored date of birth of {id} is invalid"))
+            })?;
             applicants.push(Applicant {
                 first_name: a.first_name,
                 middle_name: a.middle_name,
@@ -227,10 +243,12 @@ impl Store {
 
     /// The Rails id of an application submitted by reference.
     pub async fn rails_id(&self, id: Uuid) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT rails_application_id FROM applications WHERE id = $1")
-            .bind(id)
-            .fetch_one(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT rails_application_id FROM applications WHERE id = $1")
+                .bind(id)
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 
     /// Application ids whose applicants include this SSN (via the keyed hash).

@@ -65,7 +65,11 @@ fn decode_key(b64: &str, what: &str) -> Result<[u8; 32], CryptoError> {
 impl Vault {
     /// `keys` is `id:base64,id:base64`; the first entry is the active key unless
     /// `active` names another. `lookup_key` is base64 of 32 bytes.
-    pub fn from_config(keys: &str, active: Option<&str>, lookup_key: &str) -> Result<Vault, CryptoError> {
+    pub fn from_config(
+        keys: &str,
+        active: Option<&str>,
+        lookup_key: &str,
+    ) -> Result<Vault, CryptoError> {
         let mut map = HashMap::new();
         let mut first = None;
         for entry in keys.split(',').map(str::trim).filter(|e| !e.is_empty()) {
@@ -87,7 +91,8 @@ impl Vault {
         Ok(Vault {
             active,
             keys: map,
-            lookup: <Hmac<Sha256> as Mac>::new_from_slice(&lookup).expect("HMAC takes any key size"),
+            lookup: <Hmac<Sha256> as Mac>::new_from_slice(&lookup)
+                .expect("HMAC takes any key size"),
         })
     }
 
@@ -96,7 +101,8 @@ impl Vault {
     pub fn ephemeral() -> Vault {
         let enc = base64::engine::general_purpose::STANDARD.encode(Aes256Gcm::generate_key(OsRng));
         let look = base64::engine::general_purpose::STANDARD.encode(Aes256Gcm::generate_key(OsRng));
-        Vault::from_config(&format!("ephemeral:{enc}"), None, &look).expect("generated keys are valid")
+        Vault::from_config(&format!("ephemeral:{enc}"), None, &look)
+            .expect("generated keys are valid")
     }
 
     pub fn active_key_id(&self) -> &str {
@@ -109,11 +115,20 @@ impl Vault {
         let cipher = &self.keys[&self.active];
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
         let ct = cipher
-            .encrypt(&nonce, Payload { msg: plaintext, aad: context.as_bytes() })
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: plaintext,
+                    aad: context.as_bytes(),
+                },
+            )
             .expect("AES-GCM encryption of a short value cannot fail");
         let mut bytes = nonce.to_vec();
         bytes.extend_from_slice(&ct);
-        Sealed { key_id: self.active.clone(), bytes }
+        Sealed {
+            key_id: self.active.clone(),
+            bytes,
+        }
     }
 
     pub fn open(&self, sealed: &Sealed, context: &str) -> Result<Vec<u8>, CryptoError> {
@@ -127,7 +142,13 @@ impl Vault {
         let (nonce, ct) = sealed.bytes.split_at(NONCE_LEN);
         let nonce: [u8; NONCE_LEN] = nonce.try_into().expect("split at NONCE_LEN");
         cipher
-            .decrypt(&Nonce::from(nonce), Payload { msg: ct, aad: context.as_bytes() })
+            .decrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: ct,
+                    aad: context.as_bytes(),
+                },
+            )
             .map_err(|_| CryptoError::Decrypt)
     }
 
@@ -168,22 +189,34 @@ mod tests {
         assert_eq!(rotated.active_key_id(), "k2");
         assert_eq!(rotated.open(&sealed, "dob").unwrap(), b"1970-01-01");
         let dropped = Vault::from_config(&format!("k2:{K2}"), None, K2).unwrap();
-        assert!(matches!(dropped.open(&sealed, "dob"), Err(CryptoError::UnknownKey(id)) if id == "k1"));
+        assert!(
+            matches!(dropped.open(&sealed, "dob"), Err(CryptoError::UnknownKey(id)) if id == "k1")
+        );
     }
 
     #[test]
     fn lookup_hash_is_keyed_and_stable() {
         let a = Vault::from_config(&format!("k1:{K1}"), None, K2).unwrap();
         let b = Vault::from_config(&format!("k1:{K1}"), None, K1).unwrap();
-        assert_eq!(a.lookup_hash("ssn", b"123456789"), a.lookup_hash("ssn", b"123456789"));
-        assert_ne!(a.lookup_hash("ssn", b"123456789"), b.lookup_hash("ssn", b"123456789"));
+        assert_eq!(
+            a.lookup_hash("ssn", b"123456789"),
+            a.lookup_hash("ssn", b"123456789")
+        );
+        assert_ne!(
+            a.lookup_hash("ssn", b"123456789"),
+            b.lookup_hash("ssn", b"123456789")
+        );
     }
 
     #[test]
     fn bad_key_config_is_explained() {
-        let err = Vault::from_config("k1:c2hvcnQ=", None, K2).unwrap_err().to_string();
+        let err = Vault::from_config("k1:c2hvcnQ=", None, K2)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not 32"), "{err}");
-        let err = Vault::from_config(&format!("k1:{K1}"), Some("k9"), K2).unwrap_err().to_string();
+        let err = Vault::from_config(&format!("k1:{K1}"), Some("k9"), K2)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("k9"), "{err}");
     }
 }

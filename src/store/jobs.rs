@@ -18,7 +18,11 @@ pub struct Job {
 
 impl Store {
     /// Claims the next ready job, or a running one whose lease lapsed (its pod died).
-    pub async fn claim_job(&self, worker: &str, lease: Duration) -> Result<Option<Job>, StoreError> {
+    pub async fn claim_job(
+        &self,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<Option<Job>, StoreError> {
         let row = sqlx::query(
             "UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_by = $1,
                              lease_until = now() + make_interval(secs => $2)
@@ -48,7 +52,12 @@ impl Store {
     }
 
     /// Extends a lease; false when the job is no longer ours (lease lapsed and taken).
-    pub async fn renew_lease(&self, job_id: i64, worker: &str, lease: Duration) -> Result<bool, StoreError> {
+    pub async fn renew_lease(
+        &self,
+        job_id: i64,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
         Ok(sqlx::query(
             "UPDATE jobs SET lease_until = now() + make_interval(secs => $3)
              WHERE id = $1 AND locked_by = $2 AND state = 'running'",

@@ -40,7 +40,10 @@ impl StoreError {
         matches!(
             self,
             StoreError::Database(
-                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_)
+                sqlx::Error::Io(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::Tls(_)
             )
         )
     }
@@ -99,7 +102,10 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> 
 /// lock also serialises pods that migrate at the same time.
 pub async fn migrate(url: &str) -> anyhow::Result<Vec<i64>> {
     let mut conn = PgConnection::connect(url).await.map_err(|e| {
-        anyhow::anyhow!("cannot connect to PostgreSQL at {} to migrate ({e})", redact_url(url))
+        anyhow::anyhow!(
+            "cannot connect to PostgreSQL at {} to migrate ({e})",
+            redact_url(url)
+        )
     })?;
     let before = applied_versions(&mut conn).await.unwrap_or_default();
     let mut migrator = sqlx::migrate!("./migrations");
@@ -157,7 +163,10 @@ pub fn redact_url(url: &str) -> String {
 mod tests {
     #[test]
     fn redacts_passwords() {
-        assert_eq!(super::redact_url("postgres://u:pw@h:5432/d"), "postgres://u:***@h:5432/d");
+        assert_eq!(
+            super::redact_url("postgres://u:pw@h:5432/d"),
+            "postgres://u:***@h:5432/d"
+        );
         assert_eq!(super::redact_url("postgres://u@h/d"), "postgres://u@h/d");
     }
 }

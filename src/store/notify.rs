@@ -22,7 +22,10 @@ impl Notifications {
     /// subscribers fall back on their periodic re-reads, so nothing is missed.
     pub fn start(pool: PgPool) -> Notifications {
         let (reports, _) = broadcast::channel(1024);
-        let n = Notifications { reports, jobs: Arc::new(Notify::new()) };
+        let n = Notifications {
+            reports,
+            jobs: Arc::new(Notify::new()),
+        };
         tokio::spawn(listen(pool, n.clone()));
         n
     }

@@ -47,7 +47,12 @@ impl Store {
     }
 
     /// Records one finished check (idempotent per run, kind and subject) and announces it.
-    pub async fn record_check(&self, run_id: Uuid, application_id: Uuid, r: &CheckResult) -> Result<(), StoreError> {
+    pub async fn record_check(
+        &self,
+        run_id: Uuid,
+        application_id: Uuid,
+        r: &CheckResult,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO check_results (run_id, application_id, kind, subject, outcome, reason_codes, message,
@@ -90,10 +95,11 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         // Row lock: concurrent deciders of one application queue here.
-        let status: String = sqlx::query_scalar("SELECT status FROM applications WHERE id = $1 FOR UPDATE")
-            .bind(application_id)
-            .fetch_one(&mut *tx)
-            .await?;
+        let status: String =
+            sqlx::query_scalar("SELECT status FROM applications WHERE id = $1 FOR UPDATE")
+                .bind(application_id)
+                .fetch_one(&mut *tx)
+                .await?;
         if once && status == "decided" {
             tx.rollback().await?;
             return Ok(false);
@@ -191,7 +197,10 @@ impl Store {
         .bind(run_id)
         .fetch_all(&self.pool)
         .await?;
-        let mut checks = rows.iter().map(check_from_row).collect::<Result<Vec<_>, _>>()?;
+        let mut checks = rows
+            .iter()
+            .map(check_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
         checks.sort_by(|a, b| (a.kind, &a.subject).cmp(&(b.kind, &b.subject)));
         Ok(checks)
     }
@@ -239,7 +248,9 @@ impl Store {
                     idempotency_key: row.try_get("idempotency_key")?,
                     status: parse_status(&row.try_get::<String, _>("status")?)?,
                     decision: decision.as_deref().map(parse_decision).transpose()?,
-                    reason_codes: row.try_get::<Option<Vec<String>>, _>("reason_codes")?.unwrap_or_default(),
+                    reason_codes: row
+                        .try_get::<Option<Vec<String>>, _>("reason_codes")?
+                        .unwrap_or_default(),
                     created_at: row.try_get("created_at")?,
                     decided_at: row.try_get("decided_at")?,
                 })
@@ -248,7 +259,10 @@ impl Store {
     }
 }
 
-async fn notify_report(tx: &mut sqlx::PgConnection, application_id: Uuid) -> Result<(), StoreError> {
+async fn notify_report(
+    tx: &mut sqlx::PgConnection,
+    application_id: Uuid,
+) -> Result<(), StoreError> {
     sqlx::query("SELECT pg_notify($1, $2)")
         .bind(REPORT_CHANNEL)
         .bind(application_id.to_string())
@@ -268,9 +282,11 @@ fn check_from_row(row: &PgRow) -> Result<CheckResult, StoreError> {
     let fetched_at: Option<DateTime<Utc>> = row.try_get("fetched_at")?;
     let evidence: sqlx::types::Json<serde_json::Value> = row.try_get("evidence")?;
     Ok(CheckResult {
-        kind: CheckKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("unknown check kind {kind:?}")))?,
+        kind: CheckKind::parse(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown check kind {kind:?}")))?,
         subject: row.try_get("subject")?,
-        outcome: Outcome::parse(&outcome).ok_or_else(|| StoreError::Corrupt(format!("unknown outcome {outcome:?}")))?,
+        outcome: Outcome::parse(&outcome)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown outcome {outcome:?}")))?,
         reason_codes: row.try_get("reason_codes")?,
         message: row.try_get("message")?,
         source: match (upstream, fetched_at) {

@@ -60,7 +60,11 @@ impl RunReason {
 
 impl Underwriter {
     /// Fetches an application by Rails id and converts it.
-    pub async fn fetch_rails(&self, rails_id: &str, ctx: &CallContext) -> Result<Application, EvaluateError> {
+    pub async fn fetch_rails(
+        &self,
+        rails_id: &str,
+        ctx: &CallContext,
+    ) -> Result<Application, EvaluateError> {
         let fetched = self
             .upstreams
             .rails
@@ -68,7 +72,8 @@ impl Underwriter {
             .await
             .map_err(EvaluateError::Rails)?
             .ok_or_else(|| EvaluateError::RailsNotFound(rails_id.to_owned()))?;
-        rails_conversion::to_domain(&fetched.value, &self.policy.policy.program).map_err(EvaluateError::RailsInvalid)
+        rails_conversion::to_domain(&fetched.value, &self.policy.policy.program)
+            .map_err(EvaluateError::RailsInvalid)
     }
 
     /// Runs every check for a stored application and records results and decision.
@@ -96,20 +101,37 @@ impl Underwriter {
         let application = match self.store.load_application(application_id).await? {
             Some(app) => app,
             None => {
-                let rails_id = self.store.rails_id(application_id).await?.unwrap_or_default();
+                let rails_id = self
+                    .store
+                    .rails_id(application_id)
+                    .await?
+                    .unwrap_or_default();
                 let app = self.fetch_rails(&rails_id, &ctx).await?;
-                self.store.attach_fetched_application(application_id, &app).await?;
+                self.store
+                    .attach_fetched_application(application_id, &app)
+                    .await?;
                 app
             }
         };
-        let run_id = self.store.start_run(application_id, reason.as_str()).await?;
-        let results = self.run_checks(run_id, application_id, &application, &ctx).await?;
+        let run_id = self
+            .store
+            .start_run(application_id, reason.as_str())
+            .await?;
+        let results = self
+            .run_checks(run_id, application_id, &application, &ctx)
+            .await?;
         let complete = !results
             .iter()
             .any(|r| r.reason_codes.iter().any(|c| c == "DEADLINE_EXCEEDED"));
         let decision = decide(&self.policy, &results);
         self.store
-            .record_decision(run_id, application_id, &decision, complete, reason == RunReason::Initial)
+            .record_decision(
+                run_id,
+                application_id,
+                &decision,
+                complete,
+                reason == RunReason::Initial,
+            )
             .await?;
         self.store
             .report(application_id)
@@ -126,13 +148,22 @@ impl Underwriter {
     ) -> Result<Vec<CheckResult>, StoreError> {
         let today = Utc::now().date_naive();
         let groups = vec![
-            Box::pin(self.property_group(app, ctx, today)) as futures::future::BoxFuture<'_, Vec<CheckResult>>,
+            Box::pin(self.property_group(app, ctx, today))
+                as futures::future::BoxFuture<'_, Vec<CheckResult>>,
             Box::pin(self.contractor_group(app, ctx, today)),
-            Box::pin(async { vec![stamp(CheckKind::Term, "application", None, checks::financing::term(&app.measures, &app.financing, &self.policy.policy))] }),
+            Box::pin(async {
+                vec![stamp(
+                    CheckKind::Term,
+                    "application",
+                    None,
+                    checks::financing::term(&app.measures, &app.financing, &self.policy.policy),
+                )]
+            }),
         ]
         .into_iter()
         .chain(app.applicants.iter().enumerate().map(|(i, a)| {
-            Box::pin(self.applicant_group(i, a, app, ctx, today)) as futures::future::BoxFuture<'_, Vec<CheckResult>>
+            Box::pin(self.applicant_group(i, a, app, ctx, today))
+                as futures::future::BoxFuture<'_, Vec<CheckResult>>
         }));
         // Each group records its results as soon as they exist, so WatchReport streams
         // them while slower upstreams are still answering.
@@ -152,7 +183,12 @@ impl Underwriter {
         Ok(all)
     }
 
-    async fn property_group(&self, app: &Application, ctx: &CallContext, today: NaiveDate) -> Vec<CheckResult> {
+    async fn property_group(
+        &self,
+        app: &Application,
+        ctx: &CallContext,
+        today: NaiveDate,
+    ) -> Vec<CheckResult> {
         let p = &self.policy.policy;
         let addr = &app.property.address;
         let query = PropertyQuery {
@@ -163,8 +199,16 @@ impl Underwriter {
             apn: app.property.apn.clone(),
         };
         let (record, avm) = tokio::join!(
-            within(ctx, "property_records", self.upstreams.property_records.lookup(&query, ctx)),
-            within(ctx, "valuation", self.upstreams.valuation.estimate(&query, ctx)),
+            within(
+                ctx,
+                "property_records",
+                self.upstreams.property_records.lookup(&query, ctx)
+            ),
+            within(
+                ctx,
+                "valuation",
+                self.upstreams.valuation.estimate(&query, ctx)
+            ),
         );
         let property_kinds = [
             CheckKind::PropertyOwnership,
@@ -192,11 +236,36 @@ impl Underwriter {
         match &record {
             Ok(Some(Fetched { value: rec, source })) => {
                 let s = Some(source.clone());
-                out.push(stamp(CheckKind::PropertyOwnership, "property", s.clone(), checks::property::ownership(rec, &app.applicants)));
-                out.push(stamp(CheckKind::PropertyEligibility, "property", s.clone(), checks::property::eligibility(rec, &addr.state, p)));
-                out.push(stamp(CheckKind::PropertyTax, "property", s.clone(), checks::property::property_tax(rec, p, today)));
-                out.push(stamp(CheckKind::Mortgage, "property", s.clone(), checks::property::mortgage(rec, p)));
-                out.push(stamp(CheckKind::InvoluntaryLiens, "property", s.clone(), checks::property::involuntary_liens(rec, p)));
+                out.push(stamp(
+                    CheckKind::PropertyOwnership,
+                    "property",
+                    s.clone(),
+                    checks::property::ownership(rec, &app.applicants),
+                ));
+                out.push(stamp(
+                    CheckKind::PropertyEligibility,
+                    "property",
+                    s.clone(),
+                    checks::property::eligibility(rec, &addr.state, p),
+                ));
+                out.push(stamp(
+                    CheckKind::PropertyTax,
+                    "property",
+                    s.clone(),
+                    checks::property::property_tax(rec, p, today),
+                ));
+                out.push(stamp(
+                    CheckKind::Mortgage,
+                    "property",
+                    s.clone(),
+                    checks::property::mortgage(rec, p),
+                ));
+                out.push(stamp(
+                    CheckKind::InvoluntaryLiens,
+                    "property",
+                    s.clone(),
+                    checks::property::involuntary_liens(rec, p),
+                ));
                 match &avm_value {
                     Some(avm) => out.push(stamp(
                         CheckKind::AssessmentLimit,
@@ -204,11 +273,18 @@ impl Underwriter {
                         s,
                         checks::financing::assessment_limit(rec, avm.as_ref(), &app.financing, p),
                     )),
-                    None => out.push(unavailable(CheckKind::AssessmentLimit, "property", avm.as_ref().unwrap_err())),
+                    None => out.push(unavailable(
+                        CheckKind::AssessmentLimit,
+                        "property",
+                        avm.as_ref().unwrap_err(),
+                    )),
                 }
             }
             Ok(None) => {
-                for kind in property_kinds.into_iter().chain([CheckKind::AssessmentLimit]) {
+                for kind in property_kinds
+                    .into_iter()
+                    .chain([CheckKind::AssessmentLimit])
+                {
                     out.push(stamp(
                         kind,
                         "property",
@@ -222,7 +298,10 @@ impl Underwriter {
                 }
             }
             Err(e) => {
-                for kind in property_kinds.into_iter().chain([CheckKind::AssessmentLimit]) {
+                for kind in property_kinds
+                    .into_iter()
+                    .chain([CheckKind::AssessmentLimit])
+                {
                     out.push(unavailable(kind, "property", e));
                 }
             }
@@ -253,50 +332,90 @@ impl Underwriter {
             postal_code: addr.postal_code.clone(),
         };
         let (identity, bankruptcies) = tokio::join!(
-            within(ctx, "identity", async { self.upstreams.identity.verify(&query, ctx).await.map(Some) }),
-            within(ctx, "identity", async { self.upstreams.identity.bankruptcies(&query, ctx).await.map(Some) }),
+            within(ctx, "identity", async {
+                self.upstreams.identity.verify(&query, ctx).await.map(Some)
+            }),
+            within(ctx, "identity", async {
+                self.upstreams
+                    .identity
+                    .bankruptcies(&query, ctx)
+                    .await
+                    .map(Some)
+            }),
         );
-        let mut out = Vec::new();
-        out.push(match identity {
-            Ok(Some(f)) => stamp(CheckKind::Identity, &subject, Some(f.source), checks::person::identity(&f.value, p)),
-            Ok(None) => unreachable!("identity answers are never empty"),
-            Err(e) => unavailable(CheckKind::Identity, &subject, &e),
-        });
-        out.push(match bankruptcies {
-            Ok(Some(f)) => stamp(CheckKind::Bankruptcy, &subject, Some(f.source), checks::person::bankruptcy(&f.value, p, today)),
-            Ok(None) => unreachable!("bankruptcy answers are never empty"),
-            Err(e) => unavailable(CheckKind::Bankruptcy, &subject, &e),
-        });
-        out
+        vec![
+            match identity {
+                Ok(Some(f)) => stamp(
+                    CheckKind::Identity,
+                    &subject,
+                    Some(f.source),
+                    checks::person::identity(&f.value, p),
+                ),
+                Ok(None) => unreachable!("identity answers are never empty"),
+                Err(e) => unavailable(CheckKind::Identity, &subject, &e),
+            },
+            match bankruptcies {
+                Ok(Some(f)) => stamp(
+                    CheckKind::Bankruptcy,
+                    &subject,
+                    Some(f.source),
+                    checks::person::bankruptcy(&f.value, p, today),
+                ),
+                Ok(None) => unreachable!("bankruptcy answers are never empty"),
+                Err(e) => unavailable(CheckKind::Bankruptcy, &subject, &e),
+            },
+        ]
     }
 
-    async fn contractor_group(&self, app: &Application, ctx: &CallContext, today: NaiveDate) -> Vec<CheckResult> {
+    async fn contractor_group(
+        &self,
+        app: &Application,
+        ctx: &CallContext,
+        today: NaiveDate,
+    ) -> Vec<CheckResult> {
         let p = &self.policy.policy;
         let c = &app.contractor;
         let (license, business) = tokio::join!(
-            within(ctx, "licensing", self.upstreams.licensing.license(&c.license_state, &c.license_number, ctx)),
-            within(ctx, "registry", self.upstreams.registry.business(&c.business_name, &c.license_state, ctx)),
+            within(
+                ctx,
+                "licensing",
+                self.upstreams
+                    .licensing
+                    .license(&c.license_state, &c.license_number, ctx)
+            ),
+            within(
+                ctx,
+                "registry",
+                self.upstreams
+                    .registry
+                    .business(&c.business_name, &c.license_state, ctx)
+            ),
         );
-        let mut out = Vec::new();
-        out.push(match license {
-            Ok(f) => stamp(
-                CheckKind::ContractorLicense,
-                "contractor",
-                f.as_ref().map(|f| f.source.clone()),
-                checks::company::contractor_license(f.as_ref().map(|f| &f.value), &app.measures, p, today),
-            ),
-            Err(e) => unavailable(CheckKind::ContractorLicense, "contractor", &e),
-        });
-        out.push(match business {
-            Ok(f) => stamp(
-                CheckKind::BusinessRegistration,
-                "contractor",
-                f.as_ref().map(|f| f.source.clone()),
-                checks::company::business_registration(f.as_ref().map(|f| &f.value)),
-            ),
-            Err(e) => unavailable(CheckKind::BusinessRegistration, "contractor", &e),
-        });
-        out
+        vec![
+            match license {
+                Ok(f) => stamp(
+                    CheckKind::ContractorLicense,
+                    "contractor",
+                    f.as_ref().map(|f| f.source.clone()),
+                    checks::company::contractor_license(
+                        f.as_ref().map(|f| &f.value),
+                        &app.measures,
+                        p,
+                        today,
+                    ),
+                ),
+                Err(e) => unavailable(CheckKind::ContractorLicense, "contractor", &e),
+            },
+            match business {
+                Ok(f) => stamp(
+                    CheckKind::BusinessRegistration,
+                    "contractor",
+                    f.as_ref().map(|f| f.source.clone()),
+                    checks::company::business_registration(f.as_ref().map(|f| &f.value)),
+                ),
+                Err(e) => unavailable(CheckKind::BusinessRegistration, "contractor", &e),
+            },
+        ]
     }
 }
 
@@ -328,7 +447,12 @@ fn stamp(kind: CheckKind, subject: &str, source: Option<DataSource>, v: Verdict)
 }
 
 fn unavailable(kind: CheckKind, subject: &str, e: &UpstreamError) -> CheckResult {
-    let mut r = stamp(kind, subject, None, Verdict::unavailable(e.reason_code(), e.to_string()));
+    let mut r = stamp(
+        kind,
+        subject,
+        None,
+        Verdict::unavailable(e.reason_code(), e.to_string()),
+    );
     r.evidence = json!({ "upstream": e.upstream(), "error": e.kind() });
     r
 }

@@ -6,7 +6,10 @@ use crate::upstream::rails::RailsApplication;
 
 /// Converts and validates; the error lists every invalid field, for the audit and the
 /// operator (Rails sent something Dossier cannot underwrite).
-pub fn to_domain(r: &RailsApplication, program: &crate::policy::Program) -> Result<Application, String> {
+pub fn to_domain(
+    r: &RailsApplication,
+    program: &crate::policy::Program,
+) -> Result<Application, String> {
     let proto = crate::proto::Application {
         applicants: r
             .applicants

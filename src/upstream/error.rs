@@ -6,11 +6,17 @@ use std::time::Duration;
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
 pub enum UpstreamError {
     #[error("{upstream} did not answer within {timeout_ms} ms")]
-    Timeout { upstream: &'static str, timeout_ms: u64 },
+    Timeout {
+        upstream: &'static str,
+        timeout_ms: u64,
+    },
     #[error("the caller's deadline passed before {upstream} could be asked")]
     DeadlineExceeded { upstream: &'static str },
     #[error("cannot connect to {upstream}: {detail}")]
-    Connect { upstream: &'static str, detail: String },
+    Connect {
+        upstream: &'static str,
+        detail: String,
+    },
     #[error("{upstream} refused the request: over its rate limit (retry after {retry_after:?})")]
     RateLimited {
         upstream: &'static str,
@@ -23,11 +29,20 @@ pub enum UpstreamError {
         snippet: String,
     },
     #[error("{upstream} answered 200 with an error body: {snippet}")]
-    ErrorBody { upstream: &'static str, snippet: String },
+    ErrorBody {
+        upstream: &'static str,
+        snippet: String,
+    },
     #[error("{upstream} sent a response that is not the expected JSON: {detail}")]
-    Malformed { upstream: &'static str, detail: String },
+    Malformed {
+        upstream: &'static str,
+        detail: String,
+    },
     #[error("{upstream} broke off the response: {detail}")]
-    Body { upstream: &'static str, detail: String },
+    Body {
+        upstream: &'static str,
+        detail: String,
+    },
     #[error("{upstream} rejected Dossier's credential (HTTP {status}); check its configured token")]
     Unauthorized { upstream: &'static str, status: u16 },
 }
@@ -56,9 +71,9 @@ impl UpstreamError {
             UpstreamError::RateLimited { .. } => "UPSTREAM_RATE_LIMITED",
             UpstreamError::Connect { .. } | UpstreamError::Status { .. } => "UPSTREAM_ERROR",
             UpstreamError::Unauthorized { .. } => "UPSTREAM_AUTH_FAILED",
-            UpstreamError::ErrorBody { .. } | UpstreamError::Malformed { .. } | UpstreamError::Body { .. } => {
-                "UPSTREAM_BAD_RESPONSE"
-            }
+            UpstreamError::ErrorBody { .. }
+            | UpstreamError::Malformed { .. }
+            | UpstreamError::Body { .. } => "UPSTREAM_BAD_RESPONSE",
         }
     }
 

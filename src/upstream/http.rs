@@ -59,7 +59,11 @@ impl HttpUpstream {
             .user_agent(concat!("dossier/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("static reqwest configuration is valid");
-        HttpUpstream { config, http, audit }
+        HttpUpstream {
+            config,
+            http,
+            audit,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -76,12 +80,17 @@ impl HttpUpstream {
 
     /// GET `{base}{prefix}/{segment}/{segment}…` with every segment percent-escaped:
     /// segments are caller input and must not be able to change the path.
-    pub fn get_segments(&self, prefix: &str, segments: &[&str]) -> Result<reqwest::RequestBuilder, UpstreamError> {
+    pub fn get_segments(
+        &self,
+        prefix: &str,
+        segments: &[&str],
+    ) -> Result<reqwest::RequestBuilder, UpstreamError> {
         let upstream = self.config.name;
-        let mut url = reqwest::Url::parse(&self.url(prefix)).map_err(|e| UpstreamError::Connect {
-            upstream,
-            detail: format!("base URL {:?} is not a URL: {e}", self.config.base_url),
-        })?;
+        let mut url =
+            reqwest::Url::parse(&self.url(prefix)).map_err(|e| UpstreamError::Connect {
+                upstream,
+                detail: format!("base URL {:?} is not a URL: {e}", self.config.base_url),
+            })?;
         url.path_segments_mut()
             .map_err(|_| UpstreamError::Connect {
                 upstream,
@@ -163,11 +172,20 @@ impl HttpUpstream {
         let upstream = self.config.name;
         let classify = |e: reqwest::Error| -> UpstreamError {
             if e.is_timeout() {
-                UpstreamError::Timeout { upstream, timeout_ms: timeout.as_millis() as u64 }
+                UpstreamError::Timeout {
+                    upstream,
+                    timeout_ms: timeout.as_millis() as u64,
+                }
             } else if e.is_connect() || e.is_request() {
-                UpstreamError::Connect { upstream, detail: root_cause(&e) }
+                UpstreamError::Connect {
+                    upstream,
+                    detail: root_cause(&e),
+                }
             } else {
-                UpstreamError::Body { upstream, detail: root_cause(&e) }
+                UpstreamError::Body {
+                    upstream,
+                    detail: root_cause(&e),
+                }
             }
         };
         let response = request.send().await.map_err(|e| (None, classify(e)))?;
@@ -178,15 +196,27 @@ impl HttpUpstream {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let body = response.bytes().await.map_err(|e| (Some(status), classify(e)))?;
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| (Some(status), classify(e)))?;
         let fail = |e| Err((Some(status), e));
         match status {
             200..=299 => {}
             404 => return Ok((status, None)),
             401 | 403 => return fail(UpstreamError::Unauthorized { upstream, status }),
-            429 => return fail(UpstreamError::RateLimited { upstream, retry_after }),
+            429 => {
+                return fail(UpstreamError::RateLimited {
+                    upstream,
+                    retry_after,
+                });
+            }
             _ => {
-                return fail(UpstreamError::Status { upstream, status, snippet: snippet(&body) });
+                return fail(UpstreamError::Status {
+                    upstream,
+                    status,
+                    snippet: snippet(&body),
+                });
             }
         }
         let json: serde_json::Value = match serde_json::from_slice(&body) {
@@ -200,11 +230,17 @@ impl HttpUpstream {
         };
         // Some vendors answer 200 with {"error": ...}: a failure, never a result.
         if json.get("error").is_some() && json.as_object().is_some_and(|o| o.len() <= 3) {
-            return fail(UpstreamError::ErrorBody { upstream, snippet: snippet(&body) });
+            return fail(UpstreamError::ErrorBody {
+                upstream,
+                snippet: snippet(&body),
+            });
         }
         match serde_json::from_value::<T>(json) {
             Ok(v) => Ok((status, Some(v))),
-            Err(e) => fail(UpstreamError::Malformed { upstream, detail: e.to_string() }),
+            Err(e) => fail(UpstreamError::Malformed {
+                upstream,
+                detail: e.to_string(),
+            }),
         }
     }
 }

@@ -83,7 +83,8 @@ impl IdentityClient {
             .ok_or(super::error::UpstreamError::Status {
                 upstream: "identity",
                 status: 404,
-                snippet: "identity verification endpoint not found; check the identity base URL".into(),
+                snippet: "identity verification endpoint not found; check the identity base URL"
+                    .into(),
             })
     }
 

@@ -3,14 +3,14 @@
 //! Each upstream lives in its own file with its wire types (the JSON it speaks) and its
 //! client. The simulators in `sim/` serve the same wire types.
 
+pub mod error;
+pub mod http;
 pub mod identity;
 pub mod licensing;
 pub mod property_records;
 pub mod rails;
 pub mod registry;
 pub mod valuation;
-pub mod error;
-pub mod http;
 
 use std::time::Duration;
 
@@ -65,9 +65,19 @@ impl Upstreams {
                 None,
                 35,
             )),
-            valuation: valuation::ValuationClient::new(http("valuation", &s.valuation_url, None, 50)),
+            valuation: valuation::ValuationClient::new(http(
+                "valuation",
+                &s.valuation_url,
+                None,
+                50,
+            )),
             identity: identity::IdentityClient::new(http("identity", &s.identity_url, None, 75)),
-            licensing: licensing::LicensingClient::new(http("licensing", &s.licensing_url, None, 5)),
+            licensing: licensing::LicensingClient::new(http(
+                "licensing",
+                &s.licensing_url,
+                None,
+                5,
+            )),
             registry: registry::RegistryClient::new(http("registry", &s.registry_url, None, 5)),
         }
     }

@@ -89,6 +89,8 @@ impl PropertyRecordsClient {
         ctx: &super::http::CallContext,
     ) -> Result<Option<super::http::Fetched<PropertyRecord>>, super::error::UpstreamError> {
         let request = self.http.get("/v1/properties").query(query);
-        self.http.send_json("GET /v1/properties", request, ctx).await
+        self.http
+            .send_json("GET /v1/properties", request, ctx)
+            .await
     }
 }

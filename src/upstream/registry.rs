@@ -34,7 +34,12 @@ impl RegistryClient {
         state: &str,
         ctx: &super::http::CallContext,
     ) -> Result<Option<super::http::Fetched<BusinessRecord>>, super::error::UpstreamError> {
-        let request = self.http.get("/v1/businesses").query(&[("name", name), ("state", state)]);
-        self.http.send_json("GET /v1/businesses", request, ctx).await
+        let request = self
+            .http
+            .get("/v1/businesses")
+            .query(&[("name", name), ("state", state)]);
+        self.http
+            .send_json("GET /v1/businesses", request, ctx)
+            .await
     }
 }

@@ -28,7 +28,10 @@ fn admin_url() -> String {
         return url;
     }
     PRIVATE_PG
-        .get_or_init(|| PrivatePostgres::start().expect("start a private PostgreSQL for the tests (or set DATABASE_URL)"))
+        .get_or_init(|| {
+            PrivatePostgres::start()
+                .expect("start a private PostgreSQL for the tests (or set DATABASE_URL)")
+        })
         .url()
 }
 
@@ -50,23 +53,38 @@ impl TestDb {
     pub async fn empty() -> TestDb {
         let admin = admin_url();
         let name = format!("dossier_test_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = PgConnection::connect(&admin).await.expect("connect to the test PostgreSQL");
-        conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.expect("create test database");
+        let mut conn = PgConnection::connect(&admin)
+            .await
+            .expect("connect to the test PostgreSQL");
+        conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .await
+            .expect("create test database");
         let _ = conn.close().await;
-        TestDb { url: with_database(&admin, &name), name, admin }
+        TestDb {
+            url: with_database(&admin, &name),
+            name,
+            admin,
+        }
     }
 
     /// A migrated database.
     pub async fn migrated() -> TestDb {
         let db = TestDb::empty().await;
-        dossier::store::migrate(&db.url).await.expect("migrate test database");
+        dossier::store::migrate(&db.url)
+            .await
+            .expect("migrate test database");
         db
     }
 
     /// Drops the database now, disconnecting everyone (simulates losing it).
     pub async fn drop_now(&self) {
         let mut conn = PgConnection::connect(&self.admin).await.expect("connect");
-        conn.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))).await.expect("drop database");
+        conn.execute(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        )))
+        .await
+        .expect("drop database");
     }
 }
 
@@ -76,10 +94,17 @@ impl Drop for TestDb {
         let name = self.name.clone();
         // Drop runs outside async context; a short-lived runtime on its own thread.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async {
                 if let Ok(mut conn) = PgConnection::connect(&admin).await {
-                    let _ = conn.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).await;
+                    let _ = conn
+                        .execute(sqlx::AssertSqlSafe(format!(
+                            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                        )))
+                        .await;
                 }
             });
         })
@@ -145,14 +170,23 @@ impl TestApp {
     /// Spawns with settings adjusted by `tweak`.
     pub async fn spawn_with(tweak: impl FnOnce(&mut ServeArgs)) -> TestApp {
         let db = TestDb::migrated().await;
-        let sims = Simulators::start(SimConfig::default()).await.expect("start simulators");
+        let sims = Simulators::start(SimConfig::default())
+            .await
+            .expect("start simulators");
         let mut args = serve_args(&db.url);
         point_at_sims(&mut args, &sims);
         tweak(&mut args);
         let upstreams = args.upstreams.settings().unwrap();
-        let server = Server::build(args, Resolved { database_url: db.url.clone(), vault: Vault::ephemeral(), upstreams })
-            .await
-            .expect("build server");
+        let server = Server::build(
+            args,
+            Resolved {
+                database_url: db.url.clone(),
+                vault: Vault::ephemeral(),
+                upstreams,
+            },
+        )
+        .await
+        .expect("build server");
         let addr = server.local_addr();
         let store = server.store().clone();
         let pool = store.pool.clone();
@@ -160,7 +194,15 @@ impl TestApp {
         let handle = tokio::spawn(server.run_until_stopped(async {
             let _ = rx.await;
         }));
-        TestApp { addr, db, pool, store, sims, shutdown: Some(tx), server: Some(handle) }
+        TestApp {
+            addr,
+            db,
+            pool,
+            store,
+            sims,
+            shutdown: Some(tx),
+            server: Some(handle),
+        }
     }
 
     pub fn endpoint(&self) -> String {
@@ -168,7 +210,11 @@ impl TestApp {
     }
 
     pub async fn channel(&self) -> Channel {
-        Channel::from_shared(self.endpoint()).unwrap().connect().await.expect("connect to the test server")
+        Channel::from_shared(self.endpoint())
+            .unwrap()
+            .connect()
+            .await
+            .expect("connect to the test server")
     }
 
     pub async fn client(&self) -> UnderwritingServiceClient<Channel> {
@@ -205,7 +251,9 @@ impl Drop for TestApp {
 
 /// An example application file as a request source.
 pub fn example(name: &str) -> dossier::proto::evaluate_application_request::Source {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(format!("{name}.json"));
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(format!("{name}.json"));
     dossier::cli::evaluate::read_file(&path).expect("example parses")
 }
 
@@ -217,8 +265,14 @@ pub fn example_application(name: &str) -> dossier::proto::Application {
     }
 }
 
-pub fn evaluate_request(name: &str, key: &str) -> tonic::Request<dossier::proto::EvaluateApplicationRequest> {
-    let mut r = tonic::Request::new(dossier::proto::EvaluateApplicationRequest { idempotency_key: key.to_owned(), source: Some(example(name)) });
+pub fn evaluate_request(
+    name: &str,
+    key: &str,
+) -> tonic::Request<dossier::proto::EvaluateApplicationRequest> {
+    let mut r = tonic::Request::new(dossier::proto::EvaluateApplicationRequest {
+        idempotency_key: key.to_owned(),
+        source: Some(example(name)),
+    });
     r.set_timeout(Duration::from_secs(30));
     r
 }

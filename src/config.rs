@@ -100,49 +100,96 @@ pub struct UpstreamArgs {
     /// Base URL of the business registry.
     #[arg(long, env = "DOSSIER_REGISTRY_URL")]
     pub registry_url: Option<String>,
-    /// Longest a single upstream request may take.
-    #[arg(long, env = "DOSSIER_UPSTREAM_TIMEOUT", default_value = "5s", value_parser = duration)]
-    pub upstream_timeout: Duration,
+    /// Per-upstream settings file (TOML): rates, timeouts, TTLs, retries, breaker.
+    /// See docs/configuration.md; URLs given by flags override the file's.
+    #[arg(long, env = "DOSSIER_UPSTREAMS_FILE")]
+    pub upstreams_file: Option<PathBuf>,
+    /// Longest a single upstream request may take, for every upstream (overrides the
+    /// file).
+    #[arg(long, env = "DOSSIER_UPSTREAM_TIMEOUT", value_parser = duration)]
+    pub upstream_timeout: Option<Duration>,
 }
 
 impl UpstreamArgs {
-    /// The upstream settings, or an error naming every missing URL.
+    /// The upstream settings: defaults, then the file, then flags; an error names every
+    /// upstream left without a URL.
     pub fn settings(&self) -> anyhow::Result<crate::upstream::UpstreamSettings> {
-        let mut missing = Vec::new();
-        let mut need = |v: &Option<String>, flag: &str, env: &str| {
-            v.clone().unwrap_or_else(|| {
-                missing.push(format!("--{flag} / {env}"));
-                String::new()
-            })
+        use crate::upstream::settings::{UpstreamPolicy, parse_file};
+        let mut policies = match &self.upstreams_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    anyhow::anyhow!("cannot read upstreams file {}: {e}", path.display())
+                })?;
+                parse_file(&text).map_err(|e| {
+                    anyhow::anyhow!("upstreams file {} is refused: {e}", path.display())
+                })?
+            }
+            None => Default::default(),
         };
-        let s = crate::upstream::UpstreamSettings {
-            rails_url: need(&self.rails_url, "rails-url", "DOSSIER_RAILS_URL"),
-            rails_token: self.rails_token.clone(),
-            property_records_url: need(
+        let flags = [
+            ("rails", &self.rails_url, "--rails-url / DOSSIER_RAILS_URL"),
+            (
+                "property_records",
                 &self.property_records_url,
-                "property-records-url",
-                "DOSSIER_PROPERTY_RECORDS_URL",
+                "--property-records-url / DOSSIER_PROPERTY_RECORDS_URL",
             ),
-            valuation_url: need(
+            (
+                "valuation",
                 &self.valuation_url,
-                "valuation-url",
-                "DOSSIER_VALUATION_URL",
+                "--valuation-url / DOSSIER_VALUATION_URL",
             ),
-            identity_url: need(&self.identity_url, "identity-url", "DOSSIER_IDENTITY_URL"),
-            licensing_url: need(
+            (
+                "identity",
+                &self.identity_url,
+                "--identity-url / DOSSIER_IDENTITY_URL",
+            ),
+            (
+                "licensing",
                 &self.licensing_url,
-                "licensing-url",
-                "DOSSIER_LICENSING_URL",
+                "--licensing-url / DOSSIER_LICENSING_URL",
             ),
-            registry_url: need(&self.registry_url, "registry-url", "DOSSIER_REGISTRY_URL"),
-            timeout: self.upstream_timeout,
-        };
+            (
+                "registry",
+                &self.registry_url,
+                "--registry-url / DOSSIER_REGISTRY_URL",
+            ),
+        ];
+        let mut missing = Vec::new();
+        let mut credentials = std::collections::BTreeMap::new();
+        for (name, url, flag) in flags {
+            let policy = policies
+                .entry(name.to_owned())
+                .or_insert_with(|| UpstreamPolicy::default_for(name));
+            if let Some(url) = url {
+                policy.base_url = Some(url.clone());
+            }
+            if let Some(timeout) = self.upstream_timeout {
+                policy.timeout = timeout;
+            }
+            if policy.base_url.is_none() {
+                missing.push(flag);
+            }
+            if let Some(var) = &policy.credential_env {
+                let value = std::env::var(var).map_err(|_| {
+                    anyhow::anyhow!(
+                        "upstream `{name}` takes its credential from ${var}, which is not set"
+                    )
+                })?;
+                credentials.insert(name.to_owned(), value);
+            }
+        }
+        if let Some(token) = &self.rails_token {
+            credentials.insert("rails".to_owned(), token.clone());
+        }
         if !missing.is_empty() {
             anyhow::bail!(
-                "upstream URLs are not configured: {}. Set them, or run `dossier dev` to use the built-in simulators",
+                "upstream URLs are not configured: {}. Set them (or base_url in DOSSIER_UPSTREAMS_FILE), or run `dossier dev` to use the built-in simulators",
                 missing.join(", ")
             );
         }
-        Ok(s)
+        Ok(crate::upstream::UpstreamSettings {
+            policies,
+            credentials,
+        })
     }
 }

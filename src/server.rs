@@ -80,7 +80,8 @@ impl Server {
             );
         }
         let (audit, audit_writer) = AuditSink::start(pool.clone());
-        let upstreams = Upstreams::new(&resolved.upstreams, audit);
+        let store = Store::new(pool.clone(), resolved.vault);
+        let upstreams = Upstreams::new(&resolved.upstreams, audit, store.clone());
         let notifications = Notifications::start(pool.clone());
         let grpc_addr = args
             .grpc_addr
@@ -94,7 +95,7 @@ impl Server {
         Ok(Server {
             listener,
             underwriter: Underwriter {
-                store: Store::new(pool, resolved.vault),
+                store,
                 upstreams,
                 policy: Arc::new(policy),
             },

@@ -100,6 +100,18 @@ pub fn status_from_proto(s: proto::ApplicationStatus) -> Option<Status> {
     }
 }
 
+pub fn cache_outcome_to_proto(c: crate::domain::CacheOutcome) -> proto::CacheOutcome {
+    use crate::domain::CacheOutcome as C;
+    match c {
+        C::Fetched => proto::CacheOutcome::Fetched,
+        C::L1Hit => proto::CacheOutcome::L1Hit,
+        C::L2Hit => proto::CacheOutcome::L2Hit,
+        C::Coalesced => proto::CacheOutcome::Coalesced,
+        C::Stale => proto::CacheOutcome::Stale,
+        C::Local => proto::CacheOutcome::Local,
+    }
+}
+
 pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp {
         seconds: t.timestamp(),

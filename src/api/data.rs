@@ -17,11 +17,7 @@ pub struct DataApi {
 }
 
 fn provenance(s: &DataSource) -> proto::Provenance {
-    let cache = match (s.stale, s.cached) {
-        (true, _) => proto::CacheOutcome::Stale,
-        (false, true) => proto::CacheOutcome::L1Hit,
-        (false, false) => proto::CacheOutcome::Fetched,
-    };
+    let cache = convert::cache_outcome_to_proto(s.cache);
     proto::Provenance {
         upstream: s.upstream.clone(),
         fetched_time: Some(convert::timestamp(s.fetched_at)),

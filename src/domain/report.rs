@@ -145,6 +145,51 @@ impl Status {
     }
 }
 
+/// How an upstream answer was obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheOutcome {
+    /// A real request to the upstream.
+    #[default]
+    Fetched,
+    /// This pod's memory.
+    L1Hit,
+    /// The cache shared by all pods.
+    L2Hit,
+    /// Shared with an identical request already in flight.
+    Coalesced,
+    /// Past its freshness, served because the upstream failed.
+    Stale,
+    /// Computed locally, no network (the sanctions list).
+    Local,
+}
+
+impl CacheOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheOutcome::Fetched => "fetched",
+            CacheOutcome::L1Hit => "l1_hit",
+            CacheOutcome::L2Hit => "l2_hit",
+            CacheOutcome::Coalesced => "coalesced",
+            CacheOutcome::Stale => "stale",
+            CacheOutcome::Local => "local",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<CacheOutcome> {
+        [
+            Self::Fetched,
+            Self::L1Hit,
+            Self::L2Hit,
+            Self::Coalesced,
+            Self::Stale,
+            Self::Local,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == s)
+    }
+}
+
 /// Where the data behind a check came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DataSource {
@@ -152,6 +197,8 @@ pub struct DataSource {
     pub fetched_at: DateTime<Utc>,
     pub cached: bool,
     pub stale: bool,
+    #[serde(default)]
+    pub cache: CacheOutcome,
 }
 
 /// What one check concluded, with its evidence. Never holds an SSN or date of birth.

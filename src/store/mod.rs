@@ -2,6 +2,7 @@
 
 pub mod applications;
 pub mod audit;
+pub mod cache;
 pub mod crypto;
 pub mod jobs;
 pub mod notify;

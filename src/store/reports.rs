@@ -56,8 +56,8 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO check_results (run_id, application_id, kind, subject, outcome, reason_codes, message,
-                                        upstream, fetched_at, cached, stale, evidence, finished_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                                        upstream, fetched_at, cached, stale, evidence, finished_at, cache)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
              ON CONFLICT (run_id, kind, subject) DO NOTHING",
         )
         .bind(run_id)
@@ -73,6 +73,7 @@ impl Store {
         .bind(r.source.as_ref().is_some_and(|s| s.stale))
         .bind(sqlx::types::Json(&r.evidence))
         .bind(r.finished_at)
+        .bind(r.source.as_ref().map(|s| s.cache.as_str()))
         .execute(&mut *tx)
         .await?;
         notify_report(&mut tx, application_id).await?;
@@ -191,7 +192,7 @@ impl Store {
     /// Check results of one run in a stable order (kind, then subject).
     pub async fn run_checks(&self, run_id: Uuid) -> Result<Vec<CheckResult>, StoreError> {
         let rows = sqlx::query(
-            "SELECT kind, subject, outcome, reason_codes, message, upstream, fetched_at, cached, stale, evidence, finished_at
+            "SELECT kind, subject, outcome, reason_codes, message, upstream, fetched_at, cached, stale, evidence, finished_at, cache
              FROM check_results WHERE run_id = $1 ORDER BY finished_at, kind, subject",
         )
         .bind(run_id)
@@ -295,6 +296,10 @@ fn check_from_row(row: &PgRow) -> Result<CheckResult, StoreError> {
                 fetched_at,
                 cached: row.try_get("cached")?,
                 stale: row.try_get("stale")?,
+                cache: row
+                    .try_get::<Option<String>, _>("cache")?
+                    .and_then(|c| crate::domain::CacheOutcome::parse(&c))
+                    .unwrap_or_default(),
             }),
             _ => None,
         },

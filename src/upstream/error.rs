@@ -43,6 +43,18 @@ pub enum UpstreamError {
         upstream: &'static str,
         detail: String,
     },
+    #[error(
+        "{upstream} is failing and its circuit breaker is open (next probe in {retry_after:?})"
+    )]
+    CircuitOpen {
+        upstream: &'static str,
+        retry_after: Duration,
+    },
+    #[error("internal error while calling {upstream}: {detail}")]
+    Internal {
+        upstream: &'static str,
+        detail: String,
+    },
     #[error("{upstream} rejected Dossier's credential (HTTP {status}); check its configured token")]
     Unauthorized { upstream: &'static str, status: u16 },
 }
@@ -60,6 +72,8 @@ impl UpstreamError {
             UpstreamError::Malformed { .. } => "malformed",
             UpstreamError::Body { .. } => "body",
             UpstreamError::Unauthorized { .. } => "unauthorized",
+            UpstreamError::CircuitOpen { .. } => "circuit_open",
+            UpstreamError::Internal { .. } => "internal",
         }
     }
 
@@ -71,9 +85,31 @@ impl UpstreamError {
             UpstreamError::RateLimited { .. } => "UPSTREAM_RATE_LIMITED",
             UpstreamError::Connect { .. } | UpstreamError::Status { .. } => "UPSTREAM_ERROR",
             UpstreamError::Unauthorized { .. } => "UPSTREAM_AUTH_FAILED",
+            UpstreamError::CircuitOpen { .. } => "UPSTREAM_CIRCUIT_OPEN",
+            UpstreamError::Internal { .. } => "UPSTREAM_ERROR",
             UpstreamError::ErrorBody { .. }
             | UpstreamError::Malformed { .. }
             | UpstreamError::Body { .. } => "UPSTREAM_BAD_RESPONSE",
+        }
+    }
+
+    /// Whether this failure says the upstream is unwell (counts for the breaker).
+    pub fn is_outage(&self) -> bool {
+        match self {
+            UpstreamError::Timeout { .. }
+            | UpstreamError::Connect { .. }
+            | UpstreamError::Body { .. } => true,
+            UpstreamError::Status { status, .. } => *status >= 500,
+            _ => false,
+        }
+    }
+
+    /// How long the caller should wait before trying again, when known.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            UpstreamError::RateLimited { retry_after, .. } => *retry_after,
+            UpstreamError::CircuitOpen { retry_after, .. } => Some(*retry_after),
+            _ => None,
         }
     }
 
@@ -100,7 +136,9 @@ impl UpstreamError {
             | UpstreamError::ErrorBody { upstream, .. }
             | UpstreamError::Malformed { upstream, .. }
             | UpstreamError::Body { upstream, .. }
-            | UpstreamError::Unauthorized { upstream, .. } => upstream,
+            | UpstreamError::Unauthorized { upstream, .. }
+            | UpstreamError::CircuitOpen { upstream, .. }
+            | UpstreamError::Internal { upstream, .. } => upstream,
         }
     }
 }

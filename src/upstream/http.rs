@@ -158,6 +158,7 @@ impl HttpUpstream {
                     fetched_at: called_at,
                     cached: false,
                     stale: false,
+                    cache: crate::domain::CacheOutcome::Fetched,
                 },
             })),
             Err((_, e)) => Err(e),

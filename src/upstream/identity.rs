@@ -63,12 +63,41 @@ pub struct BankruptcyFiling {
 /// Client of the identity vendor.
 #[derive(Debug, Clone)]
 pub struct IdentityClient {
-    http: super::http::HttpUpstream,
+    layered: std::sync::Arc<super::layered::Layered>,
 }
 
 impl IdentityClient {
-    pub fn new(http: super::http::HttpUpstream) -> Self {
-        IdentityClient { http }
+    pub fn new(layered: std::sync::Arc<super::layered::Layered>) -> Self {
+        IdentityClient { layered }
+    }
+
+    fn question<T: serde::de::DeserializeOwned>(
+        kind: &'static str,
+        path: &'static str,
+        endpoint: &'static str,
+        query: &PersonQuery,
+    ) -> super::layered::Question {
+        let q = query.clone();
+        super::layered::Question {
+            kind,
+            // Holds the SSN: only its keyed hash leaves memory (see layered.rs).
+            key: serde_json::to_string(query)
+                .expect("a query serialises")
+                .to_uppercase(),
+            validate: super::layered::shape_of::<T>,
+            send: super::layered::http_send(endpoint, move |http| Ok(http.post(path).json(&q))),
+        }
+    }
+
+    fn required<T>(
+        found: Option<super::http::Fetched<T>>,
+        what: &str,
+    ) -> Result<super::http::Fetched<T>, super::error::UpstreamError> {
+        found.ok_or_else(|| super::error::UpstreamError::Status {
+            upstream: "identity",
+            status: 404,
+            snippet: format!("{what} endpoint not found; check the identity base URL"),
+        })
     }
 
     pub async fn verify(
@@ -76,16 +105,13 @@ impl IdentityClient {
         query: &PersonQuery,
         ctx: &super::http::CallContext,
     ) -> Result<super::http::Fetched<IdentityResult>, super::error::UpstreamError> {
-        let request = self.http.post("/v1/identity/verify").json(query);
-        self.http
-            .send_json("POST /v1/identity/verify", request, ctx)
-            .await?
-            .ok_or(super::error::UpstreamError::Status {
-                upstream: "identity",
-                status: 404,
-                snippet: "identity verification endpoint not found; check the identity base URL"
-                    .into(),
-            })
+        let q = Self::question::<IdentityResult>(
+            "identity",
+            "/v1/identity/verify",
+            "POST /v1/identity/verify",
+            query,
+        );
+        Self::required(self.layered.ask(q, ctx).await?, "identity verification")
     }
 
     pub async fn bankruptcies(
@@ -93,14 +119,12 @@ impl IdentityClient {
         query: &PersonQuery,
         ctx: &super::http::CallContext,
     ) -> Result<super::http::Fetched<BankruptcySearch>, super::error::UpstreamError> {
-        let request = self.http.post("/v1/bankruptcies/search").json(query);
-        self.http
-            .send_json("POST /v1/bankruptcies/search", request, ctx)
-            .await?
-            .ok_or(super::error::UpstreamError::Status {
-                upstream: "identity",
-                status: 404,
-                snippet: "bankruptcy search endpoint not found; check the identity base URL".into(),
-            })
+        let q = Self::question::<BankruptcySearch>(
+            "bankruptcy",
+            "/v1/bankruptcies/search",
+            "POST /v1/bankruptcies/search",
+            query,
+        );
+        Self::required(self.layered.ask(q, ctx).await?, "bankruptcy search")
     }
 }

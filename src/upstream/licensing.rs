@@ -25,12 +25,12 @@ pub struct LicenseRecord {
 /// Client of the contractor licence board.
 #[derive(Debug, Clone)]
 pub struct LicensingClient {
-    http: super::http::HttpUpstream,
+    layered: std::sync::Arc<super::layered::Layered>,
 }
 
 impl LicensingClient {
-    pub fn new(http: super::http::HttpUpstream) -> Self {
-        LicensingClient { http }
+    pub fn new(layered: std::sync::Arc<super::layered::Layered>) -> Self {
+        LicensingClient { layered }
     }
 
     pub async fn license(
@@ -39,9 +39,16 @@ impl LicensingClient {
         number: &str,
         ctx: &super::http::CallContext,
     ) -> Result<Option<super::http::Fetched<LicenseRecord>>, super::error::UpstreamError> {
-        let request = self.http.get_segments("/v1/licenses", &[state, number])?;
-        self.http
-            .send_json("GET /v1/licenses/{state}/{number}", request, ctx)
-            .await
+        let (state, number) = (state.trim().to_uppercase(), number.trim().to_uppercase());
+        let key = format!("{state}|{number}");
+        let question = super::layered::Question {
+            kind: "license",
+            key,
+            validate: super::layered::shape_of::<LicenseRecord>,
+            send: super::layered::http_send("GET /v1/licenses/{state}/{number}", move |http| {
+                http.get_segments("/v1/licenses", &[&state, &number])
+            }),
+        };
+        self.layered.ask(question, ctx).await
     }
 }

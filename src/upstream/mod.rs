@@ -1,35 +1,58 @@
 //! Clients for every upstream Dossier protects: the vendors and the Rails backend.
 //!
 //! Each upstream lives in its own file with its wire types (the JSON it speaks) and its
-//! client. The simulators in `sim/` serve the same wire types.
+//! client. The simulators in `sim/` serve the same wire types. Every client asks through
+//! its [`layered::Layered`] stack: caches, coalescing, rate limit, breaker, retries.
 
+pub mod breaker;
+pub mod coalesce;
 pub mod error;
 pub mod http;
 pub mod identity;
+pub mod layered;
 pub mod licensing;
+pub mod limit;
 pub mod property_records;
 pub mod rails;
 pub mod registry;
+pub mod retry;
+pub mod settings;
 pub mod valuation;
 
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 pub use error::UpstreamError;
 pub use http::{CallContext, Fetched, HttpUpstream, UpstreamConfig};
+pub use settings::UpstreamPolicy;
 
+use crate::store::Store;
 use crate::store::audit::AuditSink;
 
-/// Where each upstream lives and how to call it.
-#[derive(Debug, Clone)]
+/// The policy of every HTTP upstream, base URLs and credentials resolved.
+#[derive(Clone)]
 pub struct UpstreamSettings {
-    pub rails_url: String,
-    pub rails_token: Option<String>,
-    pub property_records_url: String,
-    pub valuation_url: String,
-    pub identity_url: String,
-    pub licensing_url: String,
-    pub registry_url: String,
-    pub timeout: Duration,
+    pub policies: BTreeMap<String, UpstreamPolicy>,
+    /// Bearer credentials by upstream name.
+    pub credentials: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for UpstreamSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamSettings")
+            .field("policies", &self.policies)
+            .field("credentials", &self.credentials.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl UpstreamSettings {
+    pub fn policy(&self, name: &str) -> UpstreamPolicy {
+        self.policies
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| UpstreamPolicy::default_for(name))
+    }
 }
 
 /// One client per upstream, shared by every handler and worker of a process.
@@ -41,44 +64,39 @@ pub struct Upstreams {
     pub identity: identity::IdentityClient,
     pub licensing: licensing::LicensingClient,
     pub registry: registry::RegistryClient,
+    /// The protection stacks by upstream name (breaker state, tests).
+    pub stacks: BTreeMap<&'static str, Arc<layered::Layered>>,
 }
 
 impl Upstreams {
-    pub fn new(s: &UpstreamSettings, audit: AuditSink) -> Upstreams {
-        let http = |name: &'static str, url: &str, credential: Option<String>, cost_cents: i32| {
-            HttpUpstream::new(
+    pub fn new(s: &UpstreamSettings, audit: AuditSink, store: Store) -> Upstreams {
+        let mut stacks = BTreeMap::new();
+        let mut stack = |name: &'static str| {
+            let policy = s.policy(name);
+            let http = HttpUpstream::new(
                 UpstreamConfig {
                     name,
-                    base_url: url.to_owned(),
-                    credential,
-                    timeout: s.timeout,
-                    cost_cents,
+                    base_url: policy.base_url.clone().unwrap_or_default(),
+                    credential: s.credentials.get(name).cloned(),
+                    timeout: policy.timeout,
+                    cost_cents: policy.cost_cents,
                 },
                 audit.clone(),
-            )
+            );
+            let l = layered::Layered::new(http, policy, store.clone());
+            stacks.insert(name, l.clone());
+            l
         };
         Upstreams {
-            rails: rails::RailsClient::new(http("rails", &s.rails_url, s.rails_token.clone(), 0)),
-            property_records: property_records::PropertyRecordsClient::new(http(
+            rails: rails::RailsClient::new(stack("rails")),
+            property_records: property_records::PropertyRecordsClient::new(stack(
                 "property_records",
-                &s.property_records_url,
-                None,
-                35,
             )),
-            valuation: valuation::ValuationClient::new(http(
-                "valuation",
-                &s.valuation_url,
-                None,
-                50,
-            )),
-            identity: identity::IdentityClient::new(http("identity", &s.identity_url, None, 75)),
-            licensing: licensing::LicensingClient::new(http(
-                "licensing",
-                &s.licensing_url,
-                None,
-                5,
-            )),
-            registry: registry::RegistryClient::new(http("registry", &s.registry_url, None, 5)),
+            valuation: valuation::ValuationClient::new(stack("valuation")),
+            identity: identity::IdentityClient::new(stack("identity")),
+            licensing: licensing::LicensingClient::new(stack("licensing")),
+            registry: registry::RegistryClient::new(stack("registry")),
+            stacks,
         }
     }
 }

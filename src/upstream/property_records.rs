@@ -75,12 +75,12 @@ pub struct AssessmentRecord {
 /// Client of the property records vendor.
 #[derive(Debug, Clone)]
 pub struct PropertyRecordsClient {
-    http: super::http::HttpUpstream,
+    layered: std::sync::Arc<super::layered::Layered>,
 }
 
 impl PropertyRecordsClient {
-    pub fn new(http: super::http::HttpUpstream) -> Self {
-        PropertyRecordsClient { http }
+    pub fn new(layered: std::sync::Arc<super::layered::Layered>) -> Self {
+        PropertyRecordsClient { layered }
     }
 
     pub async fn lookup(
@@ -88,9 +88,32 @@ impl PropertyRecordsClient {
         query: &PropertyQuery,
         ctx: &super::http::CallContext,
     ) -> Result<Option<super::http::Fetched<PropertyRecord>>, super::error::UpstreamError> {
-        let request = self.http.get("/v1/properties").query(query);
-        self.http
-            .send_json("GET /v1/properties", request, ctx)
-            .await
+        let q = query.clone();
+        let question = super::layered::Question {
+            kind: "property",
+            key: serde_json::to_string(&normalised(query)).expect("a query serialises"),
+            validate: super::layered::shape_of::<PropertyRecord>,
+            send: super::layered::http_send("GET /v1/properties", move |http| {
+                Ok(http.get("/v1/properties").query(&q))
+            }),
+        };
+        self.layered.ask(question, ctx).await
+    }
+}
+
+/// The cache key form of a query: case and spacing do not make a new question.
+pub fn normalised(q: &PropertyQuery) -> PropertyQuery {
+    let n = |s: &str| {
+        s.split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_uppercase()
+    };
+    PropertyQuery {
+        line1: n(&q.line1),
+        city: n(&q.city),
+        state: n(&q.state),
+        postal_code: n(&q.postal_code),
+        apn: n(&q.apn),
     }
 }

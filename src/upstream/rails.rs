@@ -77,12 +77,12 @@ pub struct RailsMeasure {
 /// Client of the Rails backend.
 #[derive(Debug, Clone)]
 pub struct RailsClient {
-    http: super::http::HttpUpstream,
+    layered: std::sync::Arc<super::layered::Layered>,
 }
 
 impl RailsClient {
-    pub fn new(http: super::http::HttpUpstream) -> Self {
-        RailsClient { http }
+    pub fn new(layered: std::sync::Arc<super::layered::Layered>) -> Self {
+        RailsClient { layered }
     }
 
     pub async fn application(
@@ -90,9 +90,15 @@ impl RailsClient {
         id: &str,
         ctx: &super::http::CallContext,
     ) -> Result<Option<super::http::Fetched<RailsApplication>>, super::error::UpstreamError> {
-        let request = self.http.get_segments("/api/v1/pace_applications", &[id])?;
-        self.http
-            .send_json("GET /api/v1/pace_applications/{id}", request, ctx)
-            .await
+        let owned = id.to_owned();
+        let question = super::layered::Question {
+            kind: "application",
+            key: id.to_owned(),
+            validate: super::layered::shape_of::<RailsApplication>,
+            send: super::layered::http_send("GET /api/v1/pace_applications/{id}", move |http| {
+                http.get_segments("/api/v1/pace_applications", &[&owned])
+            }),
+        };
+        self.layered.ask(question, ctx).await
     }
 }

@@ -20,12 +20,12 @@ pub struct BusinessRecord {
 /// Client of the business registry.
 #[derive(Debug, Clone)]
 pub struct RegistryClient {
-    http: super::http::HttpUpstream,
+    layered: std::sync::Arc<super::layered::Layered>,
 }
 
 impl RegistryClient {
-    pub fn new(http: super::http::HttpUpstream) -> Self {
-        RegistryClient { http }
+    pub fn new(layered: std::sync::Arc<super::layered::Layered>) -> Self {
+        RegistryClient { layered }
     }
 
     pub async fn business(
@@ -34,12 +34,24 @@ impl RegistryClient {
         state: &str,
         ctx: &super::http::CallContext,
     ) -> Result<Option<super::http::Fetched<BusinessRecord>>, super::error::UpstreamError> {
-        let request = self
-            .http
-            .get("/v1/businesses")
-            .query(&[("name", name), ("state", state)]);
-        self.http
-            .send_json("GET /v1/businesses", request, ctx)
-            .await
+        let (name, state) = (name.trim().to_owned(), state.trim().to_uppercase());
+        let key = format!(
+            "{}|{state}",
+            name.split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .to_uppercase()
+        );
+        let question = super::layered::Question {
+            kind: "business",
+            key,
+            validate: super::layered::shape_of::<BusinessRecord>,
+            send: super::layered::http_send("GET /v1/businesses", move |http| {
+                Ok(http
+                    .get("/v1/businesses")
+                    .query(&[("name", &name), ("state", &state)]))
+            }),
+        };
+        self.layered.ask(question, ctx).await
     }
 }

@@ -20,12 +20,12 @@ pub struct AvmEstimate {
 /// Client of the AVM vendor.
 #[derive(Debug, Clone)]
 pub struct ValuationClient {
-    http: super::http::HttpUpstream,
+    layered: std::sync::Arc<super::layered::Layered>,
 }
 
 impl ValuationClient {
-    pub fn new(http: super::http::HttpUpstream) -> Self {
-        ValuationClient { http }
+    pub fn new(layered: std::sync::Arc<super::layered::Layered>) -> Self {
+        ValuationClient { layered }
     }
 
     pub async fn estimate(
@@ -33,12 +33,22 @@ impl ValuationClient {
         query: &super::property_records::PropertyQuery,
         ctx: &super::http::CallContext,
     ) -> Result<Option<super::http::Fetched<AvmEstimate>>, super::error::UpstreamError> {
-        let request = self.http.get("/v1/avm").query(&[
-            ("line1", &query.line1),
-            ("city", &query.city),
-            ("state", &query.state),
-            ("postal_code", &query.postal_code),
-        ]);
-        self.http.send_json("GET /v1/avm", request, ctx).await
+        let n = super::property_records::normalised(query);
+        let key = format!("{}|{}|{}|{}", n.line1, n.city, n.state, n.postal_code);
+        let q = query.clone();
+        let question = super::layered::Question {
+            kind: "avm",
+            key,
+            validate: super::layered::shape_of::<AvmEstimate>,
+            send: super::layered::http_send("GET /v1/avm", move |http| {
+                Ok(http.get("/v1/avm").query(&[
+                    ("line1", &q.line1),
+                    ("city", &q.city),
+                    ("state", &q.state),
+                    ("postal_code", &q.postal_code),
+                ]))
+            }),
+        };
+        self.layered.ask(question, ctx).await
     }
 }

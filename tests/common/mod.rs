@@ -146,7 +146,8 @@ pub fn serve_args(database_url: &str) -> ServeArgs {
             identity_url: None,
             licensing_url: None,
             registry_url: None,
-            upstream_timeout: Duration::from_secs(5),
+            upstreams_file: None,
+            upstream_timeout: None,
         },
     }
 }

@@ -1,0 +1,352 @@
+//! One upstream behind its full protection stack, in this order:
+//!
+//! 1. L1 cache (moka, this pod's memory, bounded, per-kind TTL)
+//! 2. coalescing (concurrent identical questions share one fetch task)
+//! 3. L2 cache (PostgreSQL, shared by every pod)
+//! 4. rate limit (governor) — wait for a permit within the deadline, or refuse
+//! 5. concurrency cap, circuit breaker, retries (full jitter, Retry-After), per-try timeout
+//! 6. stale-if-error: an expired answer within its grace when the upstream fails
+//!
+//! Each step is a small type in its own file; this file only composes them. Answers are
+//! cached as JSON values so one cache serves every answer type; an answer is checked
+//! against its type before it is cached, so a wrong-shaped 200 is never cached.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use futures::future::BoxFuture;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::breaker::Breaker;
+use super::coalesce::Coalescer;
+use super::error::UpstreamError;
+use super::http::{CallContext, Fetched, HttpUpstream};
+use super::limit::Limiter;
+use super::retry;
+use super::settings::UpstreamPolicy;
+use crate::domain::{CacheOutcome, DataSource};
+use crate::store::Store;
+use crate::store::cache::CachedAnswer;
+
+/// Budget of a call made without a deadline.
+const NO_DEADLINE_BUDGET: Duration = Duration::from_secs(30);
+
+/// How to ask the upstream one question over HTTP, after the protections.
+pub type SendFn = Arc<
+    dyn Fn(&HttpUpstream, &CallContext) -> BoxFuture<'static, Result<Option<Value>, UpstreamError>>
+        + Send
+        + Sync,
+>;
+
+/// One question for an upstream.
+pub struct Question {
+    /// Kind of answer, for TTLs and cache keys: "property", "avm", "identity"…
+    pub kind: &'static str,
+    /// The question in canonical form (it may hold PII: only its keyed hash is stored).
+    pub key: String,
+    /// Checks that an answer has the expected shape before it is cached.
+    pub validate: fn(&Value) -> Result<(), String>,
+    pub send: SendFn,
+}
+
+/// Shape check for answers of type `T`.
+pub fn shape_of<T: DeserializeOwned>(v: &Value) -> Result<(), String> {
+    T::deserialize(v).map(|_| ()).map_err(|e| e.to_string())
+}
+
+type FlightResult = Result<(Arc<CachedAnswer>, CacheOutcome), UpstreamError>;
+
+pub struct Layered {
+    pub name: &'static str,
+    pub policy: UpstreamPolicy,
+    pub http: HttpUpstream,
+    l1: moka::future::Cache<String, Arc<CachedAnswer>>,
+    flights: Coalescer<FlightResult>,
+    store: Store,
+    limiter: Limiter,
+    breaker: Breaker,
+}
+
+impl std::fmt::Debug for Layered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Layered")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// L1 entries live until their stale grace ends; freshness is checked on read.
+struct UntilStale;
+
+impl moka::Expiry<String, Arc<CachedAnswer>> for UntilStale {
+    fn expire_after_create(
+        &self,
+        _: &String,
+        v: &Arc<CachedAnswer>,
+        _: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(
+            (v.stale_until - Utc::now())
+                .to_std()
+                .unwrap_or(Duration::ZERO),
+        )
+    }
+    fn expire_after_update(
+        &self,
+        k: &String,
+        v: &Arc<CachedAnswer>,
+        at: std::time::Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        self.expire_after_create(k, v, at)
+    }
+}
+
+impl Layered {
+    pub fn new(http: HttpUpstream, policy: UpstreamPolicy, store: Store) -> Arc<Layered> {
+        let name = http.config.name;
+        Arc::new(Layered {
+            name,
+            l1: moka::future::Cache::builder()
+                .max_capacity(policy.l1_capacity)
+                .expire_after(UntilStale)
+                .build(),
+            flights: Coalescer::default(),
+            limiter: Limiter::new(
+                name,
+                policy.rate_per_second,
+                policy.burst,
+                policy.concurrency,
+            ),
+            breaker: Breaker::new(name, policy.breaker.clone()),
+            http,
+            policy,
+            store,
+        })
+    }
+
+    pub fn breaker(&self) -> &Breaker {
+        &self.breaker
+    }
+
+    /// Asks a question and decodes the answer. `Ok(None)`: the upstream knows nothing.
+    pub async fn ask<T: DeserializeOwned>(
+        self: &Arc<Self>,
+        q: Question,
+        ctx: &CallContext,
+    ) -> Result<Option<Fetched<T>>, UpstreamError> {
+        let (answer, outcome) = self.answer(q, ctx).await?;
+        let source = DataSource {
+            upstream: self.name.to_owned(),
+            fetched_at: answer.fetched_at,
+            cached: matches!(outcome, CacheOutcome::L1Hit | CacheOutcome::L2Hit),
+            stale: outcome == CacheOutcome::Stale,
+            cache: outcome,
+        };
+        match &answer.body {
+            None => Ok(None),
+            Some(body) => T::deserialize(body)
+                .map(|value| Some(Fetched { value, source }))
+                .map_err(|e| UpstreamError::Malformed {
+                    upstream: self.name,
+                    detail: format!("cached answer no longer decodes: {e}"),
+                }),
+        }
+    }
+
+    fn count(&self, outcome: &'static str) {
+        metrics::counter!("dossier_upstream_requests_total", "upstream" => self.name, "outcome" => outcome).increment(1);
+    }
+
+    async fn answer(self: &Arc<Self>, q: Question, ctx: &CallContext) -> FlightResult {
+        let deadline = ctx
+            .deadline
+            .unwrap_or_else(|| Instant::now() + NO_DEADLINE_BUDGET);
+        let key_hash = self
+            .store
+            .vault
+            .lookup_hash(&format!("cache:{}:{}", self.name, q.kind), q.key.as_bytes());
+        let l1_key = hex::encode(&key_hash);
+        if !ctx.force_refresh
+            && let Some(hit) = self.l1.get(&l1_key).await
+            && hit.expires_at > Utc::now()
+        {
+            self.count("l1_hit");
+            return Ok((hit, CacheOutcome::L1Hit));
+        }
+        // A forced refresh coalesces only with other forced refreshes.
+        let flight_key = if ctx.force_refresh {
+            format!("fresh:{l1_key}")
+        } else {
+            l1_key.clone()
+        };
+        // The shared fetch gets at least one full try even if this caller is in a hurry;
+        // later callers wait on it with their own deadlines.
+        let fetch_deadline = deadline.max(Instant::now() + self.policy.timeout);
+        let fetch_ctx = CallContext {
+            deadline: Some(fetch_deadline),
+            ..*ctx
+        };
+        let me = self.clone();
+        let name = self.name;
+        let (flight, joined) = self.flights.join_or_start(
+            &flight_key,
+            move || me.fetch(q, key_hash, l1_key, fetch_ctx),
+            || {
+                Err(UpstreamError::Internal {
+                    upstream: "unknown",
+                    detail: "the fetch task panicked".into(),
+                })
+            },
+        );
+        match tokio::time::timeout_at(deadline.into(), flight).await {
+            Ok(Ok((answer, outcome))) if joined => {
+                self.count("coalesced");
+                Ok((
+                    answer,
+                    if outcome == CacheOutcome::Stale {
+                        outcome
+                    } else {
+                        CacheOutcome::Coalesced
+                    },
+                ))
+            }
+            Ok(result) => result,
+            Err(_) => Err(UpstreamError::DeadlineExceeded { upstream: name }),
+        }
+    }
+
+    /// Runs in its own task (see coalesce.rs).
+    async fn fetch(
+        self: Arc<Self>,
+        q: Question,
+        key_hash: Vec<u8>,
+        l1_key: String,
+        ctx: CallContext,
+    ) -> FlightResult {
+        let now = Utc::now();
+        let mut stale = self.l1.get(&l1_key).await.filter(|a| a.stale_until > now);
+        if !ctx.force_refresh {
+            match self.store.cache_get(self.name, q.kind, &key_hash).await {
+                Ok(Some(a)) if a.expires_at > now => {
+                    let a = Arc::new(a);
+                    self.l1.insert(l1_key, a.clone()).await;
+                    self.count("l2_hit");
+                    return Ok((a, CacheOutcome::L2Hit));
+                }
+                Ok(Some(a)) => stale = stale.or(Some(Arc::new(a))),
+                Ok(None) => {}
+                // The shared cache is an optimisation: without it, ask the upstream.
+                Err(e) => tracing::warn!(upstream = self.name, error = %e, "L2 cache read failed"),
+            }
+        }
+        match self.fetch_upstream(&q, &ctx).await {
+            Ok(body) => {
+                let fetched_at = Utc::now();
+                let ttl = self
+                    .policy
+                    .ttl_for(if body.is_some() { q.kind } else { "not_found" });
+                let ttl = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(1));
+                let grace = chrono::Duration::from_std(self.policy.stale_grace)
+                    .unwrap_or(chrono::Duration::zero());
+                let answer = Arc::new(CachedAnswer {
+                    body,
+                    fetched_at,
+                    expires_at: fetched_at + ttl,
+                    stale_until: fetched_at + ttl + grace,
+                });
+                self.l1.insert(l1_key, answer.clone()).await;
+                if let Err(e) = self
+                    .store
+                    .cache_put(self.name, q.kind, &key_hash, &answer)
+                    .await
+                {
+                    tracing::warn!(upstream = self.name, error = %e, "L2 cache write failed");
+                }
+                self.count("fetched");
+                Ok((answer, CacheOutcome::Fetched))
+            }
+            Err(e) => match stale {
+                Some(old) if old.stale_until > Utc::now() => {
+                    tracing::warn!(upstream = self.name, error = %e, fetched_at = %old.fetched_at, "upstream failed; serving a stale answer");
+                    self.count("stale");
+                    Ok((old, CacheOutcome::Stale))
+                }
+                _ => {
+                    if !matches!(e, UpstreamError::RateLimited { .. }) {
+                        self.count("error");
+                    }
+                    Err(e)
+                }
+            },
+        }
+    }
+
+    /// Rate limit, concurrency cap, breaker, then tries with back-off until an answer,
+    /// a final failure, or the deadline.
+    async fn fetch_upstream(
+        &self,
+        q: &Question,
+        ctx: &CallContext,
+    ) -> Result<Option<Value>, UpstreamError> {
+        let deadline = ctx.deadline.expect("fetch contexts carry a deadline");
+        let mut attempt = 1;
+        loop {
+            self.limiter.rate_permit(deadline).await?;
+            let slot = self.limiter.slot(deadline).await?;
+            let admitted = self.breaker.admit()?;
+            let started = Instant::now();
+            let result = (q.send)(&self.http, ctx)
+                .await
+                .and_then(|answer| match answer {
+                    Some(v) => (q.validate)(&v).map(|()| Some(v)).map_err(|detail| {
+                        UpstreamError::Malformed {
+                            upstream: self.name,
+                            detail,
+                        }
+                    }),
+                    None => Ok(None),
+                });
+            drop(slot);
+            metrics::histogram!("dossier_upstream_request_duration_seconds", "upstream" => self.name).record(started.elapsed().as_secs_f64());
+            self.breaker.record(
+                admitted,
+                result.as_ref().is_err_and(UpstreamError::is_outage),
+            );
+            match result {
+                Ok(v) => return Ok(v),
+                Err(e) => match retry::next_delay(&self.policy.retry, attempt, &e, deadline) {
+                    Some(wait) => {
+                        tracing::debug!(upstream = self.name, attempt, ?wait, error = %e, "retrying");
+                        tokio::time::sleep(wait).await;
+                        attempt += 1;
+                    }
+                    None => return Err(e),
+                },
+            }
+        }
+    }
+}
+
+/// A `SendFn` for a GET or POST built by `build`, decoded as JSON.
+pub fn http_send(
+    endpoint: &'static str,
+    build: impl Fn(&HttpUpstream) -> Result<reqwest::RequestBuilder, UpstreamError>
+    + Send
+    + Sync
+    + 'static,
+) -> SendFn {
+    Arc::new(move |http: &HttpUpstream, ctx: &CallContext| {
+        let request = build(http);
+        let http = http.clone();
+        let ctx = *ctx;
+        Box::pin(async move {
+            Ok(http
+                .send_json::<Value>(endpoint, request?, &ctx)
+                .await?
+                .map(|f| f.value))
+        })
+    })
+}

@@ -1,0 +1,92 @@
+//! The local rate limit (governor, GCRA) and concurrency cap in front of an upstream.
+//! Callers wait for a permit within their deadline; one that cannot get a permit in
+//! time is refused with the delay after which it could, and the upstream never sees it.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::error::UpstreamError;
+
+#[derive(Debug)]
+pub struct Limiter {
+    upstream: &'static str,
+    rate: DefaultDirectRateLimiter,
+    concurrency: Arc<Semaphore>,
+}
+
+impl Limiter {
+    pub fn new(
+        upstream: &'static str,
+        rate_per_second: f64,
+        burst: u32,
+        concurrency: usize,
+    ) -> Limiter {
+        let period = Duration::from_secs_f64(1.0 / rate_per_second);
+        let quota = Quota::with_period(period)
+            .expect("validated: rate is positive")
+            .allow_burst(NonZeroU32::new(burst.max(1)).expect("at least 1"));
+        Limiter {
+            upstream,
+            rate: RateLimiter::direct(quota),
+            concurrency: Arc::new(Semaphore::new(concurrency)),
+        }
+    }
+
+    /// Waits for a rate permit until `deadline`.
+    pub async fn rate_permit(&self, deadline: Instant) -> Result<(), UpstreamError> {
+        let clock = DefaultClock::default();
+        loop {
+            match self.rate.check() {
+                Ok(()) => return Ok(()),
+                Err(not_until) => {
+                    let wait = not_until.wait_time_from(clock.now());
+                    if Instant::now() + wait > deadline {
+                        metrics::counter!("dossier_upstream_requests_total", "upstream" => self.upstream, "outcome" => "rate_limited").increment(1);
+                        return Err(UpstreamError::RateLimited {
+                            upstream: self.upstream,
+                            retry_after: Some(wait.max(Duration::from_millis(1))),
+                        });
+                    }
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    /// Waits for a concurrency slot until `deadline`.
+    pub async fn slot(&self, deadline: Instant) -> Result<OwnedSemaphorePermit, UpstreamError> {
+        match tokio::time::timeout_at(deadline.into(), self.concurrency.clone().acquire_owned())
+            .await
+        {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(UpstreamError::DeadlineExceeded {
+                upstream: self.upstream,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn refuses_with_a_retry_delay_when_the_deadline_is_too_close() {
+        let l = Limiter::new("t", 1.0, 2, 1);
+        let deadline = Instant::now() + Duration::from_millis(50);
+        l.rate_permit(deadline).await.unwrap();
+        l.rate_permit(deadline).await.unwrap();
+        match l.rate_permit(deadline).await {
+            Err(UpstreamError::RateLimited {
+                retry_after: Some(d),
+                ..
+            }) => assert!(d > Duration::ZERO),
+            other => panic!("expected RateLimited, got {other:?}"),
+        }
+    }
+}

@@ -12,7 +12,8 @@ fn duration(s: &str) -> Result<Duration, String> {
 }
 
 /// Settings of `dossier serve` (and `dossier dev`, which fills in what it starts itself).
-#[derive(Debug, Clone, Args)]
+/// No `Debug`: it holds the database URL, keys and tokens.
+#[derive(Clone, Args)]
 pub struct ServeArgs {
     /// PostgreSQL URL.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
@@ -64,20 +65,18 @@ pub struct ServeArgs {
     #[arg(long, env = "DOSSIER_SHUTDOWN_DELAY", default_value = "0s", value_parser = duration)]
     pub shutdown_delay: Duration,
 
-    /// Close client connections after this age (with GOAWAY), so long-lived HTTP/2
-    /// connections spread over new pods after a scale-up or deploy.
+    /// Send GOAWAY to a client connection after this age, so long-lived HTTP/2
+    /// connections spread over new pods after a scale-up or deploy. Calls in flight on
+    /// it finish; the client reconnects for new ones.
     #[arg(long, env = "DOSSIER_MAX_CONNECTION_AGE", default_value = "5m", value_parser = duration)]
     pub max_connection_age: Duration,
-
-    /// How long calls on a connection past its maximum age may still run.
-    #[arg(long, env = "DOSSIER_MAX_CONNECTION_AGE_GRACE", default_value = "30s", value_parser = duration)]
-    pub max_connection_age_grace: Duration,
 
     #[command(flatten)]
     pub upstreams: UpstreamArgs,
 }
 
-#[derive(Debug, Clone, Args)]
+/// No `Debug`: it holds the Rails token.
+#[derive(Clone, Args)]
 pub struct UpstreamArgs {
     /// Base URL of the Rails backend.
     #[arg(long, env = "DOSSIER_RAILS_URL")]

@@ -43,6 +43,7 @@ pub struct Server {
     notifications: Notifications,
     audit_writer: AuditWriter,
     args: ServeArgs,
+    database_url: String,
 }
 
 /// What `Server::build` needs besides the flags: resolved secrets and upstreams.
@@ -102,6 +103,7 @@ impl Server {
             notifications,
             audit_writer,
             args,
+            database_url: resolved.database_url,
         })
     }
 
@@ -128,6 +130,7 @@ impl Server {
             notifications,
             audit_writer,
             args,
+            database_url,
         } = self;
         let addr = listener.local_addr()?;
         let (reporter, health_service) = tonic_health::server::health_reporter();
@@ -135,7 +138,7 @@ impl Server {
 
         let stopping = CancellationToken::new();
         let health_task = tokio::spawn(watch_database(
-            underwriter.store.clone(),
+            database_url,
             reporter.clone(),
             stopping.clone(),
         ));
@@ -170,8 +173,11 @@ impl Server {
 
         let (stop_accepting, accepting_stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tonic::transport::Server::builder()
+            // Deliberately no max_connection_age_grace: in tonic 0.14.9 setting it turns
+            // the graceful GOAWAY at max age into a hard close at age + grace
+            // (transport/server/mod.rs, connection_timeout_future). Without it, the
+            // connection is drained with GOAWAY at max age and in-flight calls finish.
             .max_connection_age(args.max_connection_age)
-            .max_connection_age_grace(args.max_connection_age_grace)
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .layer(RpcLogLayer)
             .add_service(health_service)
@@ -235,15 +241,21 @@ async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
     }
 }
 
-/// SERVING only while the database answers.
-async fn watch_database(store: Store, reporter: HealthReporter, stopping: CancellationToken) {
+/// SERVING only while the database answers. The probe has its own connection: a busy
+/// application pool is not an outage and must not take the pod out of rotation.
+async fn watch_database(
+    database_url: String,
+    reporter: HealthReporter,
+    stopping: CancellationToken,
+) {
+    let mut probe: Option<sqlx::PgConnection> = None;
     let mut serving = true;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(HEALTH_INTERVAL) => {}
             _ = stopping.cancelled() => return,
         }
-        let up = store.ping().await;
+        let up = database_answers(&database_url, &mut probe).await;
         if up != serving {
             serving = up;
             if up {
@@ -262,6 +274,23 @@ async fn watch_database(store: Store, reporter: HealthReporter, stopping: Cancel
             .await;
         }
     }
+}
+
+async fn database_answers(url: &str, probe: &mut Option<sqlx::PgConnection>) -> bool {
+    use sqlx::Connection;
+    const LIMIT: Duration = Duration::from_secs(1);
+    if probe.is_none() {
+        *probe = match tokio::time::timeout(LIMIT, sqlx::PgConnection::connect(url)).await {
+            Ok(Ok(conn)) => Some(conn),
+            _ => return false,
+        };
+    }
+    let conn = probe.as_mut().expect("connected above");
+    let ok = matches!(tokio::time::timeout(LIMIT, conn.ping()).await, Ok(Ok(())));
+    if !ok {
+        *probe = None; // reconnect next time
+    }
+    ok
 }
 
 fn hostname() -> String {

@@ -46,6 +46,7 @@ pub fn evaluate(e: EvaluateError) -> Status {
         EvaluateError::RailsInvalid(why) => Status::failed_precondition(format!(
             "the application the Rails backend returned cannot be underwritten: {why}"
         )),
+        EvaluateError::UnknownJob(kind) => Status::internal(format!("unknown job kind {kind:?}")),
         EvaluateError::Rails(e) => {
             tracing::warn!(error = %e, "Rails fetch failed");
             Status::unavailable(format!(

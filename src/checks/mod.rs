@@ -1,4 +1,4 @@
-//! Every check as a pure function of upstream answers and policy. No I/O: `engine.rs`
+//! Every check as a pure function of upstream answers and policy. No I/O: `underwriting/`
 //! gathers the answers, these functions judge them, and the tables of cases in each
 //! file's tests pin the edges (exactly at a limit, one cent over).
 

@@ -52,6 +52,14 @@ async fn run_worker(
                 run_job(&underwriter, &worker, job, &shutdown).await;
             }
             Ok(None) => {
+                match underwriter.store.bury_exhausted_jobs().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::error!(
+                        jobs = n,
+                        "jobs moved to the dead-letter state after their last attempt's lease lapsed"
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "could not sweep exhausted jobs"),
+                }
                 tokio::select! {
                     _ = wake.notified() => {}
                     _ = tokio::time::sleep(POLL) => {}

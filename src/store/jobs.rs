@@ -29,7 +29,7 @@ impl Store {
              WHERE id = (
                  SELECT id FROM jobs
                  WHERE (state = 'queued' AND run_at <= now())
-                    OR (state = 'running' AND lease_until < now())
+                    OR (state = 'running' AND lease_until < now() AND attempts < max_attempts)
                  ORDER BY run_at
                  FOR UPDATE SKIP LOCKED
                  LIMIT 1
@@ -49,6 +49,19 @@ impl Store {
             })
         })
         .transpose()
+    }
+
+    /// Dead-letters jobs whose lease lapsed on their last allowed attempt (their pod
+    /// died each time: the job itself may be what kills it). Returns how many.
+    pub async fn bury_exhausted_jobs(&self) -> Result<u64, StoreError> {
+        Ok(sqlx::query(
+            "UPDATE jobs SET state = 'dead', finished_at = now(), locked_by = NULL,
+                             last_error = coalesce(last_error || '; ', '') || 'lease lapsed on the last attempt (the worker died)'
+             WHERE state = 'running' AND lease_until < now() AND attempts >= max_attempts",
+        )
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
     }
 
     /// Extends a lease; false when the job is no longer ours (lease lapsed and taken).

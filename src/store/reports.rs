@@ -154,7 +154,11 @@ impl Store {
             return Ok(None);
         };
         let run: Option<PgRow> = sqlx::query(
-            "SELECT id, complete FROM evaluation_runs WHERE application_id = $1 ORDER BY started_at DESC, id DESC LIMIT 1",
+            "SELECT r.id, r.complete FROM evaluation_runs r
+             WHERE r.application_id = $1
+             -- The decided run wins over a later run that lost the race to decide.
+             ORDER BY EXISTS (SELECT 1 FROM decisions d WHERE d.run_id = r.id) DESC, r.started_at DESC, r.id DESC
+             LIMIT 1",
         )
         .bind(application_id)
         .fetch_optional(&self.pool)

@@ -33,6 +33,8 @@ pub enum EvaluateError {
     RailsNotFound(String),
     #[error("the application Rails returned is not valid: {0}")]
     RailsInvalid(String),
+    #[error("unknown job kind {0:?}; was it queued by a newer release?")]
+    UnknownJob(String),
 }
 
 /// Everything needed to underwrite: the store, the upstream clients and the policy.
@@ -90,7 +92,7 @@ impl Underwriter {
             .report(application_id)
             .await?
             .ok_or(EvaluateError::NotFound(application_id))?;
-        if reason == RunReason::Initial && report.decision.is_some() {
+        if reason == RunReason::Initial && report.status == crate::domain::Status::Decided {
             return Ok(report);
         }
         let ctx = CallContext {

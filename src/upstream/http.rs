@@ -13,7 +13,7 @@ use crate::domain::DataSource;
 use crate::store::audit::{AuditRecord, AuditSink};
 
 /// Settings of one upstream.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct UpstreamConfig {
     pub name: &'static str,
     pub base_url: String,
@@ -23,6 +23,20 @@ pub struct UpstreamConfig {
     pub timeout: Duration,
     /// What one request costs, for reporting.
     pub cost_cents: i32,
+}
+
+impl std::fmt::Debug for UpstreamConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamConfig")
+            .field("name", &self.name)
+            .field("base_url", &self.base_url)
+            .field(
+                "credential",
+                &self.credential.as_ref().map(|_| "<redacted>"),
+            )
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Per-call context: which application asks, and by when it needs the answer.
@@ -246,9 +260,20 @@ impl HttpUpstream {
     }
 }
 
+/// The start of a response body for error messages, with every digit masked: a body
+/// may echo the request (an SSN, a date of birth), and these messages reach logs, the
+/// audit table and callers.
 fn snippet(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(&body[..body.len().min(SNIPPET)]);
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
+    mask_digits(&text.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+/// Replaces every ASCII digit with '#'. Used on anything derived from an upstream's
+/// body (decoder errors quote values too).
+pub fn mask_digits(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_ascii_digit() { '#' } else { c })
+        .collect()
 }
 
 fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {

@@ -53,7 +53,9 @@ pub struct Question {
 
 /// Shape check for answers of type `T`.
 pub fn shape_of<T: DeserializeOwned>(v: &Value) -> Result<(), String> {
-    T::deserialize(v).map(|_| ()).map_err(|e| e.to_string())
+    T::deserialize(v)
+        .map(|_| ())
+        .map_err(|e| super::http::mask_digits(&e.to_string()))
 }
 
 type FlightResult = Result<(Arc<CachedAnswer>, CacheOutcome), UpstreamError>;

@@ -137,7 +137,6 @@ pub fn serve_args(database_url: &str) -> ServeArgs {
         shutdown_grace: Duration::from_secs(10),
         shutdown_delay: Duration::ZERO,
         max_connection_age: Duration::from_secs(300),
-        max_connection_age_grace: Duration::from_secs(30),
         upstreams: UpstreamArgs {
             rails_url: None,
             rails_token: None,

@@ -24,6 +24,11 @@ pub struct ServeArgs {
     #[arg(long, env = "DOSSIER_GRPC_ADDR")]
     pub grpc_addr: Option<SocketAddr>,
 
+    /// Address of the admin HTTP server (`GET /metrics`) [default: 0.0.0.0:9090 for
+    /// `serve`, a free loopback port for `dev`].
+    #[arg(long, env = "DOSSIER_ADMIN_ADDR")]
+    pub admin_addr: Option<SocketAddr>,
+
     /// Apply pending migrations at start instead of refusing to start.
     #[arg(long, env = "DOSSIER_MIGRATE")]
     pub migrate: bool,

@@ -39,6 +39,7 @@ const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
 /// A built, bound, not yet serving Dossier.
 pub struct Server {
     listener: TcpListener,
+    admin_listener: TcpListener,
     underwriter: Underwriter,
     notifications: Notifications,
     audit_writer: AuditWriter,
@@ -92,9 +93,19 @@ impl Server {
                 "cannot listen on {grpc_addr} (DOSSIER_GRPC_ADDR); is another process using it?"
             )
         })?;
+        let admin_addr = args
+            .admin_addr
+            .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 9090)));
+        let admin_listener = TcpListener::bind(admin_addr).await.with_context(|| {
+            format!(
+                "cannot listen on {admin_addr} (DOSSIER_ADMIN_ADDR); is another process using it?"
+            )
+        })?;
+        crate::telemetry::metrics_handle();
         tracing::info!(policy_version = %policy.policy.version, policy_hash = %policy.hash, "policy loaded");
         Ok(Server {
             listener,
+            admin_listener,
             underwriter: Underwriter {
                 store,
                 upstreams,
@@ -113,6 +124,13 @@ impl Server {
             .expect("a bound listener has an address")
     }
 
+    /// Where `GET /metrics` is served.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
     pub fn store(&self) -> &Store {
         &self.underwriter.store
     }
@@ -126,6 +144,7 @@ impl Server {
     ) -> anyhow::Result<()> {
         let Server {
             listener,
+            admin_listener,
             underwriter,
             notifications,
             audit_writer,
@@ -137,6 +156,12 @@ impl Server {
         set_health(&reporter, ServingStatus::Serving).await;
 
         let stopping = CancellationToken::new();
+        let admin_stop = stopping.clone();
+        let admin_addr = admin_listener.local_addr()?;
+        let admin = tokio::spawn(crate::telemetry::serve_admin(admin_listener, async move {
+            admin_stop.cancelled().await
+        }));
+        tracing::info!(%admin_addr, "admin HTTP (GET /metrics)");
         let health_task = tokio::spawn(watch_database(
             database_url,
             reporter.clone(),
@@ -223,7 +248,9 @@ impl Server {
         {}
         workers.abort_all();
         drop(reporter);
-        // Every sink clone lives in handlers and workers, all stopped now.
+        let _ = admin.await;
+        // Audit sinks live in handlers and workers; after an abort tonic's connection tasks
+        // may hold handlers a moment longer, so the flush is bounded.
         if tokio::time::timeout(Duration::from_secs(5), audit_writer.flush())
             .await
             .is_err()

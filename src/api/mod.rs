@@ -81,6 +81,9 @@ where
                         .map(tonic::Code::from)
                         .unwrap_or(tonic::Code::Ok);
                     let application_id = log.application();
+                    let code_name = format!("{code:?}");
+                    metrics::counter!("dossier_rpc_requests_total", "method" => method.clone(), "code" => code_name.clone()).increment(1);
+                    metrics::histogram!("dossier_rpc_duration_seconds", "method" => method.clone(), "code" => code_name).record(latency_ms / 1000.0);
                     if matches!(
                         code,
                         tonic::Code::Internal | tonic::Code::Unknown | tonic::Code::DataLoss

@@ -63,11 +63,13 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
     )
     .await?;
     let addr = server.local_addr();
+    let admin = server.admin_addr();
     println!(
         "\nDossier dev is up on {addr}.\n\
          \n  Database:   {}\
          \n  Try:        cargo run --release -- evaluate --file examples/approve.json --addr http://{addr}\
          \n  grpcurl:    grpcurl -plaintext {addr} list\
+         \n  Metrics:    curl http://{admin}/metrics\
          \n  Stop:       Ctrl-C (stops the simulators{} too)\n",
         crate::store::redact_url(&database_url),
         if private_pg.is_some() {

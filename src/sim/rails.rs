@@ -79,7 +79,67 @@ const CITIES: &[(&str, &str)] = &[
 ];
 
 pub(crate) fn routes() -> Router<Arc<SimState>> {
-    Router::new().route("/api/v1/pace_applications/{id}", get(get_application))
+    Router::new()
+        .route("/api/v1/pace_applications/{id}", get(get_application))
+        .route("/api/v1/pace_applications", get(get_applications))
+}
+
+/// Most ids one batch request may ask for.
+pub const MAX_BATCH: usize = 100;
+
+fn authorized(state: &SimState, headers: &HeaderMap) -> Result<(), Response> {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if presented != Some(state.rails_token.as_str()) {
+        let mut response = super::json_error(StatusCode::UNAUTHORIZED, "unauthorized");
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return Err(response);
+    }
+    Ok(())
+}
+
+#[derive(serde::Deserialize)]
+struct BatchQuery {
+    #[serde(default)]
+    ids: String,
+}
+
+/// `GET /api/v1/pace_applications?ids=a,b,c`: many applications in one request.
+async fn get_applications(
+    State(state): State<Arc<SimState>>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<BatchQuery>,
+) -> Response {
+    if let Err(denied) = authorized(&state, &headers) {
+        return denied;
+    }
+    let ids: Vec<&str> = q
+        .ids
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if ids.is_empty() || ids.len() > MAX_BATCH {
+        return super::json_error(
+            StatusCode::BAD_REQUEST,
+            "ids must list 1 to 100 comma-separated ids",
+        );
+    }
+    let mut batch = crate::upstream::rails::RailsApplicationBatch {
+        applications: Vec::new(),
+        missing: Vec::new(),
+    };
+    for id in ids {
+        match application_for(id) {
+            Some(a) => batch.applications.push(a),
+            None => batch.missing.push(id.to_owned()),
+        }
+    }
+    Json(batch).into_response()
 }
 
 async fn get_application(

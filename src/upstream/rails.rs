@@ -2,11 +2,25 @@
 //!
 //! HTTP contract (served by `sim::rails`):
 //! `GET {base}/api/v1/pace_applications/{id}` → 200 [`RailsApplication`],
-//! 404 `{"error":"not_found"}`.
+//! 404 `{"error":"not_found"}`;
+//! `GET {base}/api/v1/pace_applications?ids=a,b,c` (at most 100) → 200
+//! [`RailsApplicationBatch`].
+//!
+//! Concurrent look-ups of different ids within a few milliseconds are merged into one
+//! batch request ([`RailsBatcher`], DataLoader style): Rails sees one request instead
+//! of many.
 //! Requests carry `Authorization: Bearer {credential}`.
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
+
+/// The answer of the batch endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RailsApplicationBatch {
+    pub applications: Vec<RailsApplication>,
+    /// Requested ids Rails does not have.
+    pub missing: Vec<String>,
+}
 
 /// An application as the Rails backend serialises it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -74,29 +88,144 @@ pub struct RailsMeasure {
     pub description: String,
 }
 
+/// Merges concurrent single look-ups into batch requests.
+#[derive(Debug, Clone)]
+pub struct RailsBatcher {
+    tx: tokio::sync::mpsc::Sender<BatchItem>,
+}
+
+type BatchReply = Result<Option<serde_json::Value>, super::error::UpstreamError>;
+
+#[derive(Debug)]
+struct BatchItem {
+    id: String,
+    ctx: super::http::CallContext,
+    reply: tokio::sync::oneshot::Sender<BatchReply>,
+}
+
+/// How long the first look-up of a batch waits for others to join it.
+pub const BATCH_WINDOW: std::time::Duration = std::time::Duration::from_millis(5);
+/// Most ids per batch request.
+pub const BATCH_MAX: usize = 50;
+
+impl RailsBatcher {
+    /// Starts the batching task; it ends when every handle is dropped.
+    pub fn start(http: super::http::HttpUpstream) -> RailsBatcher {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<BatchItem>(1024);
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut items = vec![first];
+                let window = tokio::time::sleep(BATCH_WINDOW);
+                tokio::pin!(window);
+                while items.len() < BATCH_MAX {
+                    tokio::select! {
+                        more = rx.recv() => match more {
+                            Some(item) => items.push(item),
+                            None => break,
+                        },
+                        _ = &mut window => break,
+                    }
+                }
+                tokio::spawn(send_batch(http.clone(), items));
+            }
+        });
+        RailsBatcher { tx }
+    }
+
+    async fn get(&self, id: String, ctx: super::http::CallContext) -> BatchReply {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let lost = || super::error::UpstreamError::Internal {
+            upstream: "rails",
+            detail: "the batching task stopped".into(),
+        };
+        self.tx
+            .send(BatchItem { id, ctx, reply })
+            .await
+            .map_err(|_| lost())?;
+        answer.await.map_err(|_| lost())?
+    }
+}
+
+async fn send_batch(http: super::http::HttpUpstream, items: Vec<BatchItem>) {
+    let mut ids: Vec<&str> = items.iter().map(|i| i.id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    // The batch lives as long as its most patient member.
+    let ctx = super::http::CallContext {
+        deadline: items.iter().map(|i| i.ctx.deadline).max().flatten(),
+        ..items[0].ctx
+    };
+    let request = http
+        .get("/api/v1/pace_applications")
+        .query(&[("ids", ids.join(","))]);
+    let result = http
+        .send_json::<RailsApplicationBatch>("GET /api/v1/pace_applications?ids", request, &ctx)
+        .await;
+    metrics::histogram!("dossier_rails_batch_size").record(ids.len() as f64);
+    match result {
+        Ok(Some(batch)) => {
+            let found: std::collections::HashMap<String, serde_json::Value> = batch
+                .value
+                .applications
+                .into_iter()
+                .map(|a| {
+                    (
+                        a.id.clone(),
+                        serde_json::to_value(a).expect("an application serialises"),
+                    )
+                })
+                .collect();
+            for item in items {
+                let _ = item.reply.send(Ok(found.get(&item.id).cloned()));
+            }
+        }
+        Ok(None) => {
+            for item in items {
+                let _ = item.reply.send(Err(super::error::UpstreamError::Status {
+                    upstream: "rails",
+                    status: 404,
+                    snippet: "the batch endpoint was not found; check the Rails base URL".into(),
+                }));
+            }
+        }
+        Err(e) => {
+            for item in items {
+                let _ = item.reply.send(Err(e.clone()));
+            }
+        }
+    }
+}
+
 /// Client of the Rails backend.
 #[derive(Debug, Clone)]
 pub struct RailsClient {
     layered: std::sync::Arc<super::layered::Layered>,
+    batcher: RailsBatcher,
 }
 
 impl RailsClient {
     pub fn new(layered: std::sync::Arc<super::layered::Layered>) -> Self {
-        RailsClient { layered }
+        let batcher = RailsBatcher::start(layered.http.clone());
+        RailsClient { layered, batcher }
     }
 
+    /// One application; concurrent calls for different ids share a batch request.
     pub async fn application(
         &self,
         id: &str,
         ctx: &super::http::CallContext,
     ) -> Result<Option<super::http::Fetched<RailsApplication>>, super::error::UpstreamError> {
         let owned = id.to_owned();
+        let batcher = self.batcher.clone();
         let question = super::layered::Question {
             kind: "application",
             key: id.to_owned(),
             validate: super::layered::shape_of::<RailsApplication>,
-            send: super::layered::http_send("GET /api/v1/pace_applications/{id}", move |http| {
-                http.get_segments("/api/v1/pace_applications", &[&owned])
+            send: std::sync::Arc::new(move |_http, ctx| {
+                let batcher = batcher.clone();
+                let id = owned.clone();
+                let ctx = *ctx;
+                Box::pin(async move { batcher.get(id, ctx).await })
             }),
         };
         self.layered.ask(question, ctx).await

@@ -127,6 +127,7 @@ pub fn serve_args(database_url: &str) -> ServeArgs {
     ServeArgs {
         database_url: Some(database_url.to_owned()),
         grpc_addr: Some("127.0.0.1:0".parse().unwrap()),
+        admin_addr: Some("127.0.0.1:0".parse().unwrap()),
         migrate: false,
         db_max_connections: 10,
         encryption_keys: None,

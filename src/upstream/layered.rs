@@ -133,6 +133,12 @@ impl Layered {
         &self.breaker
     }
 
+    /// Forgets this pod's cached answers (operators: after a vendor correction).
+    pub async fn clear_l1(&self) {
+        self.l1.invalidate_all();
+        self.l1.run_pending_tasks().await;
+    }
+
     /// Asks a question and decodes the answer. `Ok(None)`: the upstream knows nothing.
     pub async fn ask<T: DeserializeOwned>(
         self: &Arc<Self>,
@@ -195,7 +201,7 @@ impl Layered {
         let name = self.name;
         let (flight, joined) = self.flights.join_or_start(
             &flight_key,
-            move || me.fetch(q, key_hash, l1_key, fetch_ctx),
+            move || me.fetch(q, key_hash, l1_key, fetch_ctx, deadline),
             || {
                 Err(UpstreamError::Internal {
                     upstream: "unknown",
@@ -227,6 +233,7 @@ impl Layered {
         key_hash: Vec<u8>,
         l1_key: String,
         ctx: CallContext,
+        permit_by: Instant,
     ) -> FlightResult {
         let now = Utc::now();
         let mut stale = self.l1.get(&l1_key).await.filter(|a| a.stale_until > now);
@@ -244,7 +251,7 @@ impl Layered {
                 Err(e) => tracing::warn!(upstream = self.name, error = %e, "L2 cache read failed"),
             }
         }
-        match self.fetch_upstream(&q, &ctx).await {
+        match self.fetch_upstream(&q, &ctx, permit_by).await {
             Ok(body) => {
                 let fetched_at = Utc::now();
                 let ttl = self
@@ -287,16 +294,22 @@ impl Layered {
     }
 
     /// Rate limit, concurrency cap, breaker, then tries with back-off until an answer,
-    /// a final failure, or the deadline.
+    /// a final failure, or the deadline. The first permit is waited for only until
+    /// `permit_by`, the deadline of the caller that started the fetch: a caller that
+    /// cannot be served in time is told so (with a retry delay) rather than left to time
+    /// out.
     async fn fetch_upstream(
         &self,
         q: &Question,
         ctx: &CallContext,
+        permit_by: Instant,
     ) -> Result<Option<Value>, UpstreamError> {
         let deadline = ctx.deadline.expect("fetch contexts carry a deadline");
         let mut attempt = 1;
         loop {
-            self.limiter.rate_permit(deadline).await?;
+            self.limiter
+                .rate_permit(if attempt == 1 { permit_by } else { deadline })
+                .await?;
             let slot = self.limiter.slot(deadline).await?;
             let admitted = self.breaker.admit()?;
             let started = Instant::now();

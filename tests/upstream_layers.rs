@@ -1,0 +1,533 @@
+//! The upstream protection stack, layer by layer, against the real simulators and a
+//! real PostgreSQL (the L2 cache and the audit trail).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use common::TestDb;
+use dossier::domain::CacheOutcome;
+use dossier::sim::{Behaviour, Fault, SimConfig, Simulators, Upstream};
+use dossier::store::audit::{AuditSink, AuditWriter};
+use dossier::store::{Store, Vault};
+use dossier::upstream::breaker::BreakerState;
+use dossier::upstream::property_records::PropertyQuery;
+use dossier::upstream::settings::HTTP_UPSTREAMS;
+use dossier::upstream::{CallContext, UpstreamError, UpstreamPolicy, UpstreamSettings, Upstreams};
+use futures::future::join_all;
+
+struct Rig {
+    _db: TestDb,
+    store: Store,
+    sims: Simulators,
+    upstreams: Upstreams,
+    audit: Option<AuditWriter>,
+}
+
+fn settings(sims: &Simulators, tweak: impl Fn(&str, &mut UpstreamPolicy)) -> UpstreamSettings {
+    let mut policies = BTreeMap::new();
+    for name in HTTP_UPSTREAMS {
+        let mut p = UpstreamPolicy::default_for(name);
+        let upstream: Upstream = name.parse().unwrap();
+        p.base_url = Some(sims.base_url(upstream));
+        tweak(name, &mut p);
+        policies.insert(name.to_owned(), p);
+    }
+    UpstreamSettings {
+        policies,
+        credentials: BTreeMap::from([("rails".to_owned(), sims.rails_token().to_owned())]),
+    }
+}
+
+impl Rig {
+    async fn new(tweak: impl Fn(&str, &mut UpstreamPolicy)) -> Rig {
+        let db = TestDb::migrated().await;
+        let pool = dossier::store::connect(&db.url, 10).await.unwrap();
+        let store = Store::new(pool.clone(), Vault::ephemeral());
+        let sims = Simulators::start(SimConfig::default()).await.unwrap();
+        let (sink, writer) = AuditSink::start(pool);
+        let upstreams = Upstreams::new(&settings(&sims, tweak), sink, store.clone());
+        Rig {
+            _db: db,
+            store,
+            sims,
+            upstreams,
+            audit: Some(writer),
+        }
+    }
+
+    /// Another pod: its own memory, the same PostgreSQL.
+    fn second_pod(&self) -> Upstreams {
+        let (sink, _writer) = AuditSink::start(self.store.pool.clone());
+        Upstreams::new(&settings(&self.sims, |_, _| {}), sink, self.store.clone())
+    }
+
+    fn count(&self, u: Upstream) -> u64 {
+        self.sims.stats(u).total()
+    }
+
+    fn behave(&self, u: Upstream, f: impl FnOnce(&mut Behaviour)) {
+        let mut b = self.sims.behaviour(u);
+        f(&mut b);
+        self.sims.set_behaviour(u, b);
+    }
+
+    /// Waits until every audit row is written.
+    async fn flush_audit(&mut self) {
+        // Drop every sink of the first writer (the replacement has its own writer).
+        let replacement = self.second_pod();
+        drop(std::mem::replace(&mut self.upstreams, replacement));
+        if let Some(w) = self.audit.take() {
+            tokio::time::timeout(Duration::from_secs(10), w.flush())
+                .await
+                .expect("audit flush");
+        }
+    }
+}
+
+fn address(n: u32) -> PropertyQuery {
+    PropertyQuery {
+        line1: format!("{n} Orchard Ln"),
+        city: "Sacramento".into(),
+        state: "CA".into(),
+        postal_code: "95814".into(),
+        apn: String::new(),
+    }
+}
+
+fn ctx() -> CallContext {
+    CallContext {
+        deadline: Some(Instant::now() + Duration::from_secs(10)),
+        ..Default::default()
+    }
+}
+
+/// A thousand-caller burst asks the upstream each distinct question once.
+#[tokio::test]
+async fn concurrent_identical_questions_share_one_request() {
+    let rig = Rig::new(|_, _| {}).await;
+    rig.behave(Upstream::PropertyRecords, |b| b.latency_ms = 100);
+    let calls = (0..200).map(|i| {
+        let up = rig.upstreams.property_records.clone();
+        async move { up.lookup(&address(i % 5), &ctx()).await }
+    });
+    let answers = join_all(calls).await;
+    assert!(answers.iter().all(|a| matches!(a, Ok(Some(_)))));
+    assert_eq!(
+        rig.count(Upstream::PropertyRecords),
+        5,
+        "one request per distinct address"
+    );
+    let outcomes: Vec<CacheOutcome> = answers
+        .iter()
+        .map(|a| a.as_ref().unwrap().as_ref().unwrap().source.cache)
+        .collect();
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| **o == CacheOutcome::Fetched)
+            .count(),
+        5
+    );
+    assert!(outcomes.iter().all(|o| matches!(
+        o,
+        CacheOutcome::Fetched | CacheOutcome::Coalesced | CacheOutcome::L1Hit
+    )));
+}
+
+/// Answers are reused from memory, and other pods reuse them from PostgreSQL.
+#[tokio::test]
+async fn answers_come_from_l1_then_from_l2_on_another_pod() {
+    let rig = Rig::new(|_, _| {}).await;
+    let first = rig
+        .upstreams
+        .property_records
+        .lookup(&address(1), &ctx())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.source.cache, CacheOutcome::Fetched);
+    let again = rig
+        .upstreams
+        .property_records
+        .lookup(&address(1), &ctx())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.source.cache, CacheOutcome::L1Hit);
+    assert!(again.source.cached);
+    let other_pod = rig.second_pod();
+    let shared = other_pod
+        .property_records
+        .lookup(&address(1), &ctx())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(shared.source.cache, CacheOutcome::L2Hit);
+    assert_eq!(shared.value, first.value);
+    assert_eq!(
+        shared.source.fetched_at.timestamp_micros(),
+        first.source.fetched_at.timestamp_micros()
+    );
+    assert_eq!(rig.count(Upstream::PropertyRecords), 1);
+    // Case and spacing do not make a new question.
+    let mut shouted = address(1);
+    shouted.line1 = "1  ORCHARD LN".into();
+    rig.upstreams
+        .property_records
+        .lookup(&shouted, &ctx())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rig.count(Upstream::PropertyRecords), 1);
+}
+
+/// An expired answer is fetched again; force_refresh skips fresh caches.
+#[tokio::test]
+async fn expiry_and_force_refresh_refetch() {
+    let rig = Rig::new(|name, p| {
+        if name == "valuation" {
+            p.ttl = BTreeMap::from([("default".into(), Duration::ZERO)]);
+        }
+    })
+    .await;
+    rig.upstreams
+        .valuation
+        .estimate(&address(2), &ctx())
+        .await
+        .unwrap();
+    rig.upstreams
+        .valuation
+        .estimate(&address(2), &ctx())
+        .await
+        .unwrap();
+    assert_eq!(
+        rig.count(Upstream::Valuation),
+        2,
+        "a zero TTL means every call refetches"
+    );
+
+    rig.upstreams
+        .property_records
+        .lookup(&address(2), &ctx())
+        .await
+        .unwrap();
+    let forced = CallContext {
+        force_refresh: true,
+        ..ctx()
+    };
+    let fresh = rig
+        .upstreams
+        .property_records
+        .lookup(&address(2), &forced)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(fresh.source.cache, CacheOutcome::Fetched);
+    assert_eq!(rig.count(Upstream::PropertyRecords), 2);
+}
+
+/// When the upstream fails, an expired answer within its grace is served, marked stale.
+#[tokio::test]
+async fn stale_if_error_serves_and_marks_stale() {
+    let rig = Rig::new(|name, p| {
+        if name == "property_records" {
+            p.ttl = BTreeMap::from([("default".into(), Duration::ZERO)]);
+            p.retry.max_attempts = 1;
+        }
+    })
+    .await;
+    let good = rig
+        .upstreams
+        .property_records
+        .lookup(&address(3), &ctx())
+        .await
+        .unwrap()
+        .unwrap();
+    rig.behave(Upstream::PropertyRecords, |b| b.fault = Fault::HtmlError);
+    let stale = rig
+        .upstreams
+        .property_records
+        .lookup(&address(3), &ctx())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stale.source.cache, CacheOutcome::Stale);
+    assert!(stale.source.stale);
+    assert_eq!(stale.value, good.value);
+    assert_eq!(
+        stale.source.fetched_at, good.source.fetched_at,
+        "the report shows when the data was really fetched"
+    );
+    // Without anything cached, the failure is the answer.
+    let err = rig
+        .upstreams
+        .property_records
+        .lookup(&address(4), &ctx())
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason_code(), "UPSTREAM_ERROR", "{err}");
+}
+
+/// A failed answer is never cached as a success.
+#[tokio::test]
+async fn failures_are_not_cached() {
+    let rig = Rig::new(|_, p| p.retry.max_attempts = 1).await;
+    for fault in [
+        Fault::MalformedJson,
+        Fault::ErrorIn200,
+        Fault::TruncatedBody,
+        Fault::HtmlError,
+        Fault::ConnectionReset,
+    ] {
+        rig.behave(Upstream::Licensing, |b| b.fault = fault);
+        let before = rig.count(Upstream::Licensing);
+        let err = rig
+            .upstreams
+            .licensing
+            .license("CA", "123456", &ctx())
+            .await
+            .unwrap_err();
+        assert_eq!(err.upstream(), "licensing", "{fault:?}: {err}");
+        rig.behave(Upstream::Licensing, |b| b.fault = Fault::None);
+        let ok = rig
+            .upstreams
+            .licensing
+            .license("CA", "123456", &ctx())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            ok.source.cache,
+            CacheOutcome::Fetched,
+            "{fault:?}: the failure was not cached"
+        );
+        assert_eq!(rig.count(Upstream::Licensing), before + 2);
+        // Forget the good answer for the next round.
+        sqlx::query("DELETE FROM upstream_cache")
+            .execute(&rig.store.pool)
+            .await
+            .unwrap();
+        rig.upstreams.stacks["licensing"].clear_l1().await;
+    }
+}
+
+/// The breaker opens on consecutive failures, refuses without calling, and closes
+/// after a successful probe.
+#[tokio::test]
+async fn breaker_opens_and_recovers() {
+    let rig = Rig::new(|name, p| {
+        if name == "registry" {
+            p.retry.max_attempts = 1;
+            p.breaker.consecutive_failures = 3;
+            p.breaker.open_for = Duration::from_secs(3600);
+        }
+        if name == "valuation" {
+            p.retry.max_attempts = 1;
+            p.breaker.consecutive_failures = 2;
+            p.breaker.open_for = Duration::ZERO; // probe at once
+        }
+    })
+    .await;
+    rig.behave(Upstream::Registry, |b| b.error_rate = 1.0);
+    for i in 0..3 {
+        let e = rig
+            .upstreams
+            .registry
+            .business(&format!("Biz {i}"), "CA", &ctx())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, UpstreamError::Status { status: 503, .. }),
+            "{e}"
+        );
+    }
+    assert_eq!(
+        rig.upstreams.stacks["registry"].breaker().state(),
+        BreakerState::Open
+    );
+    let refused = rig
+        .upstreams
+        .registry
+        .business("Biz 9", "CA", &ctx())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, UpstreamError::CircuitOpen { .. }),
+        "{refused}"
+    );
+    assert_eq!(
+        rig.count(Upstream::Registry),
+        3,
+        "an open breaker does not call"
+    );
+
+    rig.behave(Upstream::Valuation, |b| b.error_rate = 1.0);
+    for i in 0..2 {
+        rig.upstreams
+            .valuation
+            .estimate(&address(10 + i), &ctx())
+            .await
+            .unwrap_err();
+    }
+    assert_eq!(
+        rig.upstreams.stacks["valuation"].breaker().state(),
+        BreakerState::Open
+    );
+    rig.behave(Upstream::Valuation, |b| b.error_rate = 0.0);
+    rig.upstreams
+        .valuation
+        .estimate(&address(20), &ctx())
+        .await
+        .unwrap();
+    assert_eq!(
+        rig.upstreams.stacks["valuation"].breaker().state(),
+        BreakerState::Closed
+    );
+}
+
+/// A 429 is retried after its Retry-After, and the caller gets the answer.
+#[tokio::test]
+async fn a_429_is_retried_after_retry_after() {
+    let mut rig = Rig::new(|name, p| {
+        if name == "licensing" {
+            p.retry.max_attempts = 3;
+        }
+    })
+    .await;
+    rig.behave(Upstream::Licensing, |b| b.quota_per_second = Some(1.0));
+    rig.upstreams
+        .licensing
+        .license("CA", "111111", &ctx())
+        .await
+        .unwrap();
+    let second = rig
+        .upstreams
+        .licensing
+        .license("CA", "222222", &ctx())
+        .await
+        .unwrap();
+    assert!(second.is_some());
+    assert_eq!(rig.count(Upstream::Licensing), 3, "first, refused, retried");
+    rig.flush_audit().await;
+    let statuses: Vec<Option<i32>> = sqlx::query_scalar(
+        "SELECT http_status FROM upstream_calls WHERE upstream = 'licensing' ORDER BY id",
+    )
+    .fetch_all(&rig.store.pool)
+    .await
+    .unwrap();
+    assert_eq!(statuses, vec![Some(200), Some(429), Some(200)]);
+}
+
+/// Retries stop at the caller's deadline.
+#[tokio::test]
+async fn the_deadline_stops_retries() {
+    let rig = Rig::new(|name, p| {
+        if name == "identity" {
+            p.retry.max_attempts = 50;
+            p.retry.base_backoff = Duration::from_millis(50);
+            p.retry.max_backoff = Duration::from_millis(100);
+            p.breaker.consecutive_failures = 1000;
+        }
+    })
+    .await;
+    rig.behave(Upstream::Identity, |b| b.error_rate = 1.0);
+    let query = dossier::upstream::identity::PersonQuery {
+        first_name: "Ana".into(),
+        middle_name: String::new(),
+        last_name: "Lopez".into(),
+        ssn: "123456789".into(),
+        date_of_birth: chrono::NaiveDate::from_ymd_opt(1980, 1, 1).unwrap(),
+        line1: "1 Main St".into(),
+        city: "Fresno".into(),
+        state: "CA".into(),
+        postal_code: "93701".into(),
+    };
+    let short = CallContext {
+        deadline: Some(Instant::now() + Duration::from_millis(400)),
+        ..Default::default()
+    };
+    let err = rig
+        .upstreams
+        .identity
+        .verify(&query, &short)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            UpstreamError::Status { status: 503, .. } | UpstreamError::DeadlineExceeded { .. }
+        ),
+        "{err}"
+    );
+    assert!(
+        rig.count(Upstream::Identity) < 50,
+        "retries stopped before max_attempts"
+    );
+}
+
+/// Past the quota, callers wait for a permit within their deadline or are refused with
+/// a retry delay; the upstream never sees the excess.
+#[tokio::test]
+async fn the_rate_limit_refuses_what_cannot_wait() {
+    let rig = Rig::new(|name, p| {
+        if name == "registry" {
+            p.rate_per_second = 0.5;
+            p.burst = 1;
+        }
+    })
+    .await;
+    rig.upstreams
+        .registry
+        .business("First Co", "CA", &ctx())
+        .await
+        .unwrap();
+    let hurried = CallContext {
+        deadline: Some(Instant::now() + Duration::from_millis(200)),
+        ..Default::default()
+    };
+    let err = rig
+        .upstreams
+        .registry
+        .business("Second Co", "CA", &hurried)
+        .await
+        .unwrap_err();
+    match err {
+        UpstreamError::RateLimited {
+            retry_after: Some(d),
+            ..
+        } => assert!(d > Duration::ZERO),
+        other => panic!("expected RateLimited, got {other}"),
+    }
+    assert_eq!(rig.count(Upstream::Registry), 1);
+}
+
+/// Concurrent look-ups of different Rails applications become one batch request.
+#[tokio::test]
+async fn rails_lookups_are_batched() {
+    let rig = Rig::new(|_, _| {}).await;
+    let calls = (0..20).map(|i| {
+        let rails = rig.upstreams.rails.clone();
+        async move { rails.application(&format!("app-{i}"), &ctx()).await }
+    });
+    let answers = join_all(calls).await;
+    assert!(
+        answers.iter().all(|a| matches!(a, Ok(Some(_)))),
+        "{answers:?}"
+    );
+    let stats = rig.sims.stats(Upstream::Rails);
+    assert_eq!(stats.count("GET /api/v1/pace_applications/{id}"), 0);
+    let batches = stats.count("GET /api/v1/pace_applications");
+    assert!(
+        (1..20).contains(&batches),
+        "20 look-ups in {batches} batch requests"
+    );
+    let missing = rig
+        .upstreams
+        .rails
+        .application("missing-1", &ctx())
+        .await
+        .unwrap();
+    assert!(missing.is_none());
+}

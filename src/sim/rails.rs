@@ -87,7 +87,8 @@ pub(crate) fn routes() -> Router<Arc<SimState>> {
 /// Most ids one batch request may ask for.
 pub const MAX_BATCH: usize = 100;
 
-fn authorized(state: &SimState, headers: &HeaderMap) -> Result<(), Response> {
+/// `Some(401 response)` unless the request carries the expected bearer token.
+fn denied(state: &SimState, headers: &HeaderMap) -> Option<Response> {
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -97,9 +98,9 @@ fn authorized(state: &SimState, headers: &HeaderMap) -> Result<(), Response> {
         response
             .headers_mut()
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        return Err(response);
+        return Some(response);
     }
-    Ok(())
+    None
 }
 
 #[derive(serde::Deserialize)]
@@ -114,8 +115,8 @@ async fn get_applications(
     headers: HeaderMap,
     axum::extract::Query(q): axum::extract::Query<BatchQuery>,
 ) -> Response {
-    if let Err(denied) = authorized(&state, &headers) {
-        return denied;
+    if let Some(response) = denied(&state, &headers) {
+        return response;
     }
     let ids: Vec<&str> = q
         .ids

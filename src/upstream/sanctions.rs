@@ -1408,7 +1408,7 @@ mod tests {
             seed ^= seed << 17;
             (seed % m as u64) as usize
         };
-        let mut word = |next: &mut dyn FnMut(usize) -> usize| {
+        let word = |next: &mut dyn FnMut(usize) -> usize| {
             let parts = 2 + next(2);
             (0..parts).map(|_| SYL[next(SYL.len())]).collect::<String>()
         };

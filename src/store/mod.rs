@@ -7,6 +7,7 @@ pub mod crypto;
 pub mod jobs;
 pub mod notify;
 pub mod reports;
+pub mod sanctions;
 
 use std::collections::HashSet;
 use std::time::Duration;

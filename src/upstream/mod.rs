@@ -16,6 +16,7 @@ pub mod property_records;
 pub mod rails;
 pub mod registry;
 pub mod retry;
+pub mod sanctions;
 pub mod settings;
 pub mod valuation;
 

@@ -1141,6 +1141,7 @@ impl SanctionsList {
                 fetched_at: screen.loaded_at().unwrap_or(DateTime::UNIX_EPOCH),
                 cached: false,
                 stale: screen.version().is_none(),
+                cache: crate::domain::CacheOutcome::Local,
             },
         }
     }

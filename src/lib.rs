@@ -7,6 +7,7 @@
 //! private PostgreSQL for `dossier dev` and the tests. See docs/architecture.md.
 
 pub mod api;
+pub mod bench;
 pub mod checks;
 pub mod cli;
 pub mod cli_support;

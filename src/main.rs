@@ -38,6 +38,8 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Measure the upstream protections against the simulators (docs/benchmarks.md).
+    Bench(dossier::bench::BenchArgs),
     /// Send an application file to a running Dossier and print the report.
     Evaluate {
         /// Application JSON (see examples/).
@@ -99,6 +101,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             server.run_until_stopped(shutdown_signal()).await
         }
         Command::Dev(args) => dossier::cli::dev::run(args).await,
+        Command::Bench(args) => dossier::bench::run(args).await,
         Command::Migrate { database_url } => {
             let applied = dossier::store::migrate(&database_url).await?;
             tracing::info!(applied = applied.len(), versions = ?applied, "database schema is up to date");

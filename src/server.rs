@@ -187,9 +187,11 @@ impl Server {
             workers_stop.clone(),
         );
 
+        let streams_stop = CancellationToken::new();
         let underwriting = UnderwritingServiceServer::new(UnderwritingApi {
             underwriter: underwriter.clone(),
             notifications,
+            stopping: streams_stop.clone(),
         });
         let data = DataServiceServer::new(DataApi {
             upstreams: underwriter.upstreams.clone(),
@@ -230,6 +232,15 @@ impl Server {
         let _ = health_task.await;
         set_health(&reporter, ServingStatus::NotServing).await;
         tokio::time::sleep(args.shutdown_delay).await;
+
+        // Long-lived streams would hold the drain for the whole grace period: end them.
+        // Health watchers get NOT_SERVING, then their stream ends; report watchers are
+        // told to watch again (on another pod).
+        let mut reporter = reporter;
+        for service in HEALTH_SERVICES {
+            reporter.clear_service_status(service).await;
+        }
+        streams_stop.cancel();
 
         // Stop accepting; tonic sends GOAWAY and waits for in-flight calls.
         let _ = stop_accepting.send(());

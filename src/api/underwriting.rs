@@ -32,6 +32,8 @@ const WATCH_RESYNC: Duration = Duration::from_secs(5);
 pub struct UnderwritingApi {
     pub underwriter: Underwriter,
     pub notifications: Notifications,
+    /// Cancelled when the server starts draining: open WatchReport streams end.
+    pub stopping: tokio_util::sync::CancellationToken,
 }
 
 /// The validated source of a submit or evaluate request.
@@ -385,6 +387,7 @@ impl UnderwritingService for UnderwritingApi {
         // Fail fast with NOT_FOUND rather than an empty stream.
         self.load_report(id).await?;
         let store = self.underwriter.store.clone();
+        let stopping = self.stopping.clone();
         let stream = async_stream_from(move |tx| async move {
             let mut sent: HashSet<(crate::domain::CheckKind, String)> = HashSet::new();
             loop {
@@ -441,6 +444,10 @@ impl UnderwritingService for UnderwritingApi {
                     _ = wait => {}
                     _ = tokio::time::sleep(WATCH_RESYNC) => {}
                     _ = tx.closed() => return,
+                    _ = stopping.cancelled() => {
+                        let _ = tx.send(Err(Status::unavailable("this server is shutting down; call WatchReport again to continue"))).await;
+                        return;
+                    }
                 }
             }
         });

@@ -27,6 +27,9 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
     args.migrate = true;
     args.grpc_addr
         .get_or_insert(SocketAddr::from(([127, 0, 0, 1], 50051)));
+    // A free loopback port: two dev runs never collide, and metrics stay local.
+    args.admin_addr
+        .get_or_insert(SocketAddr::from(([127, 0, 0, 1], 0)));
     let sims = Simulators::start(SimConfig::default()).await?;
     let u = &mut args.upstreams;
     u.rails_url
@@ -64,7 +67,7 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
     .await?;
     let addr = server.local_addr();
     let admin = server.admin_addr();
-    println!(
+    eprintln!(
         "\nDossier dev is up on {addr}.\n\
          \n  Database:   {}\
          \n  Try:        cargo run --release -- evaluate --file examples/approve.json --addr http://{addr}\

@@ -389,6 +389,20 @@ impl Simulators {
 
     pub fn reset_stats(&self, upstream: Upstream) {
         self.server(upstream).state.stats.reset();
+        self.server(upstream)
+            .state
+            .controls
+            .refused
+            .store(0, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Requests answered 429 (over the quota) since the last stats reset.
+    pub fn refused(&self, upstream: Upstream) -> u64 {
+        self.server(upstream)
+            .state
+            .controls
+            .refused
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The current behaviour of one simulator.

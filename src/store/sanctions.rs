@@ -130,8 +130,9 @@ impl Store {
         let mut addresses = AddressRows::default();
         for e in &list.entries {
             let vessel = match &e.vessel {
-                Some(v) => serde_json::to_string(v)
-                    .map_err(|err| StoreError::Corrupt(format!("vessel of {}: {err}", e.ent_num)))?,
+                Some(v) => serde_json::to_string(v).map_err(|err| {
+                    StoreError::Corrupt(format!("vessel of {}: {err}", e.ent_num))
+                })?,
                 None => String::new(),
             };
             push_name(&mut names, e, 0, false, &e.name, "", &e.remarks, vessel);

@@ -10,7 +10,19 @@ pub fn to_domain(
     r: &RailsApplication,
     program: &crate::policy::Program,
 ) -> Result<Application, String> {
-    let proto = crate::proto::Application {
+    let proto = to_proto(r);
+    validate::application(&proto, "", program).map_err(|violations| {
+        violations
+            .iter()
+            .map(|v| format!("{}: {}", v.field, v.description))
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
+}
+
+/// Rails' JSON application as the API's message (not validated).
+pub fn to_proto(r: &RailsApplication) -> crate::proto::Application {
+    crate::proto::Application {
         applicants: r
             .applicants
             .iter()
@@ -59,12 +71,5 @@ pub fn to_domain(
             amount_cents: r.amount_cents,
             term_years: r.term_years,
         }),
-    };
-    validate::application(&proto, "", program).map_err(|violations| {
-        violations
-            .iter()
-            .map(|v| format!("{}: {}", v.field, v.description))
-            .collect::<Vec<_>>()
-            .join("; ")
-    })
+    }
 }

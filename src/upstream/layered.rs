@@ -236,7 +236,12 @@ impl Layered {
         permit_by: Instant,
     ) -> FlightResult {
         let now = Utc::now();
-        let mut stale = self.l1.get(&l1_key).await.filter(|a| a.stale_until > now);
+        // A forced refresh wants new data: it never falls back to a cached answer.
+        let mut stale = if ctx.force_refresh {
+            None
+        } else {
+            self.l1.get(&l1_key).await.filter(|a| a.stale_until > now)
+        };
         if !ctx.force_refresh {
             match self.store.cache_get(self.name, q.kind, &key_hash).await {
                 Ok(Some(a)) if a.expires_at > now => {

@@ -1,0 +1,433 @@
+//! `dossier bench`: the upstream-protection benchmark. Starts its own server, simulators
+//! and (unless DATABASE_URL is set) a private PostgreSQL, runs each scenario and prints
+//! the figures as a Markdown table for docs/benchmarks.md. Figures are ratios measured
+//! within one run, so they hold on any machine; none of this runs in `cargo test`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use futures::future::join_all;
+use tonic::transport::Channel;
+
+use crate::config::{ServeArgs, UpstreamArgs};
+use crate::devdb::PrivatePostgres;
+use crate::proto;
+use crate::server::{Resolved, Server};
+use crate::sim::{SimConfig, Simulators, Upstream};
+use crate::store::Vault;
+use crate::upstream::settings::HTTP_UPSTREAMS;
+use crate::upstream::{UpstreamPolicy, UpstreamSettings};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Length of the overload scenario.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub overload_for: Duration,
+    /// The quota (requests per second) of the upstream in the overload scenario.
+    #[arg(long, default_value_t = 20)]
+    pub quota: u32,
+    /// Length of each throughput measurement in the hot-path scenario.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub hot_for: Duration,
+    /// Concurrent callers in the hot-path scenario.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+}
+
+struct Row {
+    scenario: &'static str,
+    measured: String,
+    target: &'static str,
+    holds: bool,
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let mut private_pg = None;
+    let database_url = match std::env::var("DATABASE_URL") {
+        Ok(url) => url,
+        Err(_) => {
+            let pg = tokio::task::spawn_blocking(PrivatePostgres::start).await??;
+            let url = pg.url();
+            private_pg = Some(pg);
+            url
+        }
+    };
+    // A fresh database per run: the L2 cache must start cold.
+    let db_url = fresh_database(&database_url).await?;
+    let sims = Simulators::start(SimConfig::default()).await?;
+    let settings = bench_settings(&sims, args.quota);
+    let mut serve = ServeArgs {
+        database_url: Some(db_url.clone()),
+        grpc_addr: Some("127.0.0.1:0".parse()?),
+        admin_addr: Some("127.0.0.1:0".parse()?),
+        migrate: true,
+        db_max_connections: 20,
+        encryption_keys: None,
+        encryption_active_key: None,
+        lookup_key: None,
+        policy_file: None,
+        workers: 2,
+        shutdown_grace: Duration::from_secs(5),
+        shutdown_delay: Duration::ZERO,
+        max_connection_age: Duration::from_secs(3600),
+        upstreams: UpstreamArgs {
+            rails_url: None,
+            rails_token: None,
+            property_records_url: None,
+            valuation_url: None,
+            identity_url: None,
+            licensing_url: None,
+            registry_url: None,
+            upstreams_file: None,
+            upstream_timeout: None,
+        },
+    };
+    serve.migrate = true;
+    let server = Server::build(
+        serve,
+        Resolved {
+            database_url: db_url,
+            vault: Vault::ephemeral(),
+            upstreams: settings,
+        },
+    )
+    .await?;
+    let addr = server.local_addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(server.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    let channel = Channel::from_shared(format!("http://{addr}"))?
+        .connect()
+        .await
+        .context("connect to the bench server")?;
+
+    let mut rows = Vec::new();
+    println!("running: burst");
+    rows.extend(burst(&channel, &sims).await?);
+    println!("running: status quo");
+    rows.push(status_quo(&sims).await?);
+    println!("running: overload ({:?})", args.overload_for);
+    rows.push(overload(&channel, &sims, args.quota, args.overload_for).await?);
+    println!("running: fan-out");
+    rows.push(fan_out(&channel, &sims).await?);
+    println!("running: hot path");
+    rows.push(hot_path(&channel, args.hot_for, args.concurrency).await?);
+
+    let _ = stop.send(());
+    let _ = handle.await;
+    sims.shutdown().await;
+    drop(private_pg);
+
+    println!("\n| scenario | measured | target | holds |\n|---|---|---|---|");
+    for r in &rows {
+        println!(
+            "| {} | {} | {} | {} |",
+            r.scenario,
+            r.measured,
+            r.target,
+            if r.holds { "yes" } else { "**NO**" }
+        );
+    }
+    if rows.iter().all(|r| r.holds) {
+        Ok(())
+    } else {
+        anyhow::bail!("some targets do not hold")
+    }
+}
+
+async fn fresh_database(admin_url: &str) -> anyhow::Result<String> {
+    use sqlx::{Connection, Executor};
+    let name = format!("dossier_bench_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(admin_url).await?;
+    conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .await?;
+    let mut url = reqwest::Url::parse(admin_url)?;
+    url.set_path(&format!("/{name}"));
+    Ok(url.to_string())
+}
+
+/// Every upstream generous, except property_records: its quota is the overload
+/// scenario's, matched by its simulator.
+fn bench_settings(sims: &Simulators, quota: u32) -> UpstreamSettings {
+    let mut policies = BTreeMap::new();
+    for name in HTTP_UPSTREAMS {
+        let mut p = UpstreamPolicy::default_for(name);
+        let upstream: Upstream = name.parse().expect("known upstream");
+        p.base_url = Some(sims.base_url(upstream));
+        p.rate_per_second = 10_000.0;
+        p.burst = 10_000;
+        p.concurrency = 256;
+        if name == "property_records" {
+            p.rate_per_second = f64::from(quota);
+            p.burst = quota;
+        }
+        policies.insert(name.to_owned(), p);
+    }
+    sims.set_behaviour(
+        Upstream::PropertyRecords,
+        crate::sim::Behaviour {
+            quota_per_second: Some(f64::from(quota)),
+            ..Default::default()
+        },
+    );
+    UpstreamSettings {
+        policies,
+        credentials: BTreeMap::from([("rails".to_owned(), sims.rails_token().to_owned())]),
+    }
+}
+
+fn address(line1: String) -> proto::Address {
+    proto::Address {
+        line1,
+        line2: String::new(),
+        city: "Sacramento".into(),
+        state: "CA".into(),
+        postal_code: "95814".into(),
+    }
+}
+
+fn sim_429s(sims: &Simulators, u: Upstream) -> u64 {
+    // The simulator counts every request; 429s are the ones over its quota.
+    sims.refused(u)
+}
+
+async fn burst(channel: &Channel, sims: &Simulators) -> anyhow::Result<Vec<Row>> {
+    sims.reset_stats(Upstream::PropertyRecords);
+    let client = proto::data_service_client::DataServiceClient::new(channel.clone());
+    let calls = (0..1000).map(|i| {
+        let mut c = client.clone();
+        async move {
+            let mut r = tonic::Request::new(proto::GetPropertyProfileRequest {
+                address: Some(address(format!("{} Burst Ave", i % 50 + 1))),
+                ..Default::default()
+            });
+            r.set_timeout(Duration::from_secs(30));
+            c.get_property_profile(r).await
+        }
+    });
+    let results = join_all(calls).await;
+    let failures = results.iter().filter(|r| r.is_err()).count();
+    let requests = sims.stats(Upstream::PropertyRecords).total();
+    let refused = sim_429s(sims, Upstream::PropertyRecords);
+    Ok(vec![Row {
+        scenario: "burst: 1,000 concurrent GetPropertyProfile over 50 properties",
+        measured: format!(
+            "{requests} upstream requests (amplification {:.2}), {refused} × 429, {failures} failed calls",
+            requests as f64 / 50.0
+        ),
+        target: "50 requests (1.00), 0 × 429",
+        holds: requests == 50 && refused == 0 && failures == 0,
+    }])
+}
+
+async fn status_quo(sims: &Simulators) -> anyhow::Result<Row> {
+    // The same burst sent straight to the simulator, as callers did before Dossier.
+    sims.set_behaviour(Upstream::PropertyRecords, crate::sim::Behaviour::default());
+    sims.reset_stats(Upstream::PropertyRecords);
+    let http = reqwest::Client::builder().no_proxy().build()?;
+    let base = sims.base_url(Upstream::PropertyRecords);
+    let calls = (0..1000).map(|i| {
+        let http = http.clone();
+        let url = format!("{base}/v1/properties");
+        async move {
+            http.get(url)
+                .query(&[
+                    ("line1", format!("{} Burst Ave", i % 50 + 1).as_str()),
+                    ("city", "Sacramento"),
+                    ("state", "CA"),
+                    ("postal_code", "95814"),
+                ])
+                .send()
+                .await
+        }
+    });
+    join_all(calls).await;
+    let requests = sims.stats(Upstream::PropertyRecords).total();
+    Ok(Row {
+        scenario: "status quo: the same burst straight to the vendor",
+        measured: format!(
+            "{requests} upstream requests (amplification {:.2})",
+            requests as f64 / 50.0
+        ),
+        target: "for comparison",
+        holds: true,
+    })
+}
+
+async fn overload(
+    channel: &Channel,
+    sims: &Simulators,
+    quota: u32,
+    duration: Duration,
+) -> anyhow::Result<Row> {
+    sims.set_behaviour(
+        Upstream::PropertyRecords,
+        crate::sim::Behaviour {
+            quota_per_second: Some(f64::from(quota)),
+            ..Default::default()
+        },
+    );
+    sims.reset_stats(Upstream::PropertyRecords);
+    let client = proto::data_service_client::DataServiceClient::new(channel.clone());
+    let rate = quota * 10;
+    let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
+    let started = Instant::now();
+    let ok = Arc::new(AtomicU64::new(0));
+    let exhausted = Arc::new(AtomicU64::new(0));
+    let other = Arc::new(AtomicU64::new(0));
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut tasks = Vec::new();
+    let mut n = 0u64;
+    while started.elapsed() < duration {
+        tick.tick().await;
+        n += 1;
+        let mut c = client.clone();
+        let (ok, exhausted, other) = (ok.clone(), exhausted.clone(), other.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut r = tonic::Request::new(proto::GetPropertyProfileRequest {
+                address: Some(address(format!("{n} Overload Rd"))),
+                ..Default::default()
+            });
+            r.set_timeout(Duration::from_secs(2));
+            match c.get_property_profile(r).await {
+                Ok(_) => ok.fetch_add(1, Ordering::Relaxed),
+                Err(s) if s.code() == tonic::Code::ResourceExhausted => {
+                    exhausted.fetch_add(1, Ordering::Relaxed)
+                }
+                Err(_) => other.fetch_add(1, Ordering::Relaxed),
+            };
+        }));
+    }
+    join_all(tasks).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let requests = sims.stats(Upstream::PropertyRecords).total();
+    let refused = sim_429s(sims, Upstream::PropertyRecords);
+    let ceiling = (f64::from(quota) * elapsed).ceil() as u64 + u64::from(quota);
+    Ok(Row {
+        scenario: "overload: callers at 10× the quota",
+        measured: format!(
+            "{n} calls in {elapsed:.1} s at {rate}/s: {requests} upstream requests (ceiling {ceiling}), {refused} × 429; callers: {} OK, {} RESOURCE_EXHAUSTED, {} other",
+            ok.load(Ordering::Relaxed),
+            exhausted.load(Ordering::Relaxed),
+            other.load(Ordering::Relaxed)
+        ),
+        target: "requests ≤ quota × time + burst, 0 × 429",
+        holds: requests <= ceiling && refused == 0,
+    })
+}
+
+async fn fan_out(channel: &Channel, sims: &Simulators) -> anyhow::Result<Row> {
+    const LATENCY_MS: u64 = 50;
+    for u in Upstream::ALL {
+        let mut b = sims.behaviour(u);
+        b.latency_ms = LATENCY_MS;
+        b.quota_per_second = None;
+        sims.set_behaviour(u, b);
+    }
+    let mut client =
+        proto::underwriting_service_client::UnderwritingServiceClient::new(channel.clone());
+    let mut latencies = Vec::new();
+    for i in 0..40 {
+        // Distinct applications, so every upstream answer is cold.
+        let app = crate::sim::rails::application_for(&format!("bench-fanout-{i}"))
+            .context("the Rails simulator builds applications")?;
+        let application = crate::underwriting::rails_conversion::to_proto(&app);
+        let mut r = tonic::Request::new(proto::EvaluateApplicationRequest {
+            idempotency_key: format!("bench-fanout-{i}-{}", uuid::Uuid::new_v4()),
+            source: Some(proto::evaluate_application_request::Source::Application(
+                application,
+            )),
+        });
+        r.set_timeout(Duration::from_secs(30));
+        let started = Instant::now();
+        client.evaluate_application(r).await?;
+        latencies.push(started.elapsed());
+    }
+    for u in Upstream::ALL {
+        let mut b = sims.behaviour(u);
+        b.latency_ms = 0;
+        sims.set_behaviour(u, b);
+    }
+    latencies.sort();
+    let p50 = latencies[latencies.len() / 2];
+    let over = p50.as_secs_f64() * 1000.0 - LATENCY_MS as f64;
+    Ok(Row {
+        scenario: "fan-out: cold EvaluateApplication, every upstream at 50 ms",
+        measured: format!(
+            "p50 {:.1} ms = slowest upstream + {over:.1} ms (p90 {:.1} ms)",
+            p50.as_secs_f64() * 1000.0,
+            latencies[latencies.len() * 9 / 10].as_secs_f64() * 1000.0
+        ),
+        target: "p50 within 10 ms of the slowest upstream",
+        holds: over <= 10.0,
+    })
+}
+
+async fn hot_path(
+    channel: &Channel,
+    duration: Duration,
+    concurrency: usize,
+) -> anyhow::Result<Row> {
+    let data = proto::data_service_client::DataServiceClient::new(channel.clone());
+    let health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    // Warm the cache.
+    let warm = proto::GetPropertyProfileRequest {
+        address: Some(address("1 Hot Path Way".into())),
+        ..Default::default()
+    };
+    data.clone().get_property_profile(warm.clone()).await?;
+
+    let (d, w) = (data.clone(), warm.clone());
+    let profile_rate = throughput(duration, concurrency, move || {
+        let (mut c, warm) = (d.clone(), w.clone());
+        let req = warm.clone();
+        async move { c.get_property_profile(req).await.is_ok() }
+    })
+    .await;
+    let health_rate = throughput(duration, concurrency, move || {
+        let mut c = health.clone();
+        async move {
+            c.check(tonic_health::pb::HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .is_ok()
+        }
+    })
+    .await;
+    let ratio = profile_rate / health_rate;
+    Ok(Row {
+        scenario: "hot path: cached GetPropertyProfile vs grpc.health.v1 Check",
+        measured: format!("{profile_rate:.0}/s vs {health_rate:.0}/s = {ratio:.2}×"),
+        target: "≥ 0.70×",
+        holds: ratio >= 0.7,
+    })
+}
+
+async fn throughput<F, Fut>(duration: Duration, concurrency: usize, call: F) -> f64
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let done = Arc::new(AtomicU64::new(0));
+    let until = Instant::now() + duration;
+    let workers = (0..concurrency).map(|_| {
+        let call = call.clone();
+        let done = done.clone();
+        tokio::spawn(async move {
+            while Instant::now() < until {
+                if call().await {
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    });
+    let started = Instant::now();
+    join_all(workers).await;
+    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}

@@ -58,67 +58,31 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     // A fresh database per run: the L2 cache must start cold.
     let db_url = fresh_database(&database_url).await?;
     let sims = Simulators::start(SimConfig::default()).await?;
-    let settings = bench_settings(&sims, args.quota);
-    let mut serve = ServeArgs {
-        database_url: Some(db_url.clone()),
-        grpc_addr: Some("127.0.0.1:0".parse()?),
-        admin_addr: Some("127.0.0.1:0".parse()?),
-        migrate: true,
-        db_max_connections: 20,
-        encryption_keys: None,
-        encryption_active_key: None,
-        lookup_key: None,
-        policy_file: None,
-        workers: 2,
-        shutdown_grace: Duration::from_secs(5),
-        shutdown_delay: Duration::ZERO,
-        max_connection_age: Duration::from_secs(3600),
-        upstreams: UpstreamArgs {
-            rails_url: None,
-            rails_token: None,
-            property_records_url: None,
-            valuation_url: None,
-            identity_url: None,
-            licensing_url: None,
-            registry_url: None,
-            upstreams_file: None,
-            upstream_timeout: None,
-        },
-    };
-    serve.migrate = true;
-    let server = Server::build(
-        serve,
-        Resolved {
-            database_url: db_url,
-            vault: Vault::ephemeral(),
-            upstreams: settings,
-        },
-    )
-    .await?;
-    let addr = server.local_addr();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let handle = tokio::spawn(server.run_until_stopped(async {
-        let _ = stopped.await;
-    }));
-    let channel = Channel::from_shared(format!("http://{addr}"))?
-        .connect()
-        .await
-        .context("connect to the bench server")?;
+    // Two servers on one database: one whose property_records quota is tight (burst,
+    // overload), one with generous quotas, so that the latency scenarios measure
+    // Dossier and not a deliberately tight rate limit.
+    let (tight, stop_tight, tight_handle) =
+        start_server(&db_url, bench_settings(&sims, Some(args.quota))).await?;
+    let (channel, stop, handle) = start_server(&db_url, bench_settings(&sims, None)).await?;
+    quota_on_simulator(&sims, Some(args.quota));
 
     let mut rows = Vec::new();
     println!("running: burst");
-    rows.extend(burst(&channel, &sims).await?);
+    rows.extend(burst(&tight, &sims).await?);
     println!("running: status quo");
     rows.push(status_quo(&sims).await?);
     println!("running: overload ({:?})", args.overload_for);
-    rows.push(overload(&channel, &sims, args.quota, args.overload_for).await?);
+    rows.push(overload(&tight, &sims, args.quota, args.overload_for).await?);
+    quota_on_simulator(&sims, None);
     println!("running: fan-out");
     rows.push(fan_out(&channel, &sims).await?);
     println!("running: hot path");
     rows.push(hot_path(&channel, args.hot_for, args.concurrency).await?);
 
-    let _ = stop.send(());
-    let _ = handle.await;
+    for (stop, handle) in [(stop, handle), (stop_tight, tight_handle)] {
+        let _ = stop.send(());
+        let _ = handle.await;
+    }
     sims.shutdown().await;
     drop(private_pg);
 
@@ -150,9 +114,68 @@ async fn fresh_database(admin_url: &str) -> anyhow::Result<String> {
     Ok(url.to_string())
 }
 
-/// Every upstream generous, except property_records: its quota is the overload
-/// scenario's, matched by its simulator.
-fn bench_settings(sims: &Simulators, quota: u32) -> UpstreamSettings {
+type Running = (
+    Channel,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+);
+
+async fn start_server(db_url: &str, settings: UpstreamSettings) -> anyhow::Result<Running> {
+    let serve = ServeArgs {
+        database_url: Some(db_url.to_owned()),
+        grpc_addr: Some("127.0.0.1:0".parse()?),
+        admin_addr: Some("127.0.0.1:0".parse()?),
+        migrate: true,
+        db_max_connections: 20,
+        encryption_keys: None,
+        encryption_active_key: None,
+        lookup_key: None,
+        policy_file: None,
+        workers: 2,
+        shutdown_grace: Duration::from_secs(5),
+        shutdown_delay: Duration::ZERO,
+        max_connection_age: Duration::from_secs(3600),
+        upstreams: UpstreamArgs {
+            rails_url: None,
+            rails_token: None,
+            property_records_url: None,
+            valuation_url: None,
+            identity_url: None,
+            licensing_url: None,
+            registry_url: None,
+            upstreams_file: None,
+            upstream_timeout: None,
+        },
+    };
+    let server = Server::build(
+        serve,
+        Resolved {
+            database_url: db_url.to_owned(),
+            vault: Vault::ephemeral(),
+            upstreams: settings,
+        },
+    )
+    .await?;
+    let addr = server.local_addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(server.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    let channel = Channel::from_shared(format!("http://{addr}"))?
+        .connect()
+        .await
+        .context("connect to the bench server")?;
+    Ok((channel, stop, handle))
+}
+
+fn quota_on_simulator(sims: &Simulators, quota: Option<u32>) {
+    let mut b = sims.behaviour(Upstream::PropertyRecords);
+    b.quota_per_second = quota.map(f64::from);
+    sims.set_behaviour(Upstream::PropertyRecords, b);
+}
+
+/// Every upstream generous, except property_records when `quota` is given.
+fn bench_settings(sims: &Simulators, quota: Option<u32>) -> UpstreamSettings {
     let mut policies = BTreeMap::new();
     for name in HTTP_UPSTREAMS {
         let mut p = UpstreamPolicy::default_for(name);
@@ -161,19 +184,15 @@ fn bench_settings(sims: &Simulators, quota: u32) -> UpstreamSettings {
         p.rate_per_second = 10_000.0;
         p.burst = 10_000;
         p.concurrency = 256;
-        if name == "property_records" {
-            p.rate_per_second = f64::from(quota);
-            p.burst = quota;
+        if let (Some(quota), "property_records") = (quota, name) {
+            // A little under the vendor's quota: requests permitted 1/quota apart can
+            // arrive closer together (network and scheduling jitter), and a vendor
+            // counting on arrival would refuse them. Operators should do the same.
+            p.rate_per_second = f64::from(quota) * 0.95;
+            p.burst = quota.saturating_sub(1).max(1);
         }
         policies.insert(name.to_owned(), p);
     }
-    sims.set_behaviour(
-        Upstream::PropertyRecords,
-        crate::sim::Behaviour {
-            quota_per_second: Some(f64::from(quota)),
-            ..Default::default()
-        },
-    );
     UpstreamSettings {
         policies,
         credentials: BTreeMap::from([("rails".to_owned(), sims.rails_token().to_owned())]),
@@ -299,7 +318,10 @@ async fn overload(
                 Err(s) if s.code() == tonic::Code::ResourceExhausted => {
                     exhausted.fetch_add(1, Ordering::Relaxed)
                 }
-                Err(_) => other.fetch_add(1, Ordering::Relaxed),
+                Err(s) => {
+                    tracing::warn!(code = ?s.code(), message = s.message(), "overload call failed");
+                    other.fetch_add(1, Ordering::Relaxed)
+                }
             };
         }));
     }
@@ -321,11 +343,16 @@ async fn overload(
     })
 }
 
-async fn fan_out(channel: &Channel, sims: &Simulators) -> anyhow::Result<Row> {
-    const LATENCY_MS: u64 = 50;
+/// p50 and p90 of cold EvaluateApplication calls with every upstream at `latency_ms`.
+async fn evaluate_latencies(
+    channel: &Channel,
+    sims: &Simulators,
+    latency_ms: u64,
+    tag: &str,
+) -> anyhow::Result<(Duration, Duration)> {
     for u in Upstream::ALL {
         let mut b = sims.behaviour(u);
-        b.latency_ms = LATENCY_MS;
+        b.latency_ms = latency_ms;
         b.quota_per_second = None;
         sims.set_behaviour(u, b);
     }
@@ -334,11 +361,11 @@ async fn fan_out(channel: &Channel, sims: &Simulators) -> anyhow::Result<Row> {
     let mut latencies = Vec::new();
     for i in 0..40 {
         // Distinct applications, so every upstream answer is cold.
-        let app = crate::sim::rails::application_for(&format!("bench-fanout-{i}"))
+        let app = crate::sim::rails::application_for(&format!("bench-{tag}-{i}"))
             .context("the Rails simulator builds applications")?;
         let application = crate::underwriting::rails_conversion::to_proto(&app);
         let mut r = tonic::Request::new(proto::EvaluateApplicationRequest {
-            idempotency_key: format!("bench-fanout-{i}-{}", uuid::Uuid::new_v4()),
+            idempotency_key: format!("bench-{tag}-{i}-{}", uuid::Uuid::new_v4()),
             source: Some(proto::evaluate_application_request::Source::Application(
                 application,
             )),
@@ -348,20 +375,31 @@ async fn fan_out(channel: &Channel, sims: &Simulators) -> anyhow::Result<Row> {
         client.evaluate_application(r).await?;
         latencies.push(started.elapsed());
     }
+    latencies.sort();
+    Ok((
+        latencies[latencies.len() / 2],
+        latencies[latencies.len() * 9 / 10],
+    ))
+}
+
+async fn fan_out(channel: &Channel, sims: &Simulators) -> anyhow::Result<Row> {
+    const LATENCY_MS: u64 = 50;
+    let (base50, _) = evaluate_latencies(channel, sims, 0, "fanout-0ms").await?;
+    let (p50, p90) = evaluate_latencies(channel, sims, LATENCY_MS, "fanout-50ms").await?;
     for u in Upstream::ALL {
         let mut b = sims.behaviour(u);
         b.latency_ms = 0;
         sims.set_behaviour(u, b);
     }
-    latencies.sort();
-    let p50 = latencies[latencies.len() / 2];
-    let over = p50.as_secs_f64() * 1000.0 - LATENCY_MS as f64;
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let over = ms(p50) - LATENCY_MS as f64;
     Ok(Row {
         scenario: "fan-out: cold EvaluateApplication, every upstream at 50 ms",
         measured: format!(
-            "p50 {:.1} ms = slowest upstream + {over:.1} ms (p90 {:.1} ms)",
-            p50.as_secs_f64() * 1000.0,
-            latencies[latencies.len() * 9 / 10].as_secs_f64() * 1000.0
+            "p50 {:.1} ms = slowest upstream + {over:.1} ms (p90 {:.1} ms; with instant upstreams p50 {:.1} ms)",
+            ms(p50),
+            ms(p90),
+            ms(base50)
         ),
         target: "p50 within 10 ms of the slowest upstream",
         holds: over <= 10.0,

@@ -64,7 +64,9 @@ enum Command {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let is_client = matches!(cli.command, Command::Evaluate { .. });
-    if !is_client {
+    if matches!(cli.command, Command::Bench(_)) {
+        dossier::telemetry::init_with_default("warn");
+    } else if !is_client {
         dossier::telemetry::init();
     }
     match run(cli.command).await {

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
@@ -212,9 +211,16 @@ impl Server {
             .add_service(reflection_v1alpha)
             .add_service(underwriting)
             .add_service(data)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
-                let _ = accepting_stopped.await;
-            });
+            .serve_with_incoming_shutdown(
+                // TCP_NODELAY: tonic applies it only to listeners it binds itself, and
+                // without it small responses wait on Nagle's algorithm (≈40 ms).
+                tonic::transport::server::TcpIncoming::from(listener)
+                    .with_nodelay(Some(true))
+                    .with_keepalive(Some(Duration::from_secs(60))),
+                async {
+                    let _ = accepting_stopped.await;
+                },
+            );
         let mut server = tokio::spawn(server);
         tracing::info!(%addr, "dossier serving gRPC");
 

@@ -5,8 +5,14 @@ use tracing_subscriber::EnvFilter;
 /// Installs the global subscriber. `DOSSIER_LOG` filters (default `info`);
 /// `DOSSIER_LOG_FORMAT=pretty` gives human-readable lines for local work.
 pub fn init() {
-    let filter = EnvFilter::try_from_env("DOSSIER_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,h2=warn,hyper=warn,tower=warn"));
+    init_with_default("info,sqlx=warn,h2=warn,hyper=warn,tower=warn");
+}
+
+/// As [`init`], with another default filter (the benchmark logs only warnings: a line
+/// per RPC would measure the log, not the service).
+pub fn init_with_default(default_filter: &str) {
+    let filter =
+        EnvFilter::try_from_env("DOSSIER_LOG").unwrap_or_else(|_| EnvFilter::new(default_filter));
     let pretty = std::env::var("DOSSIER_LOG_FORMAT").is_ok_and(|v| v == "pretty");
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -237,18 +237,16 @@ impl UnderwritingService for UnderwritingApi {
             Accepted::Conflict { .. } => unreachable!("conflicts are refused in accept"),
         };
         note_application(&request, id);
+        // A new inline application is still in hand: no need to read it back.
+        let known = match (&accepted, validated) {
+            (Accepted::New { .. }, Validated::Inline(app)) => Some(*app),
+            _ => None,
+        };
         let report = self
             .underwriter
-            .evaluate(id, RunReason::Initial, Some(deadline))
+            .evaluate_known(id, known, RunReason::Initial, Some(deadline))
             .await
             .map_err(error::evaluate)?;
-        if report.decision.is_some() {
-            self.underwriter
-                .store
-                .complete_jobs_for(id)
-                .await
-                .map_err(error::store)?;
-        }
         Ok(Response::new(proto::EvaluateApplicationResponse {
             report: Some(convert::report(&report)),
         }))

@@ -12,6 +12,53 @@ pub struct CachedAnswer {
     pub fetched_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub stale_until: DateTime<Utc>,
+    /// The body decoded into its Rust type, kept beside it in memory so that a cache
+    /// hit does not decode JSON again. Not stored.
+    pub decoded: Decoded,
+}
+
+/// A lazily filled slot for the decoded answer (any type).
+#[derive(Default)]
+pub struct Decoded(std::sync::OnceLock<std::sync::Arc<dyn std::any::Any + Send + Sync>>);
+
+impl Decoded {
+    /// The decoded value, decoding with `decode` the first time.
+    pub fn get_or_try_init<T: Send + Sync + 'static, E>(
+        &self,
+        decode: impl FnOnce() -> Result<T, E>,
+    ) -> Result<std::sync::Arc<T>, E> {
+        if let Some(v) = self.0.get()
+            && let Ok(t) = v.clone().downcast::<T>()
+        {
+            return Ok(t);
+        }
+        let value = std::sync::Arc::new(decode()?);
+        let _ = self.0.set(value.clone());
+        Ok(value)
+    }
+}
+
+impl std::fmt::Debug for Decoded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "Decoded(..)"
+        } else {
+            "Decoded(empty)"
+        })
+    }
+}
+
+impl Clone for Decoded {
+    fn clone(&self) -> Self {
+        Decoded::default()
+    }
+}
+
+impl PartialEq for Decoded {
+    /// A cache, not data: two answers are equal whatever their slots hold.
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl Store {
@@ -38,6 +85,7 @@ impl Store {
                 fetched_at: r.try_get("fetched_at")?,
                 expires_at: r.try_get("expires_at")?,
                 stale_until: r.try_get("stale_until")?,
+                decoded: Decoded::default(),
             })
         })
         .transpose()

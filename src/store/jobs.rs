@@ -133,18 +133,6 @@ impl Store {
         Ok(())
     }
 
-    /// Marks an application's queued evaluation done (it was evaluated inline).
-    pub async fn complete_jobs_for(&self, application_id: Uuid) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE jobs SET state = 'done', finished_at = now()
-             WHERE application_id = $1 AND kind = 'evaluate' AND state = 'queued'",
-        )
-        .bind(application_id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
     /// Whether a job for this application is still queued or running.
     pub async fn has_open_job(&self, application_id: Uuid) -> Result<bool, StoreError> {
         Ok(sqlx::query_scalar(

@@ -29,20 +29,19 @@ impl Store {
     /// Opens a new evaluation run and marks the application running.
     pub async fn start_run(&self, application_id: Uuid, reason: &str) -> Result<Uuid, StoreError> {
         let run_id = Uuid::now_v7();
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO evaluation_runs (id, application_id, reason) VALUES ($1, $2, $3)")
-            .bind(run_id)
-            .bind(application_id)
-            .bind(reason)
-            .execute(&mut *tx)
-            .await?;
+        // One statement (one round trip), atomic.
         sqlx::query(
-            "UPDATE applications SET status = 'running', updated_at = now() WHERE id = $1 AND status = 'pending'",
+            "WITH run AS (
+                 INSERT INTO evaluation_runs (id, application_id, reason) VALUES ($1, $2, $3) RETURNING application_id
+             )
+             UPDATE applications SET status = 'running', updated_at = now()
+             WHERE id = (SELECT application_id FROM run) AND status = 'pending'",
         )
+        .bind(run_id)
         .bind(application_id)
-        .execute(&mut *tx)
+        .bind(reason)
+        .execute(&self.pool)
         .await?;
-        tx.commit().await?;
         Ok(run_id)
     }
 
@@ -53,39 +52,85 @@ impl Store {
         application_id: Uuid,
         r: &CheckResult,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        self.record_checks(run_id, application_id, std::slice::from_ref(r))
+            .await
+    }
+
+    /// Records finished checks and announces them, in one statement (one round trip,
+    /// atomic): a group of checks fed by the same upstream answers lands together.
+    pub async fn record_checks(
+        &self,
+        run_id: Uuid,
+        application_id: Uuid,
+        results: &[CheckResult],
+    ) -> Result<(), StoreError> {
+        if results.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<serde_json::Value> = results
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "kind": r.kind.as_str(),
+                    "subject": r.subject,
+                    "outcome": r.outcome.as_str(),
+                    "reason_codes": r.reason_codes,
+                    "message": r.message,
+                    "upstream": r.source.as_ref().map(|s| s.upstream.clone()),
+                    "fetched_at": r.source.as_ref().map(|s| s.fetched_at),
+                    "cached": r.source.as_ref().is_some_and(|s| s.cached),
+                    "stale": r.source.as_ref().is_some_and(|s| s.stale),
+                    "evidence": r.evidence,
+                    "finished_at": r.finished_at,
+                    "cache": r.source.as_ref().map(|s| s.cache.as_str()),
+                })
+            })
+            .collect();
         sqlx::query(
-            "INSERT INTO check_results (run_id, application_id, kind, subject, outcome, reason_codes, message,
-                                        upstream, fetched_at, cached, stale, evidence, finished_at, cache)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-             ON CONFLICT (run_id, kind, subject) DO NOTHING",
+            "WITH inserted AS (
+                 INSERT INTO check_results (run_id, application_id, kind, subject, outcome, reason_codes, message,
+                                            upstream, fetched_at, cached, stale, evidence, finished_at, cache)
+                 SELECT $1, $2, r.kind, r.subject, r.outcome,
+                        ARRAY(SELECT jsonb_array_elements_text(r.reason_codes)), r.message,
+                        r.upstream, r.fetched_at, r.cached, r.stale, coalesce(r.evidence, '{}'), r.finished_at, r.cache
+                 FROM jsonb_to_recordset($3) AS r(kind text, subject text, outcome text, reason_codes jsonb,
+                      message text, upstream text, fetched_at timestamptz, cached bool, stale bool,
+                      evidence jsonb, finished_at timestamptz, cache text)
+                 ON CONFLICT (run_id, kind, subject) DO NOTHING
+                 RETURNING 1
+             )
+             SELECT pg_notify($4, $5) FROM (SELECT count(*) FROM inserted) AS c",
         )
         .bind(run_id)
         .bind(application_id)
-        .bind(r.kind.as_str())
-        .bind(&r.subject)
-        .bind(r.outcome.as_str())
-        .bind(&r.reason_codes)
-        .bind(&r.message)
-        .bind(r.source.as_ref().map(|s| s.upstream.clone()))
-        .bind(r.source.as_ref().map(|s| s.fetched_at))
-        .bind(r.source.as_ref().is_some_and(|s| s.cached))
-        .bind(r.source.as_ref().is_some_and(|s| s.stale))
-        .bind(sqlx::types::Json(&r.evidence))
-        .bind(r.finished_at)
-        .bind(r.source.as_ref().map(|s| s.cache.as_str()))
-        .execute(&mut *tx)
+        .bind(sqlx::types::Json(rows))
+        .bind(REPORT_CHANNEL)
+        .bind(application_id.to_string())
+        .execute(&self.pool)
         .await?;
-        notify_report(&mut tx, application_id).await?;
-        tx.commit().await?;
         Ok(())
     }
 
-    /// Records the decision of a run and marks the application decided, in one
-    /// transaction. A second decision for the same run is ignored, and with `once` a
-    /// decision for an application that already has one (a run that lost its lease and
-    /// was taken over) is ignored too: an application is decided exactly once.
-    /// Returns whether this decision was recorded.
+    /// The status of an application, if it exists.
+    pub async fn application_status(
+        &self,
+        application_id: Uuid,
+    ) -> Result<Option<Status>, StoreError> {
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM applications WHERE id = $1")
+                .bind(application_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        status.as_deref().map(parse_status).transpose()
+    }
+
+    /// Records the decision of a run and marks the application decided, atomically and
+    /// in one round trip. A second decision for the same run is ignored, and with `once`
+    /// a decision for an application that already has one (a run that lost its lease
+    /// and was taken over) is ignored too: an application is decided exactly once. The
+    /// row lock on the application queues concurrent deciders; the second one re-reads
+    /// the row after the first commits and sees it decided. Returns whether this
+    /// decision was recorded.
     pub async fn record_decision(
         &self,
         run_id: Uuid,
@@ -94,21 +139,29 @@ impl Store {
         complete: bool,
         once: bool,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        // Row lock: concurrent deciders of one application queue here.
-        let status: String =
-            sqlx::query_scalar("SELECT status FROM applications WHERE id = $1 FOR UPDATE")
-                .bind(application_id)
-                .fetch_one(&mut *tx)
-                .await?;
-        if once && status == "decided" {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        let inserted = sqlx::query(
-            "INSERT INTO decisions (run_id, application_id, decision, reason_codes, policy_version, policy_hash, figures, decided_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-             ON CONFLICT (run_id) DO NOTHING",
+        let recorded: bool = sqlx::query_scalar(
+            "WITH app AS (
+                 SELECT id, status FROM applications WHERE id = $2 FOR UPDATE
+             ), decided AS (
+                 INSERT INTO decisions (run_id, application_id, decision, reason_codes, policy_version, policy_hash, figures, decided_at)
+                 SELECT $1, app.id, $3, $4, $5, $6, $7, $8 FROM app
+                 WHERE NOT ($10 AND app.status = 'decided')
+                 ON CONFLICT (run_id) DO NOTHING
+                 RETURNING run_id
+             ), run AS (
+                 UPDATE evaluation_runs SET finished_at = $8, complete = $9
+                 WHERE id IN (SELECT run_id FROM decided)
+             ), job AS (
+                 -- A queued evaluation job of a decided application has nothing left to do.
+                 UPDATE jobs SET state = 'done', finished_at = now()
+                 WHERE application_id = $2 AND kind = 'evaluate' AND state = 'queued'
+                   AND EXISTS (SELECT 1 FROM decided)
+             ), application AS (
+                 UPDATE applications SET status = 'decided', decided_at = $8, updated_at = now()
+                 WHERE id = $2 AND EXISTS (SELECT 1 FROM decided)
+             )
+             SELECT EXISTS (SELECT 1 FROM decided)
+                    AND pg_notify($11, $2::text) IS NOT NULL",
         )
         .bind(run_id)
         .bind(application_id)
@@ -118,28 +171,12 @@ impl Store {
         .bind(&d.policy_hash)
         .bind(sqlx::types::Json(&d.figures))
         .bind(d.decided_at)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if inserted {
-            sqlx::query("UPDATE evaluation_runs SET finished_at = $2, complete = $3 WHERE id = $1")
-                .bind(run_id)
-                .bind(d.decided_at)
-                .bind(complete)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(
-                "UPDATE applications SET status = 'decided', decided_at = $2, updated_at = now() WHERE id = $1",
-            )
-            .bind(application_id)
-            .bind(d.decided_at)
-            .execute(&mut *tx)
-            .await?;
-            notify_report(&mut tx, application_id).await?;
-        }
-        tx.commit().await?;
-        Ok(inserted)
+        .bind(complete)
+        .bind(once)
+        .bind(REPORT_CHANNEL)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(recorded)
     }
 
     /// The report of an application: its latest run's checks and decision.
@@ -262,18 +299,6 @@ impl Store {
             })
             .collect()
     }
-}
-
-async fn notify_report(
-    tx: &mut sqlx::PgConnection,
-    application_id: Uuid,
-) -> Result<(), StoreError> {
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(REPORT_CHANNEL)
-        .bind(application_id.to_string())
-        .execute(&mut *tx)
-        .await?;
-    Ok(())
 }
 
 fn parse_decision(s: &str) -> Result<Decision, StoreError> {

@@ -87,20 +87,54 @@ impl Underwriter {
         reason: RunReason,
         deadline: Option<Instant>,
     ) -> Result<Report, EvaluateError> {
-        let report = self
+        self.evaluate_known(application_id, None, reason, deadline)
+            .await
+    }
+
+    /// As [`Underwriter::evaluate`], for an application this process has just accepted
+    /// and still holds: it is neither looked up nor read back and unsealed.
+    pub async fn evaluate_known(
+        &self,
+        application_id: Uuid,
+        known: Option<Application>,
+        reason: RunReason,
+        deadline: Option<Instant>,
+    ) -> Result<Report, EvaluateError> {
+        if known.is_some() {
+            return self.run(application_id, known, reason, deadline).await;
+        }
+        let status = self
             .store
-            .report(application_id)
+            .application_status(application_id)
             .await?
             .ok_or(EvaluateError::NotFound(application_id))?;
-        if reason == RunReason::Initial && report.status == crate::domain::Status::Decided {
-            return Ok(report);
+        if reason == RunReason::Initial && status == crate::domain::Status::Decided {
+            return self
+                .store
+                .report(application_id)
+                .await?
+                .ok_or(EvaluateError::NotFound(application_id));
         }
+        self.run(application_id, None, reason, deadline).await
+    }
+
+    async fn run(
+        &self,
+        application_id: Uuid,
+        known: Option<Application>,
+        reason: RunReason,
+        deadline: Option<Instant>,
+    ) -> Result<Report, EvaluateError> {
         let ctx = CallContext {
             application_id: Some(application_id),
             deadline,
             force_refresh: false,
         };
-        let application = match self.store.load_application(application_id).await? {
+        let stored = match known {
+            Some(app) => Some(app),
+            None => self.store.load_application(application_id).await?,
+        };
+        let application = match stored {
             Some(app) => app,
             None => {
                 let rails_id = self
@@ -171,9 +205,9 @@ impl Underwriter {
         // them while slower upstreams are still answering.
         let recorded = join_all(groups.map(|group| async {
             let results = group.await;
-            for r in &results {
-                self.store.record_check(run_id, application_id, r).await?;
-            }
+            self.store
+                .record_checks(run_id, application_id, &results)
+                .await?;
             Ok::<_, StoreError>(results)
         }))
         .await;

@@ -140,7 +140,7 @@ impl Layered {
     }
 
     /// Asks a question and decodes the answer. `Ok(None)`: the upstream knows nothing.
-    pub async fn ask<T: DeserializeOwned>(
+    pub async fn ask<T: DeserializeOwned + Clone + Send + Sync + 'static>(
         self: &Arc<Self>,
         q: Question,
         ctx: &CallContext,
@@ -155,11 +155,21 @@ impl Layered {
         };
         match &answer.body {
             None => Ok(None),
-            Some(body) => T::deserialize(body)
-                .map(|value| Some(Fetched { value, source }))
+            Some(body) => answer
+                .decoded
+                .get_or_try_init(|| T::deserialize(body))
+                .map(|value| {
+                    Some(Fetched {
+                        value: T::clone(&value),
+                        source,
+                    })
+                })
                 .map_err(|e| UpstreamError::Malformed {
                     upstream: self.name,
-                    detail: format!("cached answer no longer decodes: {e}"),
+                    detail: format!(
+                        "cached answer no longer decodes: {}",
+                        super::http::mask_digits(&e.to_string())
+                    ),
                 }),
         }
     }
@@ -270,15 +280,17 @@ impl Layered {
                     fetched_at,
                     expires_at: fetched_at + ttl,
                     stale_until: fetched_at + ttl + grace,
+                    decoded: Default::default(),
                 });
                 self.l1.insert(l1_key, answer.clone()).await;
-                if let Err(e) = self
-                    .store
-                    .cache_put(self.name, q.kind, &key_hash, &answer)
-                    .await
-                {
-                    tracing::warn!(upstream = self.name, error = %e, "L2 cache write failed");
-                }
+                // The shared cache is filled in the background: the caller has its answer.
+                let (store, name, kind, stored) =
+                    (self.store.clone(), self.name, q.kind, answer.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = store.cache_put(name, kind, &key_hash, &stored).await {
+                        tracing::warn!(upstream = name, error = %e, "L2 cache write failed");
+                    }
+                });
                 self.count("fetched");
                 Ok((answer, CacheOutcome::Fetched))
             }

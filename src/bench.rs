@@ -153,6 +153,7 @@ async fn start_server(db_url: &str, settings: UpstreamSettings) -> anyhow::Resul
             database_url: db_url.to_owned(),
             vault: Vault::ephemeral(),
             upstreams: settings,
+            sample_sanctions: true,
         },
     )
     .await?;

@@ -32,6 +32,11 @@ enum Command {
         #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
         database_url: String,
     },
+    /// Manage the OFAC SDN sanctions list.
+    Sanctions {
+        #[command(subcommand)]
+        command: SanctionsCommand,
+    },
     /// Serve every upstream simulator on loopback until stopped.
     Simulate {
         /// TOML file of simulator settings (see docs/simulators.md).
@@ -57,6 +62,18 @@ enum Command {
         /// Print the report as JSON-like debug output instead of a table.
         #[arg(long)]
         raw: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum SanctionsCommand {
+    /// Replace the active list with the files in DIR (sdn.csv, and alt.csv and add.csv
+    /// when present, in the official SDN CSV layout). Atomic: pods switch within a
+    /// minute; a bad or empty list is refused and the current one stays.
+    Load {
+        dir: PathBuf,
+        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+        database_url: String,
     },
 }
 
@@ -97,6 +114,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     database_url,
                     vault,
                     upstreams,
+                    sample_sanctions: false,
                 },
             )
             .await?;
@@ -107,6 +125,19 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Migrate { database_url } => {
             let applied = dossier::store::migrate(&database_url).await?;
             tracing::info!(applied = applied.len(), versions = ?applied, "database schema is up to date");
+            Ok(())
+        }
+        Command::Sanctions {
+            command: SanctionsCommand::Load { dir, database_url },
+        } => {
+            let pool = dossier::store::connect(&database_url, 2).await?;
+            if !dossier::store::pending_migrations(&pool).await?.is_empty() {
+                anyhow::bail!("the database schema is not up to date; run `dossier migrate` first");
+            }
+            // Loading needs no encryption key: the list holds no applicant data.
+            let store = dossier::store::Store::new(pool, dossier::store::Vault::ephemeral());
+            let summary = dossier::upstream::sanctions::load_dir(&store, &dir).await?;
+            println!("{summary}");
             Ok(())
         }
         Command::Simulate { config } => {

@@ -51,7 +51,13 @@ pub struct Resolved {
     pub database_url: String,
     pub vault: Vault,
     pub upstreams: UpstreamSettings,
+    /// Load the built-in sample sanctions list when none is active (`dev`, tests,
+    /// bench; never `serve`).
+    pub sample_sanctions: bool,
 }
+
+/// How often each pod checks for a newly loaded sanctions list.
+const SANCTIONS_REFRESH: Duration = Duration::from_secs(60);
 
 impl Server {
     pub async fn build(args: ServeArgs, resolved: Resolved) -> anyhow::Result<Server> {
@@ -102,6 +108,20 @@ impl Server {
         })?;
         crate::telemetry::metrics_handle();
         tracing::info!(policy_version = %policy.policy.version, policy_hash = %policy.hash, "policy loaded");
+        if resolved.sample_sanctions
+            && let Some(loaded) = crate::upstream::sanctions::sample::load_if_none(&store).await?
+        {
+            tracing::info!(%loaded, "loaded the built-in sample sanctions list");
+        }
+        let sanctions = Arc::new(crate::upstream::sanctions::SanctionsList::empty());
+        if let Err(e) = sanctions.refresh_from(&store).await {
+            tracing::warn!(error = %e, "could not read the sanctions list; sanctions checks are UNAVAILABLE until it loads");
+        }
+        if sanctions.version().is_none() {
+            tracing::warn!(
+                "no sanctions list is loaded: sanctions checks are UNAVAILABLE (REFER) until `dossier sanctions load DIR` runs"
+            );
+        }
         Ok(Server {
             listener,
             admin_listener,
@@ -109,6 +129,7 @@ impl Server {
                 store,
                 upstreams,
                 policy: Arc::new(policy),
+                sanctions,
             },
             notifications,
             audit_writer,
@@ -161,6 +182,11 @@ impl Server {
             admin_stop.cancelled().await
         }));
         tracing::info!(%admin_addr, "admin HTTP (GET /metrics)");
+        let sanctions_task = tokio::spawn(refresh_sanctions(
+            underwriter.sanctions.clone(),
+            underwriter.store.clone(),
+            stopping.clone(),
+        ));
         let health_task = tokio::spawn(watch_database(
             database_url,
             reporter.clone(),
@@ -194,6 +220,8 @@ impl Server {
         });
         let data = DataServiceServer::new(DataApi {
             upstreams: underwriter.upstreams.clone(),
+            sanctions: underwriter.sanctions.clone(),
+            sanctions_threshold: underwriter.policy.policy.sanctions.review_threshold,
         });
         drop(underwriter);
 
@@ -236,6 +264,7 @@ impl Server {
         tracing::info!(grace = ?args.shutdown_grace, delay = ?args.shutdown_delay, "shutdown requested: reporting NOT_SERVING");
         stopping.cancel();
         let _ = health_task.await;
+        let _ = sanctions_task.await;
         set_health(&reporter, ServingStatus::NotServing).await;
         tokio::time::sleep(args.shutdown_delay).await;
 
@@ -335,6 +364,24 @@ async fn database_answers(url: &str, probe: &mut Option<sqlx::PgConnection>) -> 
         *probe = None; // reconnect next time
     }
     ok
+}
+
+/// Picks up a newly loaded sanctions list (loaded by `dossier sanctions load` from any
+/// machine) within a minute.
+async fn refresh_sanctions(
+    list: Arc<crate::upstream::sanctions::SanctionsList>,
+    store: Store,
+    stopping: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(SANCTIONS_REFRESH) => {}
+            _ = stopping.cancelled() => return,
+        }
+        if let Err(e) = list.refresh_from(&store).await {
+            tracing::warn!(error = %e, "sanctions list refresh failed; keeping the current list");
+        }
+    }
 }
 
 fn hostname() -> String {

@@ -199,7 +199,7 @@ async fn person_profile_reports_bankruptcies_and_never_echoes_an_ssn() {
         .iter()
         .map(|s| s.upstream.as_str())
         .collect();
-    assert_eq!(sources, vec!["identity", "identity"]);
+    assert_eq!(sources, vec!["identity", "identity", "sanctions"]);
     assert!(
         !format!("{response:?}").contains("2222"),
         "the answer does not echo the SSN"

@@ -300,6 +300,7 @@ async fn build_refuses_an_unmigrated_database_unless_asked_to_migrate() {
         database_url: db.url.clone(),
         vault: Vault::ephemeral(),
         upstreams: args.upstreams.settings().unwrap(),
+        sample_sanctions: true,
     };
 
     let err = match Server::build(args.clone(), resolved(&args)).await {

@@ -541,3 +541,54 @@ async fn example_files_parse() {
         let _ = example(name);
     }
 }
+
+/// A person or company on the SDN list is declined, with the candidate shown.
+#[tokio::test]
+async fn sanctions_hits_decline_and_show_the_candidate() {
+    let app = TestApp::spawn().await;
+    let mut client = app.client().await;
+    let mut a = example_application("approve");
+    a.applicants[1].first_name = "Ernesto".into();
+    a.applicants[1].middle_name = "Javier".into();
+    a.applicants[1].last_name = "Morales".into();
+    a.contractor.as_mut().unwrap().business_name = "Golden Crescent Trading Inc".into();
+    let mut request = tonic::Request::new(proto::EvaluateApplicationRequest {
+        idempotency_key: "sdn-1".into(),
+        source: Some(proto::evaluate_application_request::Source::Application(a)),
+    });
+    request.set_timeout(Duration::from_secs(30));
+    let report = client
+        .evaluate_application(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .report
+        .unwrap();
+    assert_eq!(report.decision(), Decision::Declined);
+    assert!(
+        report.reason_codes.contains(&"SANCTIONS_MATCH".to_owned()),
+        "{:?}",
+        report.reason_codes
+    );
+    let person = report
+        .checks
+        .iter()
+        .find(|c| c.kind() == proto::CheckKind::PersonSanctions && c.subject == "applicant 2")
+        .unwrap();
+    assert_eq!(person.outcome(), CheckOutcome::Fail);
+    assert!(person.message.contains("MORALES"), "{}", person.message);
+    assert_eq!(person.upstream, "sanctions");
+    let company = report
+        .checks
+        .iter()
+        .find(|c| c.kind() == proto::CheckKind::CompanySanctions)
+        .unwrap();
+    assert_eq!(company.outcome(), CheckOutcome::Fail);
+    // The ordinary applicant passes screening.
+    let clear = report
+        .checks
+        .iter()
+        .find(|c| c.kind() == proto::CheckKind::PersonSanctions && c.subject == "applicant 1")
+        .unwrap();
+    assert_eq!(clear.outcome(), CheckOutcome::Pass);
+}

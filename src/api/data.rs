@@ -14,6 +14,38 @@ use crate::upstream::{CallContext, UpstreamError, Upstreams};
 
 pub struct DataApi {
     pub upstreams: Upstreams,
+    pub sanctions: std::sync::Arc<crate::upstream::sanctions::SanctionsList>,
+    /// Candidates at or above this score are reported.
+    pub sanctions_threshold: f64,
+}
+
+impl DataApi {
+    /// Screens a name; UNAVAILABLE while no list is loaded (never "no match").
+    fn screen(
+        &self,
+        name: &str,
+        subject: crate::upstream::sanctions::Subject,
+    ) -> Result<(Vec<proto::SanctionsMatch>, proto::Provenance), Status> {
+        if self.sanctions.version().is_none() {
+            return Err(Status::unavailable(
+                "no sanctions list is loaded; an operator must run `dossier sanctions load DIR`",
+            ));
+        }
+        let answer = self
+            .sanctions
+            .answer(name, subject, self.sanctions_threshold);
+        let matches = answer
+            .value
+            .iter()
+            .map(|h| proto::SanctionsMatch {
+                entry_id: h.entry_id,
+                name: h.list_name.clone(),
+                score: (h.score * 100.0).round() as i32,
+                program: h.program.clone(),
+            })
+            .collect();
+        Ok((matches, provenance(&answer.source)))
+    }
 }
 
 fn provenance(s: &DataSource) -> proto::Provenance {
@@ -207,6 +239,18 @@ impl DataService for DataApi {
         );
         let identity = identity.map_err(upstream_status)?;
         let bankruptcies = bankruptcies.map_err(upstream_status)?;
+        let full_name = [
+            query.first_name.as_str(),
+            query.middle_name.as_str(),
+            query.last_name.as_str(),
+        ]
+        .iter()
+        .filter(|p| !p.is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join(" ");
+        let (sanctions_matches, sanctions_source) =
+            self.screen(&full_name, crate::upstream::sanctions::Subject::Person)?;
         let profile = proto::PersonProfile {
             identity_score: identity.value.score as i32,
             identity_flags: identity.value.flags.clone(),
@@ -221,13 +265,14 @@ impl DataService for DataApi {
                     closed_time: f.closed_on.map(midnight),
                 })
                 .collect(),
-            sanctions_matches: Vec::new(),
+            sanctions_matches,
         };
         Ok(Response::new(proto::GetPersonProfileResponse {
             profile: Some(profile),
             sources: vec![
                 provenance(&identity.source),
                 provenance(&bankruptcies.source),
+                sanctions_source,
             ],
         }))
     }
@@ -250,9 +295,13 @@ impl DataService for DataApi {
         let license = license.map_err(upstream_status)?;
         let business = business.map_err(upstream_status)?;
         let mut sources = Vec::new();
+        let (sanctions_matches, sanctions_source) =
+            self.screen(&name, crate::upstream::sanctions::Subject::Company)?;
+        sources.push(sanctions_source);
         let mut profile = proto::CompanyProfile {
             license_status: "NOT_FOUND".into(),
             registration_status: "NOT_FOUND".into(),
+            sanctions_matches,
             ..Default::default()
         };
         if let Some(l) = license {

@@ -7,6 +7,7 @@ pub mod financing;
 pub mod names;
 pub mod person;
 pub mod property;
+pub mod sanctions;
 
 use serde_json::Value;
 

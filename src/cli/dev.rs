@@ -62,6 +62,7 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
             database_url: database_url.clone(),
             vault,
             upstreams,
+            sample_sanctions: true,
         },
     )
     .await?;

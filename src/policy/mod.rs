@@ -25,6 +25,14 @@ pub struct Policy {
     pub bankruptcy: BankruptcyRules,
     pub useful_life_years: BTreeMap<MeasureKind, u32>,
     pub contractor: ContractorRules,
+    pub sanctions: SanctionsRules,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SanctionsRules {
+    pub match_threshold: f64,
+    pub review_threshold: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -172,6 +180,16 @@ impl Policy {
         }
         if self.identity.min_score > 100 {
             problems.push("identity.min_score must be at most 100".to_owned());
+        }
+        let sr = &self.sanctions;
+        if !(sr.review_threshold > 0.0
+            && sr.review_threshold <= sr.match_threshold
+            && sr.match_threshold <= 1.0)
+        {
+            problems.push(format!(
+                "sanctions thresholds must satisfy 0 < review_threshold ({}) <= match_threshold ({}) <= 1",
+                sr.review_threshold, sr.match_threshold
+            ));
         }
         if self.bankruptcy.min_years_since_closed > self.bankruptcy.lookback_years {
             problems.push(format!(

@@ -43,6 +43,8 @@ pub struct Underwriter {
     pub store: Store,
     pub upstreams: Upstreams,
     pub policy: Arc<LoadedPolicy>,
+    /// The OFAC SDN list, screened locally.
+    pub sanctions: Arc<crate::upstream::sanctions::SanctionsList>,
 }
 
 /// Which evaluation this is.
@@ -400,7 +402,28 @@ impl Underwriter {
                 Ok(None) => unreachable!("bankruptcy answers are never empty"),
                 Err(e) => unavailable(CheckKind::Bankruptcy, &subject, &e),
             },
+            self.sanctions_check(
+                CheckKind::PersonSanctions,
+                &subject,
+                &applicant.display_name(),
+                crate::upstream::sanctions::Subject::Person,
+            ),
         ]
+    }
+
+    /// Screens a name on the local SDN list (no network, no deadline to mind).
+    fn sanctions_check(
+        &self,
+        kind: CheckKind,
+        subject: &str,
+        name: &str,
+        as_what: crate::upstream::sanctions::Subject,
+    ) -> CheckResult {
+        let rules = &self.policy.policy.sanctions;
+        let answer = self.sanctions.answer(name, as_what, rules.review_threshold);
+        let loaded = self.sanctions.version().is_some();
+        let verdict = checks::sanctions::screen(&answer.value, loaded, rules, name);
+        stamp(kind, subject, loaded.then_some(answer.source), verdict)
     }
 
     async fn contractor_group(
@@ -451,6 +474,12 @@ impl Underwriter {
                 ),
                 Err(e) => unavailable(CheckKind::BusinessRegistration, "contractor", &e),
             },
+            self.sanctions_check(
+                CheckKind::CompanySanctions,
+                "contractor",
+                &c.business_name,
+                crate::upstream::sanctions::Subject::Company,
+            ),
         ]
     }
 }

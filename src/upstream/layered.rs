@@ -283,14 +283,14 @@ impl Layered {
                     decoded: Default::default(),
                 });
                 self.l1.insert(l1_key, answer.clone()).await;
-                // The shared cache is filled in the background: the caller has its answer.
-                let (store, name, kind, stored) =
-                    (self.store.clone(), self.name, q.kind, answer.clone());
-                tokio::spawn(async move {
-                    if let Err(e) = store.cache_put(name, kind, &key_hash, &stored).await {
-                        tracing::warn!(upstream = name, error = %e, "L2 cache write failed");
-                    }
-                });
+                // Filled before answering, so another pod asking right after finds it.
+                if let Err(e) = self
+                    .store
+                    .cache_put(self.name, q.kind, &key_hash, &answer)
+                    .await
+                {
+                    tracing::warn!(upstream = self.name, error = %e, "L2 cache write failed");
+                }
                 self.count("fetched");
                 Ok((answer, CacheOutcome::Fetched))
             }

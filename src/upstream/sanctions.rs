@@ -1966,3 +1966,27 @@ mod tests {
         );
     }
 }
+
+/// A small sample list in the official layout (the test fixtures), compiled in so that
+/// `dossier dev`, the benchmark and the tests screen against something. Never used by
+/// `dossier serve`: production loads the real list with `dossier sanctions load DIR`.
+pub mod sample {
+    use super::*;
+
+    const SDN: &[u8] = include_bytes!("../../tests/fixtures/sdn/sdn.csv");
+    const ALT: &[u8] = include_bytes!("../../tests/fixtures/sdn/alt.csv");
+    const ADD: &[u8] = include_bytes!("../../tests/fixtures/sdn/add.csv");
+
+    /// Loads the sample unless a list is already active. Returns what was loaded.
+    pub async fn load_if_none(store: &Store) -> anyhow::Result<Option<LoadSummary>> {
+        if store.active_sanctions_version().await?.is_some() {
+            return Ok(None);
+        }
+        let list = parse_sdn_files(SDN, Some(ALT), Some(ADD))?;
+        Ok(Some(
+            store
+                .replace_sanctions_list(&list, "built-in sample (tests/fixtures/sdn)")
+                .await?,
+        ))
+    }
+}

@@ -184,6 +184,7 @@ impl TestApp {
                 database_url: db.url.clone(),
                 vault: Vault::ephemeral(),
                 upstreams,
+                sample_sanctions: true,
             },
         )
         .await

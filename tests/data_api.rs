@@ -459,3 +459,42 @@ async fn broken_vendor_answers_make_underwriting_refer_and_are_audited() {
         );
     }
 }
+
+/// Operators see upstream outcomes, breaker state and RPCs on the admin port.
+#[tokio::test]
+async fn metrics_are_served_on_the_admin_port() {
+    let app = TestApp::spawn().await;
+    let mut client = DataServiceClient::new(app.channel().await);
+    let request = proto::GetPropertyProfileRequest {
+        address: Some(proto::Address {
+            line1: "9 Metrics Way".into(),
+            city: "Fresno".into(),
+            state: "CA".into(),
+            postal_code: "93701".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    client.get_property_profile(request.clone()).await.unwrap();
+    client.get_property_profile(request).await.unwrap();
+    let body = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(format!("http://{}/metrics", app.admin))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for expected in [
+        r#"dossier_upstream_requests_total{upstream="property_records",outcome="fetched"}"#,
+        r#"dossier_upstream_requests_total{upstream="property_records",outcome="l1_hit"}"#,
+        r#"dossier_upstream_breaker_state{upstream="property_records"}"#,
+        r#"dossier_upstream_request_duration_seconds_bucket{upstream="property_records""#,
+        r#"dossier_rpc_requests_total{method="/dossier.v1.DataService/GetPropertyProfile",code="Ok"}"#,
+    ] {
+        assert!(body.contains(expected), "missing {expected} in:\n{body}");
+    }
+}

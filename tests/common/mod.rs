@@ -115,6 +115,8 @@ impl Drop for TestDb {
 /// A running Dossier with its own database and simulators.
 pub struct TestApp {
     pub addr: std::net::SocketAddr,
+    /// The admin HTTP address (GET /metrics).
+    pub admin: std::net::SocketAddr,
     pub db: TestDb,
     pub pool: PgPool,
     pub store: Store,
@@ -190,6 +192,7 @@ impl TestApp {
         .await
         .expect("build server");
         let addr = server.local_addr();
+        let admin = server.admin_addr();
         let store = server.store().clone();
         let pool = store.pool.clone();
         let (tx, rx) = oneshot::channel();
@@ -198,6 +201,7 @@ impl TestApp {
         }));
         TestApp {
             addr,
+            admin,
             db,
             pool,
             store,

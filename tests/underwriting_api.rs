@@ -592,3 +592,161 @@ async fn sanctions_hits_decline_and_show_the_candidate() {
         .unwrap();
     assert_eq!(clear.outcome(), CheckOutcome::Pass);
 }
+
+/// An underwriter settles a REFER once; the override sits beside the rules' decision.
+#[tokio::test]
+async fn review_settles_a_refer_once_and_is_kept_beside_the_decision() {
+    let app = TestApp::spawn().await;
+    let mut client = app.client().await;
+    let referred = client
+        .evaluate_application(evaluate_request("refer", "rev-1"))
+        .await
+        .unwrap()
+        .into_inner()
+        .report
+        .unwrap();
+    assert_eq!(referred.decision(), Decision::Refer);
+    let review =
+        |id: &str, outcome: proto::ReviewOutcome, reviewer: &str| proto::ReviewApplicationRequest {
+            application_id: id.to_owned(),
+            outcome: outcome as i32,
+            note: "Trust documents show the applicant is the sole trustee.".into(),
+            reviewer: reviewer.to_owned(),
+        };
+    let bad = client
+        .review_application(review(
+            &referred.application_id,
+            proto::ReviewOutcome::Unspecified,
+            "",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    let fields: Vec<String> = bad
+        .get_details_bad_request()
+        .unwrap()
+        .field_violations
+        .into_iter()
+        .map(|v| v.field)
+        .collect();
+    assert_eq!(fields, vec!["outcome", "reviewer"]);
+
+    let reviewed = client
+        .review_application(review(
+            &referred.application_id,
+            proto::ReviewOutcome::Approve,
+            "uw.alice@example.com",
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .report
+        .unwrap();
+    assert_eq!(
+        reviewed.decision(),
+        Decision::Refer,
+        "the automated decision is kept"
+    );
+    assert_eq!(reviewed.final_decision(), Decision::Approved);
+    let r = reviewed.review.as_ref().unwrap();
+    assert_eq!(
+        (r.outcome(), r.reviewer.as_str()),
+        (proto::ReviewOutcome::Approve, "uw.alice@example.com")
+    );
+
+    let again = client
+        .review_application(review(
+            &referred.application_id,
+            proto::ReviewOutcome::Decline,
+            "uw.bob@example.com",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Code::FailedPrecondition, "{again:?}");
+
+    let approved = client
+        .evaluate_application(evaluate_request("approve", "rev-2"))
+        .await
+        .unwrap()
+        .into_inner()
+        .report
+        .unwrap();
+    let err = client
+        .review_application(review(
+            &approved.application_id,
+            proto::ReviewOutcome::Decline,
+            "uw.bob@example.com",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(err.message().contains("APPROVED"), "{}", err.message());
+
+    let missing = client
+        .review_application(review(
+            &uuid::Uuid::new_v4().to_string(),
+            proto::ReviewOutcome::Approve,
+            "uw",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+}
+
+/// A refresh re-runs the checks with fresh data; the earlier run stays in history.
+#[tokio::test]
+async fn refresh_reruns_with_fresh_data() {
+    let app = TestApp::spawn().await;
+    let mut client = app.client().await;
+    let first = client
+        .evaluate_application(evaluate_request("approve", "fresh-1"))
+        .await
+        .unwrap()
+        .into_inner()
+        .report
+        .unwrap();
+    assert_eq!(first.run_count, 1);
+    let before = app
+        .sims
+        .stats(dossier::sim::Upstream::PropertyRecords)
+        .total();
+    let mut request = tonic::Request::new(proto::RefreshApplicationRequest {
+        application_id: first.application_id.clone(),
+    });
+    request.set_timeout(Duration::from_secs(30));
+    let refreshed = client
+        .refresh_application(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .report
+        .unwrap();
+    assert_eq!(refreshed.run_count, 2);
+    assert_eq!(refreshed.decision(), Decision::Approved);
+    assert_eq!(
+        app.sims
+            .stats(dossier::sim::Upstream::PropertyRecords)
+            .total(),
+        before + 1,
+        "fresh data, not the cache"
+    );
+    let property = refreshed
+        .checks
+        .iter()
+        .find(|c| c.kind() == proto::CheckKind::PropertyTax)
+        .unwrap();
+    assert!(!property.cached);
+    let decisions: i64 = sqlx::query_scalar("SELECT count(*) FROM decisions")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(decisions, 2, "the earlier decision stays in history");
+
+    let err = client
+        .refresh_application(proto::RefreshApplicationRequest {
+            application_id: uuid::Uuid::new_v4().to_string(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+}

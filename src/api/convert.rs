@@ -186,6 +186,18 @@ pub fn report(r: &domain::Report) -> proto::Report {
         create_time: Some(timestamp(r.created_at)),
         decide_time: d.map(|d| timestamp(d.decided_at)),
         figures: d.and_then(|d| json_to_struct(&d.figures)),
+        review: r.review.as_ref().map(|v| proto::Review {
+            outcome: if v.approve {
+                proto::ReviewOutcome::Approve
+            } else {
+                proto::ReviewOutcome::Decline
+            } as i32,
+            note: v.note.clone(),
+            reviewer: v.reviewer.clone(),
+            review_time: Some(timestamp(v.reviewed_at)),
+        }),
+        final_decision: decision_to_proto(r.final_decision()) as i32,
+        run_count: r.run_count,
     }
 }
 

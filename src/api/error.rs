@@ -46,6 +46,9 @@ pub fn evaluate(e: EvaluateError) -> Status {
         EvaluateError::RailsInvalid(why) => Status::failed_precondition(format!(
             "the application the Rails backend returned cannot be underwritten: {why}"
         )),
+        EvaluateError::NotDecided(id) => Status::failed_precondition(format!(
+            "application {id} has no decision yet; refresh it once it is decided"
+        )),
         EvaluateError::UnknownJob(kind) => Status::internal(format!("unknown job kind {kind:?}")),
         EvaluateError::Rails(e) => {
             tracing::warn!(error = %e, "Rails fetch failed");

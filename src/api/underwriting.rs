@@ -372,6 +372,99 @@ impl UnderwritingService for UnderwritingApi {
         }))
     }
 
+    async fn review_application(
+        &self,
+        request: Request<proto::ReviewApplicationRequest>,
+    ) -> Result<Response<proto::ReviewApplicationResponse>, Status> {
+        let r = request.get_ref();
+        let mut violations = Vec::new();
+        let id = Uuid::parse_str(&r.application_id).ok();
+        if id.is_none() {
+            violations.push(tonic_types::FieldViolation::new(
+                "application_id",
+                "must be an application id (a UUID)",
+            ));
+        }
+        let approve = match proto::ReviewOutcome::try_from(r.outcome) {
+            Ok(proto::ReviewOutcome::Approve) => Some(true),
+            Ok(proto::ReviewOutcome::Decline) => Some(false),
+            _ => {
+                violations.push(tonic_types::FieldViolation::new(
+                    "outcome",
+                    "must be REVIEW_OUTCOME_APPROVE or REVIEW_OUTCOME_DECLINE",
+                ));
+                None
+            }
+        };
+        let mut v = validate::Violations::new();
+        let note = v.required_text("note", &r.note, 2000);
+        let reviewer = v.required_text("reviewer", &r.reviewer, 200);
+        if let Err(more) = v.into_result(()) {
+            violations.extend(more);
+        }
+        let (Some(id), Some(approve)) = (id, approve) else {
+            return Err(error::invalid(violations));
+        };
+        if !violations.is_empty() {
+            return Err(error::invalid(violations));
+        }
+        note_application(&request, id);
+        use crate::store::reports::Reviewed;
+        match self
+            .underwriter
+            .store
+            .record_review(id, approve, &note, &reviewer)
+            .await
+            .map_err(error::store)?
+        {
+            Reviewed::Recorded => {
+                tracing::info!(application_id = %id, reviewer = %reviewer, approve, "underwriter review recorded");
+            }
+            Reviewed::NotFound => {
+                return Err(Status::not_found(format!(
+                    "application {id} does not exist"
+                )));
+            }
+            Reviewed::NotReferred(None) => {
+                return Err(Status::failed_precondition(format!(
+                    "application {id} has no decision yet; only REFER decisions are reviewed"
+                )));
+            }
+            Reviewed::NotReferred(Some(d)) => {
+                return Err(Status::failed_precondition(format!(
+                    "application {id} was {}, not referred; only REFER decisions are reviewed",
+                    d.as_str().to_uppercase()
+                )));
+            }
+            Reviewed::AlreadyReviewed => {
+                return Err(Status::failed_precondition(format!(
+                    "application {id} has already been reviewed; a review is final"
+                )));
+            }
+        }
+        let report = self.load_report(id).await?;
+        Ok(Response::new(proto::ReviewApplicationResponse {
+            report: Some(convert::report(&report)),
+        }))
+    }
+
+    async fn refresh_application(
+        &self,
+        request: Request<proto::RefreshApplicationRequest>,
+    ) -> Result<Response<proto::RefreshApplicationResponse>, Status> {
+        let deadline = caller_deadline(&request);
+        let id = parse_id(&request.get_ref().application_id, "application_id")?;
+        note_application(&request, id);
+        let report = self
+            .underwriter
+            .refresh(id, Some(deadline))
+            .await
+            .map_err(error::evaluate)?;
+        Ok(Response::new(proto::RefreshApplicationResponse {
+            report: Some(convert::report(&report)),
+        }))
+    }
+
     type WatchReportStream = WatchStream;
 
     async fn watch_report(

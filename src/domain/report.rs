@@ -226,6 +226,16 @@ pub struct DecisionRecord {
     pub decided_at: DateTime<Utc>,
 }
 
+/// An underwriter's decision on a REFER application.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewRecord {
+    /// Approved (true) or declined (false).
+    pub approve: bool,
+    pub note: String,
+    pub reviewer: String,
+    pub reviewed_at: DateTime<Utc>,
+}
+
 /// Everything known about an application, as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Report {
@@ -237,6 +247,24 @@ pub struct Report {
     pub checks: Vec<CheckResult>,
     pub decision: Option<DecisionRecord>,
     pub complete: bool,
+    pub review: Option<ReviewRecord>,
+    /// Runs of the checks so far (1 + refreshes).
+    pub run_count: i32,
+}
+
+impl Report {
+    /// The decision that stands: an underwriter's review of a REFER, else the rules'.
+    pub fn final_decision(&self) -> Option<Decision> {
+        match (&self.review, &self.decision) {
+            (Some(r), _) => Some(if r.approve {
+                Decision::Approved
+            } else {
+                Decision::Declined
+            }),
+            (None, Some(d)) => Some(d.decision),
+            (None, None) => None,
+        }
+    }
 }
 
 /// A row of a report listing.

@@ -9,7 +9,7 @@ use super::applications::parse_status;
 use super::{REPORT_CHANNEL, Store, StoreError};
 use crate::domain::{
     CheckKind, CheckResult, DataSource, Decision, DecisionRecord, Outcome, Report, ReportSummary,
-    Status,
+    ReviewRecord, Status,
 };
 
 /// Filters and position of a report listing.
@@ -218,7 +218,29 @@ impl Store {
                 (checks, decision, complete.unwrap_or(false))
             }
         };
+        let review = sqlx::query(
+            "SELECT outcome, note, reviewer, reviewed_at FROM reviews WHERE application_id = $1",
+        )
+        .bind(application_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|row| -> Result<ReviewRecord, StoreError> {
+            Ok(ReviewRecord {
+                approve: row.try_get::<String, _>("outcome")? == "approve",
+                note: row.try_get("note")?,
+                reviewer: row.try_get("reviewer")?,
+                reviewed_at: row.try_get("reviewed_at")?,
+            })
+        })
+        .transpose()?;
+        let run_count: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM evaluation_runs WHERE application_id = $1")
+                .bind(application_id)
+                .fetch_one(&self.pool)
+                .await?;
         Ok(Some(Report {
+            review,
+            run_count: run_count as i32,
             application_id,
             idempotency_key: app.try_get("idempotency_key")?,
             rails_application_id: app.try_get("rails_application_id")?,
@@ -348,4 +370,69 @@ fn decision_from_row(row: &PgRow) -> Result<DecisionRecord, StoreError> {
         figures: figures.0,
         decided_at: row.try_get("decided_at")?,
     })
+}
+
+/// What happened to a review.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reviewed {
+    Recorded,
+    NotFound,
+    /// The current decision is not REFER (or there is none yet); carries what it is.
+    NotReferred(Option<Decision>),
+    AlreadyReviewed,
+}
+
+impl Store {
+    /// Records an underwriter's review of the current REFER decision, once.
+    pub async fn record_review(
+        &self,
+        application_id: Uuid,
+        approve: bool,
+        note: &str,
+        reviewer: &str,
+    ) -> Result<Reviewed, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let exists: Option<String> =
+            sqlx::query_scalar("SELECT status FROM applications WHERE id = $1 FOR UPDATE")
+                .bind(application_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if exists.is_none() {
+            return Ok(Reviewed::NotFound);
+        }
+        let current: Option<(Uuid, String)> = sqlx::query_as(
+            "SELECT d.run_id, d.decision FROM decisions d WHERE d.application_id = $1 ORDER BY d.decided_at DESC LIMIT 1",
+        )
+        .bind(application_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((run_id, decision)) = current else {
+            return Ok(Reviewed::NotReferred(None));
+        };
+        if decision != "refer" {
+            return Ok(Reviewed::NotReferred(Some(parse_decision(&decision)?)));
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO reviews (application_id, run_id, outcome, note, reviewer) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (application_id) DO NOTHING",
+        )
+        .bind(application_id)
+        .bind(run_id)
+        .bind(if approve { "approve" } else { "decline" })
+        .bind(note)
+        .bind(reviewer)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            return Ok(Reviewed::AlreadyReviewed);
+        }
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(REPORT_CHANNEL)
+            .bind(application_id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Reviewed::Recorded)
+    }
 }

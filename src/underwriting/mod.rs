@@ -33,6 +33,8 @@ pub enum EvaluateError {
     RailsNotFound(String),
     #[error("the application Rails returned is not valid: {0}")]
     RailsInvalid(String),
+    #[error("application {0} has no decision yet; refresh it once it is decided")]
+    NotDecided(Uuid),
     #[error("unknown job kind {0:?}; was it queued by a newer release?")]
     UnknownJob(String),
 }
@@ -52,12 +54,15 @@ pub struct Underwriter {
 pub enum RunReason {
     /// The first evaluation: decided at most once, whoever runs it.
     Initial,
+    /// A re-run with fresh data on request; its decision becomes the current one.
+    Refresh,
 }
 
 impl RunReason {
     fn as_str(self) -> &'static str {
         match self {
             RunReason::Initial => "initial",
+            RunReason::Refresh => "refresh",
         }
     }
 }
@@ -91,6 +96,23 @@ impl Underwriter {
     ) -> Result<Report, EvaluateError> {
         self.evaluate_known(application_id, None, reason, deadline)
             .await
+    }
+
+    /// Re-runs every check of a decided application with fresh data; the earlier run
+    /// and its decision stay in history.
+    pub async fn refresh(
+        &self,
+        application_id: Uuid,
+        deadline: Option<Instant>,
+    ) -> Result<Report, EvaluateError> {
+        match self.store.application_status(application_id).await? {
+            None => Err(EvaluateError::NotFound(application_id)),
+            Some(crate::domain::Status::Decided) => {
+                self.run(application_id, None, RunReason::Refresh, deadline)
+                    .await
+            }
+            Some(_) => Err(EvaluateError::NotDecided(application_id)),
+        }
     }
 
     /// As [`Underwriter::evaluate`], for an application this process has just accepted
@@ -130,7 +152,8 @@ impl Underwriter {
         let ctx = CallContext {
             application_id: Some(application_id),
             deadline,
-            force_refresh: false,
+            // A refresh exists to get new data: skip the caches (not the rate limits).
+            force_refresh: reason == RunReason::Refresh,
         };
         let stored = match known {
             Some(app) => Some(app),

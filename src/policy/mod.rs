@@ -26,6 +26,10 @@ pub struct Policy {
     pub useful_life_years: BTreeMap<MeasureKind, u32>,
     pub contractor: ContractorRules,
     pub sanctions: SanctionsRules,
+    /// Per-state overrides: `[states.FL.property_tax] lookback_years = 2` replaces that
+    /// one setting for properties in Florida. Any setting except `version` and `states`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub states: BTreeMap<String, toml::Table>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -113,6 +117,8 @@ pub struct LoadedPolicy {
     /// Hex SHA-256 of the policy text, so a decision names exactly what decided it.
     pub hash: String,
     pub source: String,
+    /// The policy as it applies in each state with overrides, resolved at load.
+    by_state: BTreeMap<String, Policy>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -131,16 +137,57 @@ impl LoadedPolicy {
     pub fn parse(source: &str) -> Result<LoadedPolicy, PolicyError> {
         let policy: Policy = toml::from_str(source)?;
         policy.validate()?;
+        let mut by_state = BTreeMap::new();
+        for (state, overrides) in &policy.states {
+            let resolved = policy.with_overrides(state, overrides)?;
+            by_state.insert(state.clone(), resolved);
+        }
         let hash = hex::encode(Sha256::digest(source.as_bytes()));
         Ok(LoadedPolicy {
             policy,
             hash,
             source: source.to_owned(),
+            by_state,
         })
+    }
+
+    /// The policy that applies to a property in `state` (two-letter code).
+    pub fn for_state(&self, state: &str) -> &Policy {
+        self.by_state.get(state).unwrap_or(&self.policy)
     }
 }
 
 impl Policy {
+    /// This policy with one state's overrides applied, validated, and named in errors.
+    fn with_overrides(&self, state: &str, overrides: &toml::Table) -> Result<Policy, PolicyError> {
+        let invalid = |why: String| PolicyError::Invalid(vec![format!("states.{state}: {why}")]);
+        if !crate::domain::is_us_state(state) {
+            return Err(invalid("is not a two-letter US state code".into()));
+        }
+        if overrides.contains_key("version") || overrides.contains_key("states") {
+            return Err(invalid("may not override `version` or `states`".into()));
+        }
+        let mut base = toml::Value::try_from(Policy {
+            states: BTreeMap::new(),
+            ..self.clone()
+        })
+        .map_err(|e| invalid(e.to_string()))?;
+        merge(&mut base, toml::Value::Table(overrides.clone()));
+        let resolved: Policy = base
+            .try_into()
+            .map_err(|e: toml::de::Error| invalid(e.to_string()))?;
+        resolved.validate().map_err(|e| match e {
+            PolicyError::Invalid(problems) => PolicyError::Invalid(
+                problems
+                    .into_iter()
+                    .map(|p| format!("states.{state}: {p}"))
+                    .collect(),
+            ),
+            other => other,
+        })?;
+        Ok(resolved)
+    }
+
     /// Refuses settings that cannot all hold at once, naming each one.
     pub fn validate(&self) -> Result<(), PolicyError> {
         let mut problems = Vec::new();
@@ -222,6 +269,23 @@ impl Policy {
 
     pub fn is_required(&self, kind: CheckKind) -> bool {
         !self.program.optional_checks.contains(&kind)
+    }
+}
+
+/// Deep-merges `over` into `base`: tables merge key by key, anything else replaces.
+fn merge(base: &mut toml::Value, over: toml::Value) {
+    match (base, over) {
+        (toml::Value::Table(b), toml::Value::Table(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(existing) if existing.is_table() && v.is_table() => merge(existing, v),
+                    _ => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o,
     }
 }
 
@@ -357,6 +421,38 @@ mod tests {
         let err = LoadedPolicy::parse(&text).unwrap_err().to_string();
         assert!(err.contains("min_term_years"), "{err}");
         assert!(err.contains("first_tier_ratio"), "{err}");
+    }
+
+    #[test]
+    fn state_overrides_apply_to_that_state_only() {
+        let text = format!(
+            "{DEFAULT_POLICY_TOML}\n[states.FL.property_tax]\nlookback_years = 2\n[states.FL.valuation]\nmin_confidence = 80\n"
+        );
+        let p = LoadedPolicy::parse(&text).unwrap();
+        assert_eq!(p.for_state("FL").property_tax.lookback_years, 2);
+        assert_eq!(
+            p.for_state("FL").property_tax.max_late_payments,
+            1,
+            "untouched keys stay"
+        );
+        assert_eq!(p.for_state("FL").valuation.min_confidence, 80);
+        assert_eq!(p.for_state("CA").property_tax.lookback_years, 3);
+    }
+
+    #[test]
+    fn bad_state_overrides_are_refused_naming_the_key() {
+        for (extra, needle) in [
+            ("[states.FL.property_tax]\nlookbak_years = 2\n", "states.FL"),
+            ("[states.ZZ.valuation]\nmin_confidence = 80\n", "states.ZZ"),
+            (
+                "[states.FL.valuation]\nmin_confidence = 150\n",
+                "states.FL: valuation.min_confidence",
+            ),
+        ] {
+            let text = format!("{DEFAULT_POLICY_TOML}\n{extra}");
+            let err = LoadedPolicy::parse(&text).unwrap_err().to_string();
+            assert!(err.contains(needle), "{err}");
+        }
     }
 
     #[test]

@@ -184,7 +184,7 @@ impl Underwriter {
         let complete = !results
             .iter()
             .any(|r| r.reason_codes.iter().any(|c| c == "DEADLINE_EXCEEDED"));
-        let decision = decide(&self.policy, &results);
+        let decision = decide(&self.policy, &application.property.address.state, &results);
         self.store
             .record_decision(
                 run_id,
@@ -217,7 +217,11 @@ impl Underwriter {
                     CheckKind::Term,
                     "application",
                     None,
-                    checks::financing::term(&app.measures, &app.financing, &self.policy.policy),
+                    checks::financing::term(
+                        &app.measures,
+                        &app.financing,
+                        self.policy.for_state(&app.property.address.state),
+                    ),
                 )]
             }),
         ]
@@ -250,7 +254,7 @@ impl Underwriter {
         ctx: &CallContext,
         today: NaiveDate,
     ) -> Vec<CheckResult> {
-        let p = &self.policy.policy;
+        let p = self.policy.for_state(&app.property.address.state);
         let addr = &app.property.address;
         let query = PropertyQuery {
             line1: addr.line1.clone(),
@@ -378,7 +382,7 @@ impl Underwriter {
         ctx: &CallContext,
         today: NaiveDate,
     ) -> Vec<CheckResult> {
-        let p = &self.policy.policy;
+        let p = self.policy.for_state(&app.property.address.state);
         let subject = format!("applicant {}", index + 1);
         let addr = &app.property.address;
         let query = PersonQuery {
@@ -426,6 +430,7 @@ impl Underwriter {
                 Err(e) => unavailable(CheckKind::Bankruptcy, &subject, &e),
             },
             self.sanctions_check(
+                &app.property.address.state,
                 CheckKind::PersonSanctions,
                 &subject,
                 &applicant.display_name(),
@@ -437,12 +442,13 @@ impl Underwriter {
     /// Screens a name on the local SDN list (no network, no deadline to mind).
     fn sanctions_check(
         &self,
+        state: &str,
         kind: CheckKind,
         subject: &str,
         name: &str,
         as_what: crate::upstream::sanctions::Subject,
     ) -> CheckResult {
-        let rules = &self.policy.policy.sanctions;
+        let rules = &self.policy.for_state(state).sanctions;
         let answer = self.sanctions.answer(name, as_what, rules.review_threshold);
         let loaded = self.sanctions.version().is_some();
         let verdict = checks::sanctions::screen(&answer.value, loaded, rules, name);
@@ -455,7 +461,7 @@ impl Underwriter {
         ctx: &CallContext,
         today: NaiveDate,
     ) -> Vec<CheckResult> {
-        let p = &self.policy.policy;
+        let p = self.policy.for_state(&app.property.address.state);
         let c = &app.contractor;
         let (license, business) = tokio::join!(
             within(
@@ -498,6 +504,7 @@ impl Underwriter {
                 Err(e) => unavailable(CheckKind::BusinessRegistration, "contractor", &e),
             },
             self.sanctions_check(
+                &app.property.address.state,
                 CheckKind::CompanySanctions,
                 "contractor",
                 &c.business_name,
@@ -546,8 +553,9 @@ fn unavailable(kind: CheckKind, subject: &str, e: &UpstreamError) -> CheckResult
 }
 
 /// The decision over a run's results, with the figures underwriters look at first.
-pub fn decide(policy: &LoadedPolicy, results: &[CheckResult]) -> DecisionRecord {
-    let (decision, reason_codes) = policy::decide(&policy.policy, results);
+/// `state` is the property's: per-state overrides apply to the decision rule too.
+pub fn decide(policy: &LoadedPolicy, state: &str, results: &[CheckResult]) -> DecisionRecord {
+    let (decision, reason_codes) = policy::decide(policy.for_state(state), results);
     let figures = results
         .iter()
         .find(|r| r.kind == CheckKind::AssessmentLimit)

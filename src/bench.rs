@@ -103,7 +103,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
 }
 
-async fn fresh_database(admin_url: &str) -> anyhow::Result<String> {
+pub(crate) async fn fresh_database(admin_url: &str) -> anyhow::Result<String> {
     use sqlx::{Connection, Executor};
     let name = format!("dossier_bench_{}", uuid::Uuid::new_v4().simple());
     let mut conn = sqlx::PgConnection::connect(admin_url).await?;
@@ -114,13 +114,25 @@ async fn fresh_database(admin_url: &str) -> anyhow::Result<String> {
     Ok(url.to_string())
 }
 
-type Running = (
+pub(crate) type Running = (
     Channel,
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<anyhow::Result<()>>,
 );
 
-async fn start_server(db_url: &str, settings: UpstreamSettings) -> anyhow::Result<Running> {
+pub(crate) async fn start_server(
+    db_url: &str,
+    settings: UpstreamSettings,
+) -> anyhow::Result<Running> {
+    start_server_with_policy(db_url, settings, None).await
+}
+
+/// An in-process server on loopback with the given upstreams and policy file.
+pub(crate) async fn start_server_with_policy(
+    db_url: &str,
+    settings: UpstreamSettings,
+    policy_file: Option<std::path::PathBuf>,
+) -> anyhow::Result<Running> {
     let serve = ServeArgs {
         database_url: Some(db_url.to_owned()),
         grpc_addr: Some("127.0.0.1:0".parse()?),
@@ -130,7 +142,7 @@ async fn start_server(db_url: &str, settings: UpstreamSettings) -> anyhow::Resul
         encryption_keys: None,
         encryption_active_key: None,
         lookup_key: None,
-        policy_file: None,
+        policy_file,
         workers: 2,
         shutdown_grace: Duration::from_secs(5),
         shutdown_delay: Duration::ZERO,
@@ -176,7 +188,7 @@ fn quota_on_simulator(sims: &Simulators, quota: Option<u32>) {
 }
 
 /// Every upstream generous, except property_records when `quota` is given.
-fn bench_settings(sims: &Simulators, quota: Option<u32>) -> UpstreamSettings {
+pub(crate) fn bench_settings(sims: &Simulators, quota: Option<u32>) -> UpstreamSettings {
     let mut policies = BTreeMap::new();
     for name in HTTP_UPSTREAMS {
         let mut p = UpstreamPolicy::default_for(name);

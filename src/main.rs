@@ -32,6 +32,11 @@ enum Command {
         #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
         database_url: String,
     },
+    /// Check an underwriting policy file.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
     /// Manage the OFAC SDN sanctions list.
     Sanctions {
         #[command(subcommand)]
@@ -66,6 +71,21 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum PolicyCommand {
+    /// Validate FILE (every setting named when missing or contradictory) and show its
+    /// decisions on the example applications beside the built-in policy's.
+    Check {
+        file: PathBuf,
+        /// Directory of application JSON files to evaluate.
+        #[arg(long, default_value = "examples")]
+        examples: PathBuf,
+        /// Only validate; do not evaluate the examples.
+        #[arg(long)]
+        no_examples: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum SanctionsCommand {
     /// Replace the active list with the files in DIR (sdn.csv, and alt.csv and add.csv
     /// when present, in the official SDN CSV layout). Atomic: pods switch within a
@@ -81,7 +101,10 @@ enum SanctionsCommand {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let is_client = matches!(cli.command, Command::Evaluate { .. });
-    if matches!(cli.command, Command::Bench(_)) {
+    if matches!(
+        cli.command,
+        Command::Bench(_) | Command::Policy { .. } | Command::Sanctions { .. }
+    ) {
         dossier::telemetry::init_with_default("warn");
     } else if !is_client {
         dossier::telemetry::init();
@@ -127,6 +150,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
             tracing::info!(applied = applied.len(), versions = ?applied, "database schema is up to date");
             Ok(())
         }
+        Command::Policy {
+            command:
+                PolicyCommand::Check {
+                    file,
+                    examples,
+                    no_examples,
+                },
+        } => dossier::cli::policy::check(&file, (!no_examples).then_some(examples.as_path())).await,
         Command::Sanctions {
             command: SanctionsCommand::Load { dir, database_url },
         } => {

@@ -2,3 +2,6 @@
 
 pub mod dev;
 pub mod evaluate;
+pub mod policy;
+pub mod report;
+pub mod seed;

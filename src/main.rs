@@ -32,6 +32,13 @@ enum Command {
         #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
         database_url: String,
     },
+    /// Recompute an application's decisions from their stored inputs and policy, and say
+    /// whether they match (exit status 1 when one does not).
+    Replay {
+        application_id: uuid::Uuid,
+        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+        database_url: String,
+    },
     /// Check an underwriting policy file.
     Policy {
         #[command(subcommand)]
@@ -103,7 +110,10 @@ async fn main() -> ExitCode {
     let is_client = matches!(cli.command, Command::Evaluate { .. });
     if matches!(
         cli.command,
-        Command::Bench(_) | Command::Policy { .. } | Command::Sanctions { .. }
+        Command::Bench(_)
+            | Command::Policy { .. }
+            | Command::Sanctions { .. }
+            | Command::Replay { .. }
     ) {
         dossier::telemetry::init_with_default("warn");
     } else if !is_client {
@@ -149,6 +159,39 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let applied = dossier::store::migrate(&database_url).await?;
             tracing::info!(applied = applied.len(), versions = ?applied, "database schema is up to date");
             Ok(())
+        }
+        Command::Replay {
+            application_id,
+            database_url,
+        } => {
+            let pool = dossier::store::connect(&database_url, 2).await?;
+            // Replay reads no sealed column: no encryption key needed.
+            let store = dossier::store::Store::new(pool, dossier::store::Vault::ephemeral());
+            let replayed = dossier::underwriting::replay(&store, application_id).await?;
+            let mut all_match = true;
+            for r in &replayed {
+                all_match &= r.matches();
+                println!(
+                    "run {}: stored {} [{}], recomputed {} [{}]: {}",
+                    r.run_id,
+                    r.stored.as_str().to_uppercase(),
+                    r.stored_reasons.join(", "),
+                    r.recomputed.as_str().to_uppercase(),
+                    r.recomputed_reasons.join(", "),
+                    if r.matches() { "MATCHES" } else { "DIFFERS" }
+                );
+                for (kind, subject, then, now) in &r.differences {
+                    println!(
+                        "  {} {subject}: stored {then}, recomputed {now}",
+                        kind.as_str()
+                    );
+                }
+            }
+            if all_match {
+                Ok(())
+            } else {
+                anyhow::bail!("a recomputed decision differs from the stored one")
+            }
         }
         Command::Policy {
             command:

@@ -108,6 +108,10 @@ impl Server {
         })?;
         crate::telemetry::metrics_handle();
         tracing::info!(policy_version = %policy.policy.version, policy_hash = %policy.hash, "policy loaded");
+        // Every policy a decision names is kept by hash, so decisions can be replayed.
+        store
+            .save_policy(&policy.hash, &policy.policy.version, &policy.source)
+            .await?;
         if resolved.sample_sanctions
             && let Some(loaded) = crate::upstream::sanctions::sample::load_if_none(&store).await?
         {

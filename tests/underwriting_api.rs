@@ -4,7 +4,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestApp, evaluate_request, example, example_application};
+use common::{
+    TestApp, assert_every_decision_replays, evaluate_request, example, example_application,
+};
 use dossier::proto::{
     self, ApplicationStatus, CheckOutcome, Decision, submit_application_request::Source,
 };
@@ -79,6 +81,7 @@ async fn examples_end_as_named_and_are_stored() {
     assert_eq!(tax.outcome(), CheckOutcome::Fail);
     assert_eq!(tax.upstream, "property_records");
     assert!(tax.fetched_time.is_some());
+    assert_every_decision_replays(&app).await;
 }
 
 #[tokio::test]
@@ -168,6 +171,7 @@ async fn a_submitted_application_is_decided_by_a_worker_and_watchable() {
     .await
     .unwrap();
     assert_eq!((jobs_done, decisions), (1, 1));
+    assert_every_decision_replays(&app).await;
 }
 
 #[tokio::test]
@@ -374,6 +378,7 @@ async fn list_reports_pages_and_filters() {
         .unwrap()
         .into_inner();
     assert!(none.reports.is_empty());
+    assert_every_decision_replays(&app).await;
 }
 
 #[tokio::test]
@@ -400,6 +405,7 @@ async fn applications_by_rails_id_are_fetched_from_rails() {
     let err = client.evaluate_application(missing).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound, "{err:?}");
     assert!(err.message().contains("missing-7"));
+    assert_every_decision_replays(&app).await;
 }
 
 #[tokio::test]
@@ -441,6 +447,7 @@ async fn the_deadline_cuts_slow_checks_short_and_the_report_says_so() {
         CheckOutcome::Pass,
         "fast checks still answer"
     );
+    assert_every_decision_replays(&app).await;
 }
 
 #[tokio::test]
@@ -591,6 +598,7 @@ async fn sanctions_hits_decline_and_show_the_candidate() {
         .find(|c| c.kind() == proto::CheckKind::PersonSanctions && c.subject == "applicant 1")
         .unwrap();
     assert_eq!(clear.outcome(), CheckOutcome::Pass);
+    assert_every_decision_replays(&app).await;
 }
 
 /// An underwriter settles a REFER once; the override sits beside the rules' decision.
@@ -691,6 +699,7 @@ async fn review_settles_a_refer_once_and_is_kept_beside_the_decision() {
         .await
         .unwrap_err();
     assert_eq!(missing.code(), Code::NotFound);
+    assert_every_decision_replays(&app).await;
 }
 
 /// A refresh re-runs the checks with fresh data; the earlier run stays in history.
@@ -749,4 +758,5 @@ async fn refresh_reruns_with_fresh_data() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
+    assert_every_decision_replays(&app).await;
 }

@@ -49,6 +49,7 @@ pub fn evaluate(e: EvaluateError) -> Status {
         EvaluateError::NotDecided(id) => Status::failed_precondition(format!(
             "application {id} has no decision yet; refresh it once it is decided"
         )),
+        EvaluateError::Replay(why) => Status::failed_precondition(why),
         EvaluateError::UnknownJob(kind) => Status::internal(format!("unknown job kind {kind:?}")),
         EvaluateError::Rails(e) => {
             tracing::warn!(error = %e, "Rails fetch failed");

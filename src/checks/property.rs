@@ -6,17 +6,17 @@ use serde_json::json;
 use super::Verdict;
 use super::dollars;
 use super::names::{self, Owner};
-use crate::domain::Applicant;
 use crate::policy::Policy;
 use crate::upstream::property_records::PropertyRecord;
 use crate::upstream::valuation::AvmEstimate;
 
 /// Every owner of record must be an applicant. A trust or company owner needs an
 /// underwriter (trustees may sign for a trust).
-pub fn ownership(record: &PropertyRecord, applicants: &[Applicant]) -> Verdict {
+/// `applicants` are (first name, last name) pairs.
+pub fn ownership(record: &PropertyRecord, applicants: &[(String, String)]) -> Verdict {
     let applicant_names: Vec<_> = applicants
         .iter()
-        .map(|a| names::person(&a.first_name, &a.last_name))
+        .map(|(first, last)| names::person(first, last))
         .collect();
     let owners: Vec<Owner> = record
         .owners
@@ -268,6 +268,7 @@ pub fn valuation(avm: Option<&AvmEstimate>, policy: &Policy) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Applicant;
     use crate::policy::LoadedPolicy;
     use crate::upstream::property_records::{LienRecord, MortgageRecord, TaxStatus};
 
@@ -363,7 +364,11 @@ mod tests {
         for (owners, applicants, outcome, want) in cases {
             let mut r = record();
             r.owners = owners.iter().map(|s| s.to_string()).collect();
-            let v = ownership(&r, applicants);
+            let names: Vec<(String, String)> = applicants
+                .iter()
+                .map(|a| (a.first_name.clone(), a.last_name.clone()))
+                .collect();
+            let v = ownership(&r, &names);
             assert_eq!(v.outcome, outcome, "{owners:?}");
             assert_eq!(codes(&v), want, "{owners:?}");
         }

@@ -138,6 +138,7 @@ impl Store {
         d: &DecisionRecord,
         complete: bool,
         once: bool,
+        inputs: &serde_json::Value,
     ) -> Result<bool, StoreError> {
         let recorded: bool = sqlx::query_scalar(
             "WITH app AS (
@@ -149,7 +150,7 @@ impl Store {
                  ON CONFLICT (run_id) DO NOTHING
                  RETURNING run_id
              ), run AS (
-                 UPDATE evaluation_runs SET finished_at = $8, complete = $9
+                 UPDATE evaluation_runs SET finished_at = $8, complete = $9, inputs = $12
                  WHERE id IN (SELECT run_id FROM decided)
              ), job AS (
                  -- A queued evaluation job of a decided application has nothing left to do.
@@ -174,6 +175,7 @@ impl Store {
         .bind(complete)
         .bind(once)
         .bind(REPORT_CHANNEL)
+        .bind(sqlx::types::Json(inputs))
         .fetch_one(&self.pool)
         .await?;
         Ok(recorded)
@@ -434,5 +436,62 @@ impl Store {
             .await?;
         tx.commit().await?;
         Ok(Reviewed::Recorded)
+    }
+}
+
+/// A stored decision with what it was computed from.
+#[derive(Debug, Clone)]
+pub struct StoredRun {
+    pub run_id: Uuid,
+    pub decision: DecisionRecord,
+    pub inputs: Option<serde_json::Value>,
+    pub checks: Vec<CheckResult>,
+    pub policy_source: Option<String>,
+}
+
+impl Store {
+    /// Keeps the exact text of a policy, by hash, for replay.
+    pub async fn save_policy(
+        &self,
+        hash: &str,
+        version: &str,
+        source: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO policies (hash, version, source) VALUES ($1, $2, $3) ON CONFLICT (hash) DO NOTHING")
+            .bind(hash)
+            .bind(version)
+            .bind(source)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Every decided run of an application, oldest first, with its inputs and policy.
+    pub async fn decided_runs(&self, application_id: Uuid) -> Result<Vec<StoredRun>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT r.id, r.inputs, d.decision, d.reason_codes, d.policy_version, d.policy_hash, d.figures, d.decided_at, p.source
+             FROM evaluation_runs r
+             JOIN decisions d ON d.run_id = r.id
+             LEFT JOIN policies p ON p.hash = d.policy_hash
+             WHERE r.application_id = $1
+             ORDER BY d.decided_at",
+        )
+        .bind(application_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut runs = Vec::new();
+        for row in rows {
+            let run_id: Uuid = row.try_get("id")?;
+            runs.push(StoredRun {
+                run_id,
+                decision: decision_from_row(&row)?,
+                inputs: row
+                    .try_get::<Option<sqlx::types::Json<serde_json::Value>>, _>("inputs")?
+                    .map(|j| j.0),
+                checks: self.run_checks(run_id).await?,
+                policy_source: row.try_get("source")?,
+            });
+        }
+        Ok(runs)
     }
 }

@@ -3,23 +3,24 @@
 //! (`checks/`, `policy/`); this module only moves data between them, the upstreams and
 //! the store.
 
+pub mod judge;
 pub mod rails_conversion;
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use chrono::{NaiveDate, Utc};
+use chrono::Utc;
 use futures::future::join_all;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::checks::{self, Verdict};
-use crate::domain::{Application, CheckKind, CheckResult, DataSource, DecisionRecord, Report};
+use crate::domain::{Application, CheckKind, CheckResult, DecisionRecord, Report};
 use crate::policy::{self, LoadedPolicy};
 use crate::store::{Store, StoreError};
 use crate::upstream::identity::PersonQuery;
 use crate::upstream::property_records::PropertyQuery;
-use crate::upstream::{CallContext, Fetched, UpstreamError, Upstreams};
+use crate::upstream::sanctions::Subject;
+use crate::upstream::{CallContext, UpstreamError, Upstreams};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvaluateError {
@@ -35,6 +36,8 @@ pub enum EvaluateError {
     RailsInvalid(String),
     #[error("application {0} has no decision yet; refresh it once it is decided")]
     NotDecided(Uuid),
+    #[error("{0}")]
+    Replay(String),
     #[error("unknown job kind {0:?}; was it queued by a newer release?")]
     UnknownJob(String),
 }
@@ -178,7 +181,7 @@ impl Underwriter {
             .store
             .start_run(application_id, reason.as_str())
             .await?;
-        let results = self
+        let (results, inputs) = self
             .run_checks(run_id, application_id, &application, &ctx)
             .await?;
         let complete = !results
@@ -192,6 +195,7 @@ impl Underwriter {
                 &decision,
                 complete,
                 reason == RunReason::Initial,
+                &serde_json::to_value(&inputs).expect("run inputs serialise"),
             )
             .await?;
         self.store
@@ -200,317 +204,182 @@ impl Underwriter {
             .ok_or(EvaluateError::NotFound(application_id))
     }
 
+    /// Gathers every upstream answer concurrently (each group judged and recorded as
+    /// soon as its answers are in, so WatchReport streams them), and returns the results
+    /// with the inputs they were computed from.
     async fn run_checks(
         &self,
         run_id: Uuid,
         application_id: Uuid,
         app: &Application,
         ctx: &CallContext,
-    ) -> Result<Vec<CheckResult>, StoreError> {
+    ) -> Result<(Vec<CheckResult>, judge::RunInputs), StoreError> {
         let today = Utc::now().date_naive();
-        let groups = vec![
-            Box::pin(self.property_group(app, ctx, today))
-                as futures::future::BoxFuture<'_, Vec<CheckResult>>,
-            Box::pin(self.contractor_group(app, ctx, today)),
-            Box::pin(async {
-                vec![stamp(
-                    CheckKind::Term,
-                    "application",
-                    None,
-                    checks::financing::term(
-                        &app.measures,
-                        &app.financing,
-                        self.policy.for_state(&app.property.address.state),
-                    ),
-                )]
-            }),
-        ]
-        .into_iter()
-        .chain(app.applicants.iter().enumerate().map(|(i, a)| {
-            Box::pin(self.applicant_group(i, a, app, ctx, today))
-                as futures::future::BoxFuture<'_, Vec<CheckResult>>
-        }));
-        // Each group records its results as soon as they exist, so WatchReport streams
-        // them while slower upstreams are still answering.
-        let recorded = join_all(groups.map(|group| async {
-            let results = group.await;
+        let state = app.property.address.state.clone();
+        let p = self.policy.for_state(&state);
+        let record = |results: Vec<CheckResult>| async move {
             self.store
                 .record_checks(run_id, application_id, &results)
                 .await?;
             Ok::<_, StoreError>(results)
-        }))
-        .await;
-        let mut all = Vec::new();
-        for r in recorded {
-            all.extend(r?);
+        };
+        let names: Vec<(String, String)> = app
+            .applicants
+            .iter()
+            .map(|a| (a.first_name.clone(), a.last_name.clone()))
+            .collect();
+
+        let property = async {
+            let addr = &app.property.address;
+            let query = PropertyQuery {
+                line1: addr.line1.clone(),
+                city: addr.city.clone(),
+                state: addr.state.clone(),
+                postal_code: addr.postal_code.clone(),
+                apn: app.property.apn.clone(),
+            };
+            let (rec, avm) = tokio::join!(
+                within(
+                    ctx,
+                    "property_records",
+                    self.upstreams.property_records.lookup(&query, ctx)
+                ),
+                within(
+                    ctx,
+                    "valuation",
+                    self.upstreams.valuation.estimate(&query, ctx)
+                ),
+            );
+            let (rec, avm) = (
+                judge::Answer::from_result(rec),
+                judge::Answer::from_result(avm),
+            );
+            let results = record(judge::property_checks(
+                &names,
+                &state,
+                &app.financing,
+                &rec,
+                &avm,
+                p,
+                today,
+            ))
+            .await?;
+            Ok::<_, StoreError>((results, rec, avm))
+        };
+        let contractor = async {
+            let c = &app.contractor;
+            let (license, business) = tokio::join!(
+                within(
+                    ctx,
+                    "licensing",
+                    self.upstreams
+                        .licensing
+                        .license(&c.license_state, &c.license_number, ctx)
+                ),
+                within(
+                    ctx,
+                    "registry",
+                    self.upstreams
+                        .registry
+                        .business(&c.business_name, &c.license_state, ctx)
+                ),
+            );
+            let (license, business) = (
+                judge::Answer::from_result(license),
+                judge::Answer::from_result(business),
+            );
+            let screened = self.screen(&c.business_name, Subject::Company, p);
+            let results = record(judge::contractor_checks(
+                &app.measures,
+                &license,
+                &business,
+                &screened,
+                p,
+                today,
+            ))
+            .await?;
+            Ok::<_, StoreError>((results, license, business, screened))
+        };
+        let term = record(vec![judge::term_check(&app.measures, &app.financing, p)]);
+        let applicants = join_all(app.applicants.iter().enumerate().map(|(i, a)| {
+            let record = &record;
+            async move {
+                let addr = &app.property.address;
+                let query = PersonQuery {
+                    first_name: a.first_name.clone(),
+                    middle_name: a.middle_name.clone(),
+                    last_name: a.last_name.clone(),
+                    ssn: a.ssn.expose().to_owned(),
+                    date_of_birth: a.date_of_birth,
+                    line1: addr.line1.clone(),
+                    city: addr.city.clone(),
+                    state: addr.state.clone(),
+                    postal_code: addr.postal_code.clone(),
+                };
+                let (identity, bankruptcy) = tokio::join!(
+                    within(ctx, "identity", async {
+                        self.upstreams.identity.verify(&query, ctx).await.map(Some)
+                    }),
+                    within(ctx, "identity", async {
+                        self.upstreams
+                            .identity
+                            .bankruptcies(&query, ctx)
+                            .await
+                            .map(Some)
+                    }),
+                );
+                let inputs = judge::ApplicantInputs {
+                    first_name: a.first_name.clone(),
+                    last_name: a.last_name.clone(),
+                    display_name: a.display_name(),
+                    identity: judge::Answer::from_result(identity),
+                    bankruptcy: judge::Answer::from_result(bankruptcy),
+                    sanctions: self.screen(&a.display_name(), Subject::Person, p),
+                };
+                let results = record(judge::applicant_checks(i, &inputs, p, today)).await?;
+                Ok::<_, StoreError>((results, inputs))
+            }
+        }));
+        let (property, contractor, term, applicants) =
+            tokio::join!(property, contractor, term, applicants);
+        let (mut all, property_record, avm) = property?;
+        let (contractor_results, license, business, company_sanctions) = contractor?;
+        all.extend(contractor_results);
+        all.extend(term?);
+        let mut applicant_inputs = Vec::new();
+        for a in applicants {
+            let (results, inputs) = a?;
+            all.extend(results);
+            applicant_inputs.push(inputs);
         }
         all.sort_by(|a, b| (a.kind, &a.subject).cmp(&(b.kind, &b.subject)));
-        Ok(all)
-    }
-
-    async fn property_group(
-        &self,
-        app: &Application,
-        ctx: &CallContext,
-        today: NaiveDate,
-    ) -> Vec<CheckResult> {
-        let p = self.policy.for_state(&app.property.address.state);
-        let addr = &app.property.address;
-        let query = PropertyQuery {
-            line1: addr.line1.clone(),
-            city: addr.city.clone(),
-            state: addr.state.clone(),
-            postal_code: addr.postal_code.clone(),
-            apn: app.property.apn.clone(),
+        let inputs = judge::RunInputs {
+            as_of: today,
+            state,
+            measures: app.measures.clone(),
+            financing: app.financing,
+            property_record,
+            avm,
+            applicants: applicant_inputs,
+            license,
+            business,
+            company_sanctions,
         };
-        let (record, avm) = tokio::join!(
-            within(
-                ctx,
-                "property_records",
-                self.upstreams.property_records.lookup(&query, ctx)
-            ),
-            within(
-                ctx,
-                "valuation",
-                self.upstreams.valuation.estimate(&query, ctx)
-            ),
-        );
-        let property_kinds = [
-            CheckKind::PropertyOwnership,
-            CheckKind::PropertyEligibility,
-            CheckKind::PropertyTax,
-            CheckKind::Mortgage,
-            CheckKind::InvoluntaryLiens,
-        ];
-        let mut out = Vec::new();
-        let avm_value = match &avm {
-            Ok(found) => {
-                out.push(stamp(
-                    CheckKind::Valuation,
-                    "property",
-                    found.as_ref().map(|f| f.source.clone()),
-                    checks::property::valuation(found.as_ref().map(|f| &f.value), p),
-                ));
-                Some(found.as_ref().map(|f| f.value.clone()))
-            }
-            Err(e) => {
-                out.push(unavailable(CheckKind::Valuation, "property", e));
-                None
-            }
-        };
-        match &record {
-            Ok(Some(Fetched { value: rec, source })) => {
-                let s = Some(source.clone());
-                out.push(stamp(
-                    CheckKind::PropertyOwnership,
-                    "property",
-                    s.clone(),
-                    checks::property::ownership(rec, &app.applicants),
-                ));
-                out.push(stamp(
-                    CheckKind::PropertyEligibility,
-                    "property",
-                    s.clone(),
-                    checks::property::eligibility(rec, &addr.state, p),
-                ));
-                out.push(stamp(
-                    CheckKind::PropertyTax,
-                    "property",
-                    s.clone(),
-                    checks::property::property_tax(rec, p, today),
-                ));
-                out.push(stamp(
-                    CheckKind::Mortgage,
-                    "property",
-                    s.clone(),
-                    checks::property::mortgage(rec, p),
-                ));
-                out.push(stamp(
-                    CheckKind::InvoluntaryLiens,
-                    "property",
-                    s.clone(),
-                    checks::property::involuntary_liens(rec, p),
-                ));
-                match &avm_value {
-                    Some(avm) => out.push(stamp(
-                        CheckKind::AssessmentLimit,
-                        "property",
-                        s,
-                        checks::financing::assessment_limit(rec, avm.as_ref(), &app.financing, p),
-                    )),
-                    None => out.push(unavailable(
-                        CheckKind::AssessmentLimit,
-                        "property",
-                        avm.as_ref().unwrap_err(),
-                    )),
-                }
-            }
-            Ok(None) => {
-                for kind in property_kinds
-                    .into_iter()
-                    .chain([CheckKind::AssessmentLimit])
-                {
-                    out.push(stamp(
-                        kind,
-                        "property",
-                        None,
-                        Verdict::fail(
-                            "PROPERTY_NOT_FOUND",
-                            "The county has no record of this property; check the address or APN.",
-                            json!({}),
-                        ),
-                    ));
-                }
-            }
-            Err(e) => {
-                for kind in property_kinds
-                    .into_iter()
-                    .chain([CheckKind::AssessmentLimit])
-                {
-                    out.push(unavailable(kind, "property", e));
-                }
-            }
-        }
-        out
-    }
-
-    async fn applicant_group(
-        &self,
-        index: usize,
-        applicant: &crate::domain::Applicant,
-        app: &Application,
-        ctx: &CallContext,
-        today: NaiveDate,
-    ) -> Vec<CheckResult> {
-        let p = self.policy.for_state(&app.property.address.state);
-        let subject = format!("applicant {}", index + 1);
-        let addr = &app.property.address;
-        let query = PersonQuery {
-            first_name: applicant.first_name.clone(),
-            middle_name: applicant.middle_name.clone(),
-            last_name: applicant.last_name.clone(),
-            ssn: applicant.ssn.expose().to_owned(),
-            date_of_birth: applicant.date_of_birth,
-            line1: addr.line1.clone(),
-            city: addr.city.clone(),
-            state: addr.state.clone(),
-            postal_code: addr.postal_code.clone(),
-        };
-        let (identity, bankruptcies) = tokio::join!(
-            within(ctx, "identity", async {
-                self.upstreams.identity.verify(&query, ctx).await.map(Some)
-            }),
-            within(ctx, "identity", async {
-                self.upstreams
-                    .identity
-                    .bankruptcies(&query, ctx)
-                    .await
-                    .map(Some)
-            }),
-        );
-        vec![
-            match identity {
-                Ok(Some(f)) => stamp(
-                    CheckKind::Identity,
-                    &subject,
-                    Some(f.source),
-                    checks::person::identity(&f.value, p),
-                ),
-                Ok(None) => unreachable!("identity answers are never empty"),
-                Err(e) => unavailable(CheckKind::Identity, &subject, &e),
-            },
-            match bankruptcies {
-                Ok(Some(f)) => stamp(
-                    CheckKind::Bankruptcy,
-                    &subject,
-                    Some(f.source),
-                    checks::person::bankruptcy(&f.value, p, today),
-                ),
-                Ok(None) => unreachable!("bankruptcy answers are never empty"),
-                Err(e) => unavailable(CheckKind::Bankruptcy, &subject, &e),
-            },
-            self.sanctions_check(
-                &app.property.address.state,
-                CheckKind::PersonSanctions,
-                &subject,
-                &applicant.display_name(),
-                crate::upstream::sanctions::Subject::Person,
-            ),
-        ]
+        Ok((all, inputs))
     }
 
     /// Screens a name on the local SDN list (no network, no deadline to mind).
-    fn sanctions_check(
-        &self,
-        state: &str,
-        kind: CheckKind,
-        subject: &str,
-        name: &str,
-        as_what: crate::upstream::sanctions::Subject,
-    ) -> CheckResult {
-        let rules = &self.policy.for_state(state).sanctions;
-        let answer = self.sanctions.answer(name, as_what, rules.review_threshold);
+    fn screen(&self, name: &str, as_what: Subject, p: &crate::policy::Policy) -> judge::Screened {
+        let answer = self
+            .sanctions
+            .answer(name, as_what, p.sanctions.review_threshold);
         let loaded = self.sanctions.version().is_some();
-        let verdict = checks::sanctions::screen(&answer.value, loaded, rules, name);
-        stamp(kind, subject, loaded.then_some(answer.source), verdict)
-    }
-
-    async fn contractor_group(
-        &self,
-        app: &Application,
-        ctx: &CallContext,
-        today: NaiveDate,
-    ) -> Vec<CheckResult> {
-        let p = self.policy.for_state(&app.property.address.state);
-        let c = &app.contractor;
-        let (license, business) = tokio::join!(
-            within(
-                ctx,
-                "licensing",
-                self.upstreams
-                    .licensing
-                    .license(&c.license_state, &c.license_number, ctx)
-            ),
-            within(
-                ctx,
-                "registry",
-                self.upstreams
-                    .registry
-                    .business(&c.business_name, &c.license_state, ctx)
-            ),
-        );
-        vec![
-            match license {
-                Ok(f) => stamp(
-                    CheckKind::ContractorLicense,
-                    "contractor",
-                    f.as_ref().map(|f| f.source.clone()),
-                    checks::company::contractor_license(
-                        f.as_ref().map(|f| &f.value),
-                        &app.measures,
-                        p,
-                        today,
-                    ),
-                ),
-                Err(e) => unavailable(CheckKind::ContractorLicense, "contractor", &e),
-            },
-            match business {
-                Ok(f) => stamp(
-                    CheckKind::BusinessRegistration,
-                    "contractor",
-                    f.as_ref().map(|f| f.source.clone()),
-                    checks::company::business_registration(f.as_ref().map(|f| &f.value)),
-                ),
-                Err(e) => unavailable(CheckKind::BusinessRegistration, "contractor", &e),
-            },
-            self.sanctions_check(
-                &app.property.address.state,
-                CheckKind::CompanySanctions,
-                "contractor",
-                &c.business_name,
-                crate::upstream::sanctions::Subject::Company,
-            ),
-        ]
+        judge::Screened {
+            name: name.to_owned(),
+            loaded,
+            hits: answer.value,
+            source: loaded.then_some(answer.source),
+        }
     }
 }
 
@@ -526,30 +395,6 @@ async fn within<T>(
             .await
             .unwrap_or(Err(UpstreamError::DeadlineExceeded { upstream })),
     }
-}
-
-fn stamp(kind: CheckKind, subject: &str, source: Option<DataSource>, v: Verdict) -> CheckResult {
-    CheckResult {
-        kind,
-        subject: subject.to_owned(),
-        outcome: v.outcome,
-        reason_codes: v.reason_codes,
-        message: v.message,
-        source,
-        evidence: v.evidence,
-        finished_at: Utc::now(),
-    }
-}
-
-fn unavailable(kind: CheckKind, subject: &str, e: &UpstreamError) -> CheckResult {
-    let mut r = stamp(
-        kind,
-        subject,
-        None,
-        Verdict::unavailable(e.reason_code(), e.to_string()),
-    );
-    r.evidence = json!({ "upstream": e.upstream(), "error": e.kind() });
-    r
 }
 
 /// The decision over a run's results, with the figures underwriters look at first.
@@ -570,4 +415,86 @@ pub fn decide(policy: &LoadedPolicy, state: &str, results: &[CheckResult]) -> De
         figures,
         decided_at: Utc::now(),
     }
+}
+
+/// The outcome of replaying one stored decision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Replayed {
+    pub run_id: Uuid,
+    pub stored: crate::domain::Decision,
+    pub recomputed: crate::domain::Decision,
+    pub stored_reasons: Vec<String>,
+    pub recomputed_reasons: Vec<String>,
+    /// Checks whose outcome or reason codes differ: (kind, subject, stored, recomputed).
+    pub differences: Vec<(CheckKind, String, String, String)>,
+}
+
+impl Replayed {
+    pub fn matches(&self) -> bool {
+        self.stored == self.recomputed
+            && self.stored_reasons == self.recomputed_reasons
+            && self.differences.is_empty()
+    }
+}
+
+/// Recomputes every decision of an application from its stored inputs and policy.
+pub async fn replay(store: &Store, application_id: Uuid) -> Result<Vec<Replayed>, EvaluateError> {
+    let runs = store.decided_runs(application_id).await?;
+    if runs.is_empty() {
+        return Err(EvaluateError::Replay(format!(
+            "application {application_id} has no decision to replay"
+        )));
+    }
+    let mut out = Vec::new();
+    for run in runs {
+        let inputs: judge::RunInputs =
+            serde_json::from_value(run.inputs.clone().ok_or_else(|| {
+                EvaluateError::Replay(format!(
+                    "run {} was decided before inputs were stored; it cannot be replayed",
+                    run.run_id
+                ))
+            })?)
+            .map_err(|e| {
+                EvaluateError::Replay(format!(
+                    "stored inputs of run {} do not decode: {e}",
+                    run.run_id
+                ))
+            })?;
+        let source = run.policy_source.clone().ok_or_else(|| {
+            EvaluateError::Replay(format!(
+                "the policy {} of run {} is not stored",
+                run.decision.policy_hash, run.run_id
+            ))
+        })?;
+        let policy = LoadedPolicy::parse(&source)
+            .map_err(|e| EvaluateError::Replay(format!("stored policy no longer parses: {e}")))?;
+        let results = judge::judge_all(&inputs, &policy);
+        let decision = decide(&policy, &inputs.state, &results);
+        let mut differences = Vec::new();
+        for r in &results {
+            let stored = run
+                .checks
+                .iter()
+                .find(|c| c.kind == r.kind && c.subject == r.subject);
+            let describe = |outcome: crate::domain::Outcome, codes: &[String]| {
+                format!("{} {}", outcome.as_str(), codes.join(","))
+            };
+            let now = describe(r.outcome, &r.reason_codes);
+            let then = stored
+                .map(|c| describe(c.outcome, &c.reason_codes))
+                .unwrap_or_else(|| "missing".into());
+            if now != then {
+                differences.push((r.kind, r.subject.clone(), then, now));
+            }
+        }
+        out.push(Replayed {
+            run_id: run.run_id,
+            stored: run.decision.decision,
+            recomputed: decision.decision,
+            stored_reasons: run.decision.reason_codes.clone(),
+            recomputed_reasons: decision.reason_codes,
+            differences,
+        });
+    }
+    Ok(out)
 }

@@ -282,3 +282,18 @@ pub fn evaluate_request(
     r.set_timeout(Duration::from_secs(30));
     r
 }
+
+/// Replays every decision in the test's database from its stored inputs and policy, and
+/// fails the test if one does not come out the same: decisions are reproducible.
+pub async fn assert_every_decision_replays(app: &TestApp) {
+    let ids: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT DISTINCT application_id FROM decisions")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert!(!ids.is_empty(), "nothing to replay");
+    for id in ids {
+        for r in dossier::underwriting::replay(&app.store, id).await.unwrap() {
+            assert!(r.matches(), "replay of {id} differs: {r:?}");
+        }
+    }
+}

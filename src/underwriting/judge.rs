@@ -1,0 +1,382 @@
+//! From upstream answers to check results, with no I/O: the same functions run when an
+//! application is evaluated and when a stored decision is replayed from its inputs.
+
+use chrono::{NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::checks::{self, Verdict};
+use crate::domain::{CheckKind, CheckResult, DataSource, Financing, Measure};
+use crate::policy::{LoadedPolicy, Policy};
+use crate::upstream::identity::{BankruptcySearch, IdentityResult};
+use crate::upstream::licensing::LicenseRecord;
+use crate::upstream::property_records::PropertyRecord;
+use crate::upstream::registry::BusinessRecord;
+use crate::upstream::sanctions::SanctionsHit;
+use crate::upstream::valuation::AvmEstimate;
+use crate::upstream::{Fetched, UpstreamError};
+
+/// One upstream answer as a run used it, storable for replay.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Answer<T> {
+    Found {
+        value: T,
+        source: DataSource,
+    },
+    NotFound,
+    Failed {
+        reason_code: String,
+        message: String,
+        upstream: String,
+        kind: String,
+    },
+}
+
+impl<T> Answer<T> {
+    pub fn from_result(r: Result<Option<Fetched<T>>, UpstreamError>) -> Answer<T> {
+        match r {
+            Ok(Some(f)) => Answer::Found {
+                value: f.value,
+                source: f.source,
+            },
+            Ok(None) => Answer::NotFound,
+            Err(e) => Answer::Failed {
+                reason_code: e.reason_code().to_owned(),
+                message: e.to_string(),
+                upstream: e.upstream().to_owned(),
+                kind: e.kind().to_owned(),
+            },
+        }
+    }
+}
+
+/// A sanctions screen as a run used it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Screened {
+    pub name: String,
+    pub loaded: bool,
+    pub hits: Vec<SanctionsHit>,
+    pub source: Option<DataSource>,
+}
+
+/// The names of an applicant (no SSN, no date of birth: replay never needs them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApplicantInputs {
+    pub first_name: String,
+    pub last_name: String,
+    pub display_name: String,
+    pub identity: Answer<IdentityResult>,
+    pub bankruptcy: Answer<BankruptcySearch>,
+    pub sanctions: Screened,
+}
+
+/// Everything a run's checks were computed from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunInputs {
+    /// The date the look-back periods were counted from.
+    pub as_of: NaiveDate,
+    /// The property's state (selects per-state policy overrides).
+    pub state: String,
+    pub measures: Vec<Measure>,
+    pub financing: Financing,
+    pub property_record: Answer<PropertyRecord>,
+    pub avm: Answer<AvmEstimate>,
+    pub applicants: Vec<ApplicantInputs>,
+    pub license: Answer<LicenseRecord>,
+    pub business: Answer<BusinessRecord>,
+    pub company_sanctions: Screened,
+}
+
+pub fn stamp(
+    kind: CheckKind,
+    subject: &str,
+    source: Option<DataSource>,
+    v: Verdict,
+) -> CheckResult {
+    CheckResult {
+        kind,
+        subject: subject.to_owned(),
+        outcome: v.outcome,
+        reason_codes: v.reason_codes,
+        message: v.message,
+        source,
+        evidence: v.evidence,
+        finished_at: Utc::now(),
+    }
+}
+
+fn failed(
+    kind: CheckKind,
+    subject: &str,
+    reason_code: &str,
+    message: &str,
+    upstream: &str,
+    error: &str,
+) -> CheckResult {
+    let mut r = stamp(
+        kind,
+        subject,
+        None,
+        Verdict::unavailable(reason_code, message),
+    );
+    r.evidence = json!({ "upstream": upstream, "error": error });
+    r
+}
+
+/// Runs `judge` on a found answer; NOT_FOUND and failures become the usual results.
+fn with_answer<T>(
+    kind: CheckKind,
+    subject: &str,
+    answer: &Answer<T>,
+    not_found: impl FnOnce() -> Verdict,
+    judge: impl FnOnce(&T) -> Verdict,
+) -> CheckResult {
+    match answer {
+        Answer::Found { value, source } => stamp(kind, subject, Some(source.clone()), judge(value)),
+        Answer::NotFound => stamp(kind, subject, None, not_found()),
+        Answer::Failed {
+            reason_code,
+            message,
+            upstream,
+            kind: error,
+        } => failed(kind, subject, reason_code, message, upstream, error),
+    }
+}
+
+fn property_not_found() -> Verdict {
+    Verdict::fail(
+        "PROPERTY_NOT_FOUND",
+        "The county has no record of this property; check the address or APN.",
+        json!({}),
+    )
+}
+
+/// Ownership, eligibility, taxes, mortgage, liens, valuation and the assessment limit.
+pub fn property_checks(
+    applicants: &[(String, String)],
+    state: &str,
+    financing: &Financing,
+    record: &Answer<PropertyRecord>,
+    avm: &Answer<AvmEstimate>,
+    p: &Policy,
+    today: NaiveDate,
+) -> Vec<CheckResult> {
+    let s = "property";
+    let mut out = vec![
+        with_answer(
+            CheckKind::PropertyOwnership,
+            s,
+            record,
+            property_not_found,
+            |r| checks::property::ownership(r, applicants),
+        ),
+        with_answer(
+            CheckKind::PropertyEligibility,
+            s,
+            record,
+            property_not_found,
+            |r| checks::property::eligibility(r, state, p),
+        ),
+        with_answer(CheckKind::PropertyTax, s, record, property_not_found, |r| {
+            checks::property::property_tax(r, p, today)
+        }),
+        with_answer(CheckKind::Mortgage, s, record, property_not_found, |r| {
+            checks::property::mortgage(r, p)
+        }),
+        with_answer(
+            CheckKind::InvoluntaryLiens,
+            s,
+            record,
+            property_not_found,
+            |r| checks::property::involuntary_liens(r, p),
+        ),
+    ];
+    out.push(match avm {
+        Answer::Found { value, source } => stamp(
+            CheckKind::Valuation,
+            s,
+            Some(source.clone()),
+            checks::property::valuation(Some(value), p),
+        ),
+        Answer::NotFound => stamp(
+            CheckKind::Valuation,
+            s,
+            None,
+            checks::property::valuation(None, p),
+        ),
+        Answer::Failed {
+            reason_code,
+            message,
+            upstream,
+            kind,
+        } => failed(
+            CheckKind::Valuation,
+            s,
+            reason_code,
+            message,
+            upstream,
+            kind,
+        ),
+    });
+    out.push(match (record, avm) {
+        (
+            Answer::Failed {
+                reason_code,
+                message,
+                upstream,
+                kind,
+            },
+            _,
+        )
+        | (
+            _,
+            Answer::Failed {
+                reason_code,
+                message,
+                upstream,
+                kind,
+            },
+        ) => failed(
+            CheckKind::AssessmentLimit,
+            s,
+            reason_code,
+            message,
+            upstream,
+            kind,
+        ),
+        (Answer::NotFound, _) => stamp(CheckKind::AssessmentLimit, s, None, property_not_found()),
+        (Answer::Found { value: rec, source }, avm) => {
+            let estimate = match avm {
+                Answer::Found { value, .. } => Some(value),
+                _ => None,
+            };
+            stamp(
+                CheckKind::AssessmentLimit,
+                s,
+                Some(source.clone()),
+                checks::financing::assessment_limit(rec, estimate, financing, p),
+            )
+        }
+    });
+    out
+}
+
+/// Identity, bankruptcy and sanctions for one applicant (index from 0).
+pub fn applicant_checks(
+    index: usize,
+    a: &ApplicantInputs,
+    p: &Policy,
+    today: NaiveDate,
+) -> Vec<CheckResult> {
+    let subject = format!("applicant {}", index + 1);
+    let unexpected = || {
+        Verdict::unavailable(
+            "UPSTREAM_ERROR",
+            "the identity vendor answered 404 for a search",
+        )
+    };
+    vec![
+        with_answer(
+            CheckKind::Identity,
+            &subject,
+            &a.identity,
+            unexpected,
+            |r| checks::person::identity(r, p),
+        ),
+        with_answer(
+            CheckKind::Bankruptcy,
+            &subject,
+            &a.bankruptcy,
+            unexpected,
+            |r| checks::person::bankruptcy(r, p, today),
+        ),
+        sanctions_check(CheckKind::PersonSanctions, &subject, &a.sanctions, p),
+    ]
+}
+
+/// Licence, registration and sanctions for the contractor.
+pub fn contractor_checks(
+    measures: &[Measure],
+    license: &Answer<LicenseRecord>,
+    business: &Answer<BusinessRecord>,
+    screened: &Screened,
+    p: &Policy,
+    today: NaiveDate,
+) -> Vec<CheckResult> {
+    let s = "contractor";
+    vec![
+        with_answer(
+            CheckKind::ContractorLicense,
+            s,
+            license,
+            || checks::company::contractor_license(None, measures, p, today),
+            |l| checks::company::contractor_license(Some(l), measures, p, today),
+        ),
+        with_answer(
+            CheckKind::BusinessRegistration,
+            s,
+            business,
+            || checks::company::business_registration(None),
+            |b| checks::company::business_registration(Some(b)),
+        ),
+        sanctions_check(CheckKind::CompanySanctions, s, screened, p),
+    ]
+}
+
+pub fn sanctions_check(
+    kind: CheckKind,
+    subject: &str,
+    screened: &Screened,
+    p: &Policy,
+) -> CheckResult {
+    let verdict = checks::sanctions::screen(
+        &screened.hits,
+        screened.loaded,
+        &p.sanctions,
+        &screened.name,
+    );
+    stamp(kind, subject, screened.source.clone(), verdict)
+}
+
+pub fn term_check(measures: &[Measure], financing: &Financing, p: &Policy) -> CheckResult {
+    stamp(
+        CheckKind::Term,
+        "application",
+        None,
+        checks::financing::term(measures, financing, p),
+    )
+}
+
+/// Every check of a run, recomputed from its stored inputs.
+pub fn judge_all(inputs: &RunInputs, policy: &LoadedPolicy) -> Vec<CheckResult> {
+    let p = policy.for_state(&inputs.state);
+    let names: Vec<(String, String)> = inputs
+        .applicants
+        .iter()
+        .map(|a| (a.first_name.clone(), a.last_name.clone()))
+        .collect();
+    let mut all = property_checks(
+        &names,
+        &inputs.state,
+        &inputs.financing,
+        &inputs.property_record,
+        &inputs.avm,
+        p,
+        inputs.as_of,
+    );
+    all.extend(contractor_checks(
+        &inputs.measures,
+        &inputs.license,
+        &inputs.business,
+        &inputs.company_sanctions,
+        p,
+        inputs.as_of,
+    ));
+    all.push(term_check(&inputs.measures, &inputs.financing, p));
+    for (i, a) in inputs.applicants.iter().enumerate() {
+        all.extend(applicant_checks(i, a, p, inputs.as_of));
+    }
+    all.sort_by(|a, b| (a.kind, &a.subject).cmp(&(b.kind, &b.subject)));
+    all
+}

@@ -15,6 +15,8 @@ const PROTOS: &[&str] = &[
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // tonic-prost-build 0.14 no longer emits rerun-if-changed itself.
     println!("cargo:rerun-if-changed={PROTO_ROOT}");
+    // sqlx::migrate! embeds migrations/: a new file must rebuild the crate.
+    println!("cargo:rerun-if-changed=migrations");
     for proto in PROTOS {
         println!("cargo:rerun-if-changed={proto}");
     }

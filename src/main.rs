@@ -39,6 +39,10 @@ enum Command {
         #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
         database_url: String,
     },
+    /// Print a reporting view (docs/reporting.md).
+    Report(dossier::cli::report::ReportArgs),
+    /// Fill DATABASE_URL with N simulated, underwritten applications (docs/reporting.md).
+    Seed(dossier::cli::seed::SeedArgs),
     /// Check an underwriting policy file.
     Policy {
         #[command(subcommand)]
@@ -107,13 +111,15 @@ enum SanctionsCommand {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let is_client = matches!(cli.command, Command::Evaluate { .. });
+    // Client commands print results on stdout: no JSON log lines there.
+    let is_client = matches!(cli.command, Command::Evaluate { .. } | Command::Report(_));
     if matches!(
         cli.command,
         Command::Bench(_)
             | Command::Policy { .. }
             | Command::Sanctions { .. }
             | Command::Replay { .. }
+            | Command::Seed(_)
     ) {
         dossier::telemetry::init_with_default("warn");
     } else if !is_client {
@@ -160,6 +166,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             tracing::info!(applied = applied.len(), versions = ?applied, "database schema is up to date");
             Ok(())
         }
+        Command::Report(args) => dossier::cli::report::run(args).await,
+        Command::Seed(args) => dossier::cli::seed::run(args).await,
         Command::Replay {
             application_id,
             database_url,

@@ -614,6 +614,23 @@ async fn review_settles_a_refer_once_and_is_kept_beside_the_decision() {
         .report
         .unwrap();
     assert_eq!(referred.decision(), Decision::Refer);
+    let queued = |id: String| {
+        let pool = app.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM reporting.review_queue WHERE application_id = $1::uuid",
+            )
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    assert_eq!(
+        queued(referred.application_id.clone()).await,
+        1,
+        "a REFER waits in the review queue"
+    );
     let review =
         |id: &str, outcome: proto::ReviewOutcome, reviewer: &str| proto::ReviewApplicationRequest {
             application_id: id.to_owned(),
@@ -656,6 +673,11 @@ async fn review_settles_a_refer_once_and_is_kept_beside_the_decision() {
         "the automated decision is kept"
     );
     assert_eq!(reviewed.final_decision(), Decision::Approved);
+    assert_eq!(
+        queued(referred.application_id.clone()).await,
+        0,
+        "a reviewed application leaves the queue"
+    );
     let r = reviewed.review.as_ref().unwrap();
     assert_eq!(
         (r.outcome(), r.reviewer.as_str()),

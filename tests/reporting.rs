@@ -207,12 +207,13 @@ async fn views_answer_the_underwriters_questions() {
     let unit = cost as f64 / requests as f64;
     assert!((num(pr, "unit_cost_cents") - unit).abs() < 0.01, "{pr}");
     assert!((num(pr, "cost_saved_cents") - unit).abs() < 0.01, "{pr}");
-    // Identity: two applicants × (verify, bankruptcies) answered from cache.
+    // Identity: two applicants × (verify, bankruptcies), and the household's ability to
+    // pay (one check, sourced from the first applicant's income answer), from cache.
     let id = usage
         .iter()
         .find(|r| r["upstream"] == "identity")
         .unwrap_or_else(|| panic!("{usage:?}"));
-    assert_eq!(int(id, "cache_hits"), 4, "{id}");
+    assert_eq!(int(id, "cache_hits"), 5, "{id}");
 }
 
 #[tokio::test]

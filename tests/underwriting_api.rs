@@ -525,8 +525,8 @@ async fn every_upstream_call_is_audited() {
             "valuation"
         ]
     );
-    // Two applicants: identity and bankruptcy each twice.
-    assert_eq!(rows.iter().filter(|r| r.0 == "identity").count(), 4);
+    // Two applicants: identity, bankruptcy and income each twice.
+    assert_eq!(rows.iter().filter(|r| r.0 == "identity").count(), 6);
     assert!(
         rows.iter().all(|r| r.2 == Some(200) && r.3 == "ok"),
         "{rows:?}"

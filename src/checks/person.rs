@@ -176,3 +176,165 @@ mod tests {
         }
     }
 }
+
+/// The level annual payment of `amount_cents` over `years` at `rate`.
+pub fn annual_payment_cents(amount_cents: i64, years: i32, rate: f64) -> i64 {
+    let (p, n) = (amount_cents as f64, f64::from(years.max(1)));
+    let payment = if rate == 0.0 {
+        p / n
+    } else {
+        p * rate / (1.0 - (1.0 + rate).powf(-n))
+    };
+    payment.round() as i64
+}
+
+/// What the household pays each year besides its own living: for the residual rule.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Obligations {
+    pub annual_tax_cents: i64,
+    pub existing_assessments_cents: i64,
+}
+
+/// § 22687: verified household income must carry existing debts, property tax, existing
+/// assessments and the new annual payment within the debt-to-income limit, leaving at
+/// least the residual income each month.
+pub fn ability_to_pay(
+    incomes: &[crate::upstream::identity::IncomeVerification],
+    financing: &crate::domain::Financing,
+    obligations: Obligations,
+    policy: &Policy,
+) -> Verdict {
+    let rules = &policy.ability_to_pay;
+    let income: i64 = incomes.iter().map(|i| i.verified_annual_income_cents).sum();
+    let debts: i64 = incomes
+        .iter()
+        .map(|i| i.monthly_debt_payments_cents * 12)
+        .sum();
+    let payment = annual_payment_cents(
+        financing.amount_cents,
+        financing.term_years,
+        rules.annual_interest_rate,
+    );
+    let total =
+        debts + obligations.annual_tax_cents + obligations.existing_assessments_cents + payment;
+    let residual_monthly = (income - total) / 12;
+    let dti = if income > 0 {
+        total as f64 / income as f64
+    } else {
+        f64::INFINITY
+    };
+    let evidence = json!({
+        "verified_annual_income_cents": income,
+        "annual_debt_payments_cents": debts,
+        "annual_property_tax_cents": obligations.annual_tax_cents,
+        "existing_assessment_payments_cents": obligations.existing_assessments_cents,
+        "annual_assessment_payment_cents": payment,
+        "debt_to_income": if dti.is_finite() { (dti * 1000.0).round() / 1000.0 } else { -1.0 },
+        "residual_monthly_cents": residual_monthly,
+        "max_debt_to_income": rules.max_debt_to_income,
+        "min_residual_monthly_cents": rules.min_residual_monthly_cents,
+    });
+    if income <= 0 {
+        return Verdict::fail(
+            "INCOME_NOT_VERIFIED",
+            "No income could be verified for the household.",
+            evidence,
+        );
+    }
+    let mut findings = Vec::new();
+    if dti > rules.max_debt_to_income {
+        findings.push(Verdict::fail(
+            "DEBT_TO_INCOME_EXCEEDED",
+            format!(
+                "Obligations with the assessment would take {:.0} % of verified income; at most {:.0} % allowed.",
+                dti * 100.0,
+                rules.max_debt_to_income * 100.0
+            ),
+            json!({}),
+        ));
+    }
+    if residual_monthly < rules.min_residual_monthly_cents {
+        findings.push(Verdict::fail(
+            "RESIDUAL_INCOME_INSUFFICIENT",
+            format!(
+                "{} a month would remain after obligations; at least {} required.",
+                super::dollars(residual_monthly),
+                super::dollars(rules.min_residual_monthly_cents)
+            ),
+            json!({}),
+        ));
+    }
+    Verdict::worst(
+        findings,
+        Verdict::pass(
+            format!(
+                "An annual payment of {} fits verified income ({:.0} % of income committed).",
+                super::dollars(payment),
+                dti * 100.0
+            ),
+            evidence,
+        ),
+    )
+}
+
+#[cfg(test)]
+mod ability_tests {
+    use super::*;
+    use crate::domain::{Financing, Outcome};
+    use crate::policy::LoadedPolicy;
+    use crate::upstream::identity::IncomeVerification;
+
+    #[test]
+    fn level_payment() {
+        // $10,000 over 10 years at 8 %: $1,490.29 a year.
+        assert_eq!(annual_payment_cents(1_000_000, 10, 0.08), 149_029);
+        assert_eq!(annual_payment_cents(1_000_000, 10, 0.0), 100_000);
+    }
+
+    #[test]
+    fn ability_to_pay_table() {
+        let policy = LoadedPolicy::default_policy().policy;
+        let f = Financing {
+            amount_cents: 2_000_000,
+            term_years: 20,
+        };
+        let none = Obligations {
+            annual_tax_cents: 0,
+            existing_assessments_cents: 0,
+        };
+        let inc = |income, debts| IncomeVerification {
+            verified_annual_income_cents: income,
+            monthly_debt_payments_cents: debts,
+        };
+        let payment = annual_payment_cents(2_000_000, 20, 0.0799);
+        // Exactly at 50 %: income = 2 × (debts + payment).
+        let debts_monthly = 600_000;
+        let at_limit = 2 * (debts_monthly * 12 + payment);
+        let cases = [
+            (vec![inc(12_000_000, 100_000)], Outcome::Pass, vec![]),
+            (vec![inc(at_limit, debts_monthly)], Outcome::Pass, vec![]),
+            (
+                vec![inc(at_limit - 1, debts_monthly)],
+                Outcome::Fail,
+                vec!["DEBT_TO_INCOME_EXCEEDED"],
+            ),
+            (
+                vec![inc(2_200_000, 150_000)],
+                Outcome::Fail,
+                vec!["DEBT_TO_INCOME_EXCEEDED", "RESIDUAL_INCOME_INSUFFICIENT"],
+            ),
+            (vec![inc(0, 0)], Outcome::Fail, vec!["INCOME_NOT_VERIFIED"]),
+            // Two earners add up.
+            (
+                vec![inc(3_000_000, 50_000), inc(3_000_000, 50_000)],
+                Outcome::Pass,
+                vec![],
+            ),
+        ];
+        for (incomes, outcome, codes) in cases {
+            let v = ability_to_pay(&incomes, &f, none, &policy);
+            let got: Vec<&str> = v.reason_codes.iter().map(String::as_str).collect();
+            assert_eq!((v.outcome, got), (outcome, codes), "{incomes:?}");
+        }
+    }
+}

@@ -26,10 +26,19 @@ pub struct Policy {
     pub useful_life_years: BTreeMap<MeasureKind, u32>,
     pub contractor: ContractorRules,
     pub sanctions: SanctionsRules,
+    pub ability_to_pay: AbilityToPayRules,
     /// Per-state overrides: `[states.FL.property_tax] lookback_years = 2` replaces that
     /// one setting for properties in Florida. Any setting except `version` and `states`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub states: BTreeMap<String, toml::Table>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AbilityToPayRules {
+    pub annual_interest_rate: f64,
+    pub max_debt_to_income: f64,
+    pub min_residual_monthly_cents: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -227,6 +236,23 @@ impl Policy {
         }
         if self.identity.min_score > 100 {
             problems.push("identity.min_score must be at most 100".to_owned());
+        }
+        let ap = &self.ability_to_pay;
+        if !(0.0..1.0).contains(&ap.annual_interest_rate) {
+            problems.push(format!(
+                "ability_to_pay.annual_interest_rate ({}) must be in [0, 1)",
+                ap.annual_interest_rate
+            ));
+        }
+        if !(ap.max_debt_to_income > 0.0 && ap.max_debt_to_income <= 1.0) {
+            problems.push(format!(
+                "ability_to_pay.max_debt_to_income ({}) must be in (0, 1]",
+                ap.max_debt_to_income
+            ));
+        }
+        if ap.min_residual_monthly_cents < 0 {
+            problems
+                .push("ability_to_pay.min_residual_monthly_cents must not be negative".to_owned());
         }
         let sr = &self.sanctions;
         if !(sr.review_threshold > 0.0

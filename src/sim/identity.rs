@@ -14,12 +14,38 @@ use super::seed::{self, Dice};
 use crate::upstream::identity::{BankruptcyFiling, BankruptcySearch, IdentityResult, PersonQuery};
 
 /// SSN last-four digits that trigger a scenario; generated people never use them.
-pub(crate) const TRIGGER_LAST_FOURS: [&str; 5] = ["1111", "2222", "3333", "4444", "5555"];
+pub(crate) const TRIGGER_LAST_FOURS: [&str; 6] = ["1111", "2222", "3333", "4444", "5555", "6666"];
 
 pub(crate) fn routes() -> Router<Arc<SimState>> {
     Router::new()
         .route("/v1/identity/verify", post(post_verify))
         .route("/v1/bankruptcies/search", post(post_bankruptcies))
+        .route("/v1/income/verify", post(post_income))
+}
+
+async fn post_income(body: Result<Json<PersonQuery>, JsonRejection>) -> Response {
+    match body {
+        Ok(Json(q)) => Json(income(&q)).into_response(),
+        Err(rejection) => super::bad_request(rejection.body_text()),
+    }
+}
+
+/// What the income verification endpoint answers for `q`: $90,000–$220,000 a year and
+/// $300–$1,500 a month of debt payments, from the person; SSN ending 6666: $22,000 a year
+/// with $1,500 a month of debts (fails ability to pay).
+pub fn income(q: &PersonQuery) -> crate::upstream::identity::IncomeVerification {
+    if last_four(q) == "6666" {
+        return crate::upstream::identity::IncomeVerification {
+            verified_annual_income_cents: 2_200_000,
+            monthly_debt_payments_cents: 150_000,
+        };
+    }
+    let ssn = ssn_digits(q);
+    let mut d = Dice::new("income", &[&q.first_name, &q.last_name, &ssn]);
+    crate::upstream::identity::IncomeVerification {
+        verified_annual_income_cents: d.range(90, 220) * 100_000,
+        monthly_debt_payments_cents: d.range(3, 15) * 10_000,
+    }
 }
 
 async fn post_verify(body: Result<Json<PersonQuery>, JsonRejection>) -> Response {

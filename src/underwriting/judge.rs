@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::checks::{self, Verdict};
 use crate::domain::{CheckKind, CheckResult, DataSource, Financing, Measure};
 use crate::policy::{LoadedPolicy, Policy};
-use crate::upstream::identity::{BankruptcySearch, IdentityResult};
+use crate::upstream::identity::{BankruptcySearch, IdentityResult, IncomeVerification};
 use crate::upstream::licensing::LicenseRecord;
 use crate::upstream::property_records::PropertyRecord;
 use crate::upstream::registry::BusinessRecord;
@@ -68,7 +68,14 @@ pub struct ApplicantInputs {
     pub display_name: String,
     pub identity: Answer<IdentityResult>,
     pub bankruptcy: Answer<BankruptcySearch>,
+    /// Missing from runs stored before ability to pay was checked.
+    #[serde(default = "not_asked")]
+    pub income: Answer<IncomeVerification>,
     pub sanctions: Screened,
+}
+
+fn not_asked<T>() -> Answer<T> {
+    Answer::NotFound
 }
 
 /// Everything a run's checks were computed from.
@@ -339,6 +346,75 @@ pub fn sanctions_check(
     stamp(kind, subject, screened.source.clone(), verdict)
 }
 
+/// Ability to pay, for the whole household: every applicant's verified income and
+/// debts against the property's tax, existing assessments and the new payment.
+pub fn ability_to_pay_check(
+    applicants: &[ApplicantInputs],
+    record: &Answer<PropertyRecord>,
+    financing: &Financing,
+    p: &Policy,
+) -> CheckResult {
+    let s = "household";
+    let mut incomes = Vec::new();
+    let mut source = None;
+    for a in applicants {
+        match &a.income {
+            Answer::Found { value, source: src } => {
+                incomes.push(value.clone());
+                source.get_or_insert_with(|| src.clone());
+            }
+            Answer::NotFound => {}
+            Answer::Failed {
+                reason_code,
+                message,
+                upstream,
+                kind,
+            } => {
+                return failed(
+                    CheckKind::AbilityToPay,
+                    s,
+                    reason_code,
+                    message,
+                    upstream,
+                    kind,
+                );
+            }
+        }
+    }
+    let obligations = match record {
+        Answer::Found { value, .. } => checks::person::Obligations {
+            annual_tax_cents: value.annual_tax_cents,
+            existing_assessments_cents: value
+                .assessments
+                .iter()
+                .map(|a| a.annual_payment_cents)
+                .sum(),
+        },
+        Answer::NotFound => return stamp(CheckKind::AbilityToPay, s, None, property_not_found()),
+        Answer::Failed {
+            reason_code,
+            message,
+            upstream,
+            kind,
+        } => {
+            return failed(
+                CheckKind::AbilityToPay,
+                s,
+                reason_code,
+                message,
+                upstream,
+                kind,
+            );
+        }
+    };
+    stamp(
+        CheckKind::AbilityToPay,
+        s,
+        source,
+        checks::person::ability_to_pay(&incomes, financing, obligations, p),
+    )
+}
+
 pub fn term_check(measures: &[Measure], financing: &Financing, p: &Policy) -> CheckResult {
     stamp(
         CheckKind::Term,
@@ -374,6 +450,12 @@ pub fn judge_all(inputs: &RunInputs, policy: &LoadedPolicy) -> Vec<CheckResult> 
         inputs.as_of,
     ));
     all.push(term_check(&inputs.measures, &inputs.financing, p));
+    all.push(ability_to_pay_check(
+        &inputs.applicants,
+        &inputs.property_record,
+        &inputs.financing,
+        p,
+    ));
     for (i, a) in inputs.applicants.iter().enumerate() {
         all.extend(applicant_checks(i, a, p, inputs.as_of));
     }

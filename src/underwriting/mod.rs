@@ -316,7 +316,7 @@ impl Underwriter {
                     state: addr.state.clone(),
                     postal_code: addr.postal_code.clone(),
                 };
-                let (identity, bankruptcy) = tokio::join!(
+                let (identity, bankruptcy, income) = tokio::join!(
                     within(ctx, "identity", async {
                         self.upstreams.identity.verify(&query, ctx).await.map(Some)
                     }),
@@ -327,6 +327,9 @@ impl Underwriter {
                             .await
                             .map(Some)
                     }),
+                    within(ctx, "identity", async {
+                        self.upstreams.identity.income(&query, ctx).await.map(Some)
+                    }),
                 );
                 let inputs = judge::ApplicantInputs {
                     first_name: a.first_name.clone(),
@@ -334,6 +337,7 @@ impl Underwriter {
                     display_name: a.display_name(),
                     identity: judge::Answer::from_result(identity),
                     bankruptcy: judge::Answer::from_result(bankruptcy),
+                    income: judge::Answer::from_result(income),
                     sanctions: self.screen(&a.display_name(), Subject::Person, p),
                 };
                 let results = record(judge::applicant_checks(i, &inputs, p, today)).await?;
@@ -352,6 +356,10 @@ impl Underwriter {
             all.extend(results);
             applicant_inputs.push(inputs);
         }
+        // Ability to pay needs the whole household and the property's obligations.
+        let ability =
+            judge::ability_to_pay_check(&applicant_inputs, &property_record, &app.financing, p);
+        all.extend(record(vec![ability]).await?);
         all.sort_by(|a, b| (a.kind, &a.subject).cmp(&(b.kind, &b.subject)));
         let inputs = judge::RunInputs {
             as_of: today,

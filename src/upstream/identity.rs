@@ -5,6 +5,7 @@
 //! look-ups and therefore safe to retry.
 //! - `POST {base}/v1/identity/verify` body [`PersonQuery`] → 200 [`IdentityResult`]
 //! - `POST {base}/v1/bankruptcies/search` body [`PersonQuery`] → 200 [`BankruptcySearch`]
+//! - `POST {base}/v1/income/verify` body [`PersonQuery`] → 200 [`IncomeVerification`]
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
@@ -43,6 +44,13 @@ pub struct IdentityResult {
     pub score: u32,
     /// e.g. "SSN_DECEASED", "ADDRESS_MISMATCH", "SSN_MULTIPLE_IDENTITIES".
     pub flags: Vec<String>,
+}
+
+/// Verified income and recurring debt of one person.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncomeVerification {
+    pub verified_annual_income_cents: i64,
+    pub monthly_debt_payments_cents: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -112,6 +120,20 @@ impl IdentityClient {
             query,
         );
         Self::required(self.layered.ask(q, ctx).await?, "identity verification")
+    }
+
+    pub async fn income(
+        &self,
+        query: &PersonQuery,
+        ctx: &super::http::CallContext,
+    ) -> Result<super::http::Fetched<IncomeVerification>, super::error::UpstreamError> {
+        let q = Self::question::<IncomeVerification>(
+            "income",
+            "/v1/income/verify",
+            "POST /v1/income/verify",
+            query,
+        );
+        Self::required(self.layered.ask(q, ctx).await?, "income verification")
     }
 
     pub async fn bankruptcies(

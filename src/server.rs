@@ -61,6 +61,8 @@ const SANCTIONS_REFRESH: Duration = Duration::from_secs(60);
 
 impl Server {
     pub async fn build(args: ServeArgs, resolved: Resolved) -> anyhow::Result<Server> {
+        // Before anything records a metric (the breakers export their state at birth).
+        crate::telemetry::metrics_handle();
         let policy = match &args.policy_file {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
@@ -106,7 +108,6 @@ impl Server {
                 "cannot listen on {admin_addr} (DOSSIER_ADMIN_ADDR); is another process using it?"
             )
         })?;
-        crate::telemetry::metrics_handle();
         tracing::info!(policy_version = %policy.policy.version, policy_hash = %policy.hash, "policy loaded");
         // Every policy a decision names is kept by hash, so decisions can be replayed.
         store

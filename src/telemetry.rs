@@ -43,6 +43,11 @@ pub fn metrics_handle() -> metrics_exporter_prometheus::PrometheusHandle {
                     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
                 ])
                 .expect("static buckets are valid")
+                .set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Full("dossier_rails_batch_size".into()),
+                    &[1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0],
+                )
+                .expect("static buckets are valid")
                 .install_recorder()
                 .expect("no other metrics recorder is installed")
         })

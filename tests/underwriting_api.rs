@@ -468,7 +468,8 @@ async fn pii_is_never_stored_in_plaintext() {
             (SELECT string_agg(t::text, '|') FROM applicant_secrets t),
             (SELECT string_agg(t::text, '|') FROM check_results t),
             (SELECT string_agg(t::text, '|') FROM decisions t),
-            (SELECT string_agg(t::text, '|') FROM upstream_calls t))",
+            (SELECT string_agg(t::text, '|') FROM upstream_calls t),
+            (SELECT string_agg(t::text, '|') FROM upstream_cache t))",
     )
     .fetch_one(&app.pool)
     .await
@@ -493,6 +494,39 @@ async fn pii_is_never_stored_in_plaintext() {
         .await
         .unwrap();
     assert_eq!(key_id, "ephemeral");
+    // Personal answers in the shared cache are sealed, and still serve as cache hits.
+    client
+        .evaluate_application(evaluate_request("rails", "pii-rails"))
+        .await
+        .unwrap();
+    let clear: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM upstream_cache WHERE upstream IN ('rails', 'identity') AND body IS NOT NULL",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    let sealed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM upstream_cache WHERE upstream IN ('rails', 'identity') AND sealed IS NOT NULL",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(clear, 0);
+    assert!(sealed >= 4, "{sealed}");
+    let ssn = dossier::sim::rails::application_for("app-1001")
+        .unwrap()
+        .applicants[0]
+        .ssn
+        .clone();
+    let cache_dump: String =
+        sqlx::query_scalar("SELECT coalesce(string_agg(t::text, '|'), '') FROM upstream_cache t")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert!(
+        !cache_dump.contains(&ssn),
+        "a Rails SSN is in the cache in the clear"
+    );
 }
 
 #[tokio::test]

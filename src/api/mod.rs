@@ -61,7 +61,17 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
-        let method = request.uri().path().to_owned();
+        // Only our own services' paths become labels: anything else a client sends would
+        // otherwise create a new metrics series per made-up path.
+        let path = request.uri().path();
+        let method = if path.starts_with("/dossier.v1.")
+            || path.starts_with("/grpc.health.v1.")
+            || path.starts_with("/grpc.reflection.")
+        {
+            path.to_owned()
+        } else {
+            "unknown".to_owned()
+        };
         let log = RpcLog::default();
         request.extensions_mut().insert(log.clone());
         let started = Instant::now();

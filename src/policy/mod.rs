@@ -237,6 +237,14 @@ impl Policy {
         if self.identity.min_score > 100 {
             problems.push("identity.min_score must be at most 100".to_owned());
         }
+        for kind in [CheckKind::PersonSanctions, CheckKind::CompanySanctions] {
+            if p.optional_checks.contains(&kind) {
+                problems.push(format!(
+                    "program.optional_checks may not include {}: an application must never be approved unscreened",
+                    kind.as_str()
+                ));
+            }
+        }
         let ap = &self.ability_to_pay;
         if !(0.0..1.0).contains(&ap.annual_interest_rate) {
             problems.push(format!(

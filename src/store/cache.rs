@@ -62,6 +62,8 @@ impl PartialEq for Decoded {
 }
 
 impl Store {
+    /// A cached answer still within its stale grace. `sealed` answers (personal data)
+    /// are unsealed with the vault.
     pub async fn cache_get(
         &self,
         upstream: &str,
@@ -69,7 +71,7 @@ impl Store {
         key: &[u8],
     ) -> Result<Option<CachedAnswer>, StoreError> {
         let row = sqlx::query(
-            "SELECT body, fetched_at, expires_at, stale_until FROM upstream_cache
+            "SELECT body, sealed, key_id, fetched_at, expires_at, stale_until FROM upstream_cache
              WHERE upstream = $1 AND kind = $2 AND key = $3 AND stale_until > now()",
         )
         .bind(upstream)
@@ -77,40 +79,72 @@ impl Store {
         .bind(key)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| {
-            Ok(CachedAnswer {
-                body: r
-                    .try_get::<Option<sqlx::types::Json<serde_json::Value>>, _>("body")?
-                    .map(|j| j.0),
-                fetched_at: r.try_get("fetched_at")?,
-                expires_at: r.try_get("expires_at")?,
-                stale_until: r.try_get("stale_until")?,
-                decoded: Decoded::default(),
-            })
-        })
-        .transpose()
+        let Some(r) = row else { return Ok(None) };
+        let sealed: Option<Vec<u8>> = r.try_get("sealed")?;
+        let body = match sealed {
+            Some(bytes) => {
+                let key_id: Option<String> = r.try_get("key_id")?;
+                let plain = self.vault.open(
+                    &crate::store::crypto::Sealed {
+                        key_id: key_id.unwrap_or_default(),
+                        bytes,
+                    },
+                    &format!("cache:{upstream}"),
+                );
+                match plain.ok().and_then(|p| serde_json::from_slice(&p).ok()) {
+                    Some(v) => Some(v),
+                    // Sealed under a key this pod does not hold (e.g. a dev run's
+                    // throw-away key): a miss, not an error.
+                    None => return Ok(None),
+                }
+            }
+            None => r
+                .try_get::<Option<sqlx::types::Json<serde_json::Value>>, _>("body")?
+                .map(|j| j.0),
+        };
+        Ok(Some(CachedAnswer {
+            body,
+            fetched_at: r.try_get("fetched_at")?,
+            expires_at: r.try_get("expires_at")?,
+            stale_until: r.try_get("stale_until")?,
+            decoded: Decoded::default(),
+        }))
     }
 
-    /// Stores an answer unless a newer one is already there.
+    /// Stores an answer unless a newer one is already there. With `seal`, a found body
+    /// is stored encrypted, never as plain jsonb.
     pub async fn cache_put(
         &self,
         upstream: &str,
         kind: &str,
         key: &[u8],
         a: &CachedAnswer,
+        seal: bool,
     ) -> Result<(), StoreError> {
+        let (body, sealed) = match (&a.body, seal) {
+            (Some(b), true) => {
+                let text = serde_json::to_vec(b).expect("JSON values serialise");
+                (
+                    None,
+                    Some(self.vault.seal(&text, &format!("cache:{upstream}"))),
+                )
+            }
+            (b, _) => (b.as_ref().map(sqlx::types::Json), None),
+        };
         sqlx::query(
-            "INSERT INTO upstream_cache (upstream, kind, key, body, fetched_at, expires_at, stale_until)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
+            "INSERT INTO upstream_cache (upstream, kind, key, body, sealed, key_id, fetched_at, expires_at, stale_until)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
              ON CONFLICT (upstream, kind, key) DO UPDATE
-             SET body = excluded.body, fetched_at = excluded.fetched_at,
-                 expires_at = excluded.expires_at, stale_until = excluded.stale_until
+             SET body = excluded.body, sealed = excluded.sealed, key_id = excluded.key_id,
+                 fetched_at = excluded.fetched_at, expires_at = excluded.expires_at, stale_until = excluded.stale_until
              WHERE upstream_cache.fetched_at < excluded.fetched_at",
         )
         .bind(upstream)
         .bind(kind)
         .bind(key)
-        .bind(a.body.as_ref().map(sqlx::types::Json))
+        .bind(body)
+        .bind(sealed.as_ref().map(|s| s.bytes.clone()))
+        .bind(sealed.as_ref().map(|s| s.key_id.clone()))
         .bind(a.fetched_at)
         .bind(a.expires_at)
         .bind(a.stale_until)

@@ -69,6 +69,9 @@ pub struct Layered {
     store: Store,
     limiter: Limiter,
     breaker: Breaker,
+    /// Answers are personal data (Rails applications hold SSNs; identity answers are
+    /// about a person): sealed in the shared cache.
+    sensitive: bool,
 }
 
 impl std::fmt::Debug for Layered {
@@ -123,6 +126,7 @@ impl Layered {
                 policy.concurrency,
             ),
             breaker: Breaker::new(name, policy.breaker.clone()),
+            sensitive: matches!(name, "rails" | "identity"),
             http,
             policy,
             store,
@@ -286,7 +290,7 @@ impl Layered {
                 // Filled before answering, so another pod asking right after finds it.
                 if let Err(e) = self
                     .store
-                    .cache_put(self.name, q.kind, &key_hash, &answer)
+                    .cache_put(self.name, q.kind, &key_hash, &answer, self.sensitive)
                     .await
                 {
                     tracing::warn!(upstream = self.name, error = %e, "L2 cache write failed");

@@ -142,7 +142,12 @@ impl UpstreamPolicy {
             }
             "identity" => {
                 p.cost_cents = 75;
-                p.ttl = BTreeMap::from([("default".into(), h(24))]);
+                // A 404 from the identity vendor means a wrong URL, not an answer: keep it
+                // only briefly.
+                p.ttl = BTreeMap::from([
+                    ("default".into(), h(24)),
+                    ("not_found".into(), Duration::from_secs(60)),
+                ]);
             }
             "licensing" | "registry" => {
                 p.cost_cents = 5;

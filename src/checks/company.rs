@@ -185,7 +185,10 @@ mod tests {
             officers: vec![],
         };
         assert_eq!(business_registration(Some(&rec("ACTIVE"))).outcome, Pass);
-        assert_eq!(business_registration(Some(&rec("DISSOLVED"))).outcome, Fail);
+        assert_eq!(
+            business_registration(Some(&rec("DISSOLVED"))).reason_codes,
+            vec!["BUSINESS_NOT_IN_GOOD_STANDING"]
+        );
         assert_eq!(
             business_registration(None).reason_codes,
             vec!["BUSINESS_NOT_REGISTERED"]

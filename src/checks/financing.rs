@@ -289,7 +289,11 @@ mod tests {
                 amount_cents: 1,
                 term_years: years,
             };
-            assert_eq!(term(measures, &f, &p).outcome, outcome, "{years}");
+            let v = term(measures, &f, &p);
+            assert_eq!(v.outcome, outcome, "{years}");
+            if outcome == Outcome::Fail {
+                assert_eq!(v.reason_codes, vec!["TERM_EXCEEDS_USEFUL_LIFE"]);
+            }
         }
     }
 }

@@ -486,18 +486,19 @@ mod tests {
     #[test]
     fn liens_at_and_over_the_limit() {
         use crate::domain::Outcome::*;
-        for (amount, outcome) in [(100_000, Pass), (100_001, Fail)] {
+        for (amount, outcome, code) in [
+            (100_000, Pass, None),
+            (100_001, Fail, Some("INVOLUNTARY_LIEN")),
+        ] {
             let mut r = record();
             r.liens = vec![LienRecord {
                 kind: "JUDGMENT".into(),
                 amount_cents: amount,
                 recorded_on: today(),
             }];
-            assert_eq!(
-                involuntary_liens(&r, &policy()).outcome,
-                outcome,
-                "{amount}"
-            );
+            let v = involuntary_liens(&r, &policy());
+            assert_eq!(v.outcome, outcome, "{amount}");
+            assert_eq!(v.reason_codes.first().map(String::as_str), code);
         }
     }
 

@@ -462,3 +462,86 @@ pub fn judge_all(inputs: &RunInputs, policy: &LoadedPolicy) -> Vec<CheckResult> 
     all.sort_by(|a, b| (a.kind, &a.subject).cmp(&(b.kind, &b.subject)));
     all
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Outcome;
+
+    fn codes(results: &[CheckResult], kind: CheckKind) -> (Outcome, Vec<String>) {
+        let r = results.iter().find(|r| r.kind == kind).unwrap();
+        (r.outcome, r.reason_codes.clone())
+    }
+
+    #[test]
+    fn missing_and_failed_answers_table() {
+        let policy = LoadedPolicy::default_policy();
+        let p = &policy.policy;
+        let today = NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();
+        let f = Financing {
+            amount_cents: 2_000_000,
+            term_years: 20,
+        };
+        let names = vec![("Ana".to_owned(), "Lopez".to_owned())];
+        let timeout = Answer::<PropertyRecord>::Failed {
+            reason_code: "UPSTREAM_TIMEOUT".into(),
+            message: "property_records did not answer".into(),
+            upstream: "property_records".into(),
+            kind: "timeout".into(),
+        };
+        // No property record: every property check fails PROPERTY_NOT_FOUND.
+        let r = property_checks(
+            &names,
+            "CA",
+            &f,
+            &Answer::NotFound,
+            &Answer::NotFound,
+            p,
+            today,
+        );
+        assert_eq!(
+            codes(&r, CheckKind::PropertyTax),
+            (Outcome::Fail, vec!["PROPERTY_NOT_FOUND".into()])
+        );
+        assert_eq!(
+            codes(&r, CheckKind::AssessmentLimit),
+            (Outcome::Fail, vec!["PROPERTY_NOT_FOUND".into()])
+        );
+        assert_eq!(
+            codes(&r, CheckKind::Valuation),
+            (Outcome::Review, vec!["VALUATION_UNAVAILABLE".into()])
+        );
+        // The record failed: UNAVAILABLE with the upstream's code.
+        let r = property_checks(&names, "CA", &f, &timeout, &Answer::NotFound, p, today);
+        assert_eq!(
+            codes(&r, CheckKind::PropertyOwnership),
+            (Outcome::Unavailable, vec!["UPSTREAM_TIMEOUT".into()])
+        );
+        // A record but no valuation: the limit cannot be computed.
+        let record = crate::sim::property_records::record_for(
+            &crate::upstream::property_records::PropertyQuery {
+                line1: "1 Main St".into(),
+                city: "Fresno".into(),
+                state: "CA".into(),
+                postal_code: "93701".into(),
+                apn: String::new(),
+            },
+        )
+        .unwrap();
+        let found = Answer::Found {
+            value: record,
+            source: DataSource {
+                upstream: "property_records".into(),
+                fetched_at: Utc::now(),
+                cached: false,
+                stale: false,
+                cache: Default::default(),
+            },
+        };
+        let r = property_checks(&names, "CA", &f, &found, &Answer::NotFound, p, today);
+        assert_eq!(
+            codes(&r, CheckKind::AssessmentLimit),
+            (Outcome::Review, vec!["ASSESSMENT_LIMIT_UNVERIFIED".into()])
+        );
+    }
+}

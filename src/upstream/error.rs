@@ -142,3 +142,121 @@ impl UpstreamError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_failure_has_a_reason_code_and_a_retry_rule() {
+        let u = "vendor";
+        let cases = [
+            (
+                UpstreamError::Timeout {
+                    upstream: u,
+                    timeout_ms: 5,
+                },
+                "UPSTREAM_TIMEOUT",
+                true,
+            ),
+            (
+                UpstreamError::DeadlineExceeded { upstream: u },
+                "DEADLINE_EXCEEDED",
+                false,
+            ),
+            (
+                UpstreamError::Connect {
+                    upstream: u,
+                    detail: String::new(),
+                },
+                "UPSTREAM_ERROR",
+                true,
+            ),
+            (
+                UpstreamError::RateLimited {
+                    upstream: u,
+                    retry_after: None,
+                },
+                "UPSTREAM_RATE_LIMITED",
+                true,
+            ),
+            (
+                UpstreamError::Status {
+                    upstream: u,
+                    status: 503,
+                    snippet: String::new(),
+                },
+                "UPSTREAM_ERROR",
+                true,
+            ),
+            (
+                UpstreamError::Status {
+                    upstream: u,
+                    status: 400,
+                    snippet: String::new(),
+                },
+                "UPSTREAM_ERROR",
+                false,
+            ),
+            (
+                UpstreamError::ErrorBody {
+                    upstream: u,
+                    snippet: String::new(),
+                },
+                "UPSTREAM_BAD_RESPONSE",
+                false,
+            ),
+            (
+                UpstreamError::Malformed {
+                    upstream: u,
+                    detail: String::new(),
+                },
+                "UPSTREAM_BAD_RESPONSE",
+                false,
+            ),
+            (
+                UpstreamError::Body {
+                    upstream: u,
+                    detail: String::new(),
+                },
+                "UPSTREAM_BAD_RESPONSE",
+                true,
+            ),
+            (
+                UpstreamError::Unauthorized {
+                    upstream: u,
+                    status: 401,
+                },
+                "UPSTREAM_AUTH_FAILED",
+                false,
+            ),
+            (
+                UpstreamError::CircuitOpen {
+                    upstream: u,
+                    retry_after: Duration::from_secs(1),
+                },
+                "UPSTREAM_CIRCUIT_OPEN",
+                false,
+            ),
+            (
+                UpstreamError::Internal {
+                    upstream: u,
+                    detail: String::new(),
+                },
+                "UPSTREAM_ERROR",
+                false,
+            ),
+        ];
+        for (e, code, retryable) in cases {
+            assert_eq!(
+                (e.reason_code(), e.is_retryable()),
+                (code, retryable),
+                "{e:?}"
+            );
+            assert!(
+                e.to_string().contains(u),
+                "the message names the upstream: {e}"
+            );
+        }
+    }
+}

@@ -162,7 +162,12 @@ async fn a_submitted_application_is_decided_by_a_worker_and_watchable() {
         .into_inner()
         .collect()
         .await;
-    assert_eq!(replay.len(), checks + 1);
+    let runs: Vec<(String, Option<bool>)> =
+        sqlx::query_as("SELECT reason, complete FROM evaluation_runs")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(replay.len(), checks + 1, "runs: {runs:?}");
     // The job is done, exactly one decision was made.
     let (jobs_done, decisions): (i64, i64) = sqlx::query_as(
         "SELECT (SELECT count(*) FROM jobs WHERE state = 'done'), (SELECT count(*) FROM decisions)",

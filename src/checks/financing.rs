@@ -47,6 +47,19 @@ pub fn assessment_limit(
     let total_assessments = existing + financing.amount_cents;
     let combined = mortgage_debt + total_assessments;
     let max_combined = apply(policy.assessment_limit.max_combined_ratio, value);
+    let new_payment = super::person::annual_payment_cents(
+        financing.amount_cents,
+        financing.term_years,
+        policy.ability_to_pay.annual_interest_rate,
+    );
+    let annual_tax_and_assessments = record.annual_tax_cents
+        + record
+            .assessments
+            .iter()
+            .map(|a| a.annual_payment_cents)
+            .sum::<i64>()
+        + new_payment;
+    let max_annual = apply(policy.assessment_limit.max_annual_tax_ratio, value);
     let evidence = json!({
         "value_cents": value,
         "amount_cents": financing.amount_cents,
@@ -55,6 +68,8 @@ pub fn assessment_limit(
         "mortgage_debt_cents": mortgage_debt,
         "combined_debt_cents": combined,
         "max_combined_debt_cents": max_combined,
+        "annual_tax_and_assessments_cents": annual_tax_and_assessments,
+        "max_annual_tax_and_assessments_cents": max_annual,
         "combined_debt_ratio": if value > 0 { combined as f64 / value as f64 } else { f64::INFINITY },
     });
     let mut findings = Vec::new();
@@ -79,6 +94,18 @@ pub fn assessment_limit(
                 "Mortgage debt plus assessments would be {}, above {} of the value ({}).",
                 dollars(combined),
                 dollars(max_combined),
+                dollars(value)
+            ),
+            json!({}),
+        ));
+    }
+    if annual_tax_and_assessments > max_annual {
+        findings.push(Verdict::fail(
+            "ANNUAL_TAX_BURDEN_EXCEEDED",
+            format!(
+                "Property tax and assessments would cost {} a year, above {} of the value ({}).",
+                dollars(annual_tax_and_assessments),
+                dollars(max_annual),
                 dollars(value)
             ),
             json!({}),
@@ -205,6 +232,30 @@ mod tests {
         assert_eq!(max_assessment_cents(70_000_000, &p), 10_500_000);
         // $1,000,000 → $105,000 + 10 % of $300,000 = $135,000.
         assert_eq!(max_assessment_cents(100_000_000, &p), 13_500_000);
+    }
+
+    #[test]
+    fn annual_tax_burden_at_and_over_the_limit() {
+        let p = policy();
+        let f = Financing {
+            amount_cents: 1_000_000,
+            term_years: 20,
+        };
+        let payment = crate::checks::person::annual_payment_cents(
+            1_000_000,
+            20,
+            p.ability_to_pay.annual_interest_rate,
+        );
+        // 5 % of $400,000 = $20,000 a year.
+        let mut rec = record(10_000_000, 0);
+        rec.annual_tax_cents = 2_000_000 - payment;
+        assert_eq!(
+            assessment_limit(&rec, Some(&avm(40_000_000)), &f, &p).outcome,
+            Outcome::Pass
+        );
+        rec.annual_tax_cents += 1;
+        let v = assessment_limit(&rec, Some(&avm(40_000_000)), &f, &p);
+        assert_eq!(v.reason_codes, vec!["ANNUAL_TAX_BURDEN_EXCEEDED"]);
     }
 
     #[test]

@@ -40,7 +40,16 @@ pub fn identity(result: &IdentityResult, policy: &Policy) -> Verdict {
 
 /// No bankruptcy filed within the look-back, unless it was discharged or dismissed at
 /// least `min_years_since_closed` years ago.
-pub fn bankruptcy(search: &BankruptcySearch, policy: &Policy, today: NaiveDate) -> Verdict {
+///
+/// The exception (closed long enough ago) also requires no payment more than the
+/// mortgage rule's `max_days_late` late: `worst_days_late` is the latest any mortgage on
+/// the property is now, or None when the property record could not be read.
+pub fn bankruptcy(
+    search: &BankruptcySearch,
+    policy: &Policy,
+    today: NaiveDate,
+    worst_days_late: Option<u32>,
+) -> Verdict {
     let rules = &policy.bankruptcy;
     let years_ago = |y: u32| {
         today
@@ -81,6 +90,31 @@ pub fn bankruptcy(search: &BankruptcySearch, policy: &Policy, today: NaiveDate) 
                 ),
                 json!({}),
             ));
+        } else if f.filed_on >= lookback_start {
+            // Within the look-back but closed long enough ago: allowed only with a clean
+            // recent payment record.
+            match worst_days_late {
+                Some(days) if days > policy.mortgage.max_days_late => findings.push(Verdict::fail(
+                    "BANKRUPTCY_LATE_PAYMENTS",
+                    format!(
+                        "A chapter {} bankruptcy {} {} is allowed only with no payment over {} days late; a mortgage is {days} days late.",
+                        f.chapter,
+                        f.disposition.to_lowercase(),
+                        f.closed_on.map(|d| d.to_string()).unwrap_or_default(),
+                        policy.mortgage.max_days_late
+                    ),
+                    json!({}),
+                )),
+                Some(_) => {}
+                None => findings.push(Verdict::review(
+                    "BANKRUPTCY_PAYMENT_HISTORY_UNKNOWN",
+                    format!(
+                        "A chapter {} bankruptcy in the look-back is allowed only with a clean payment record, which could not be read; check it by hand.",
+                        f.chapter
+                    ),
+                    json!({}),
+                )),
+            }
         }
     }
     Verdict::worst(
@@ -170,10 +204,42 @@ mod tests {
                 },
                 &policy(),
                 today,
+                Some(0),
             );
             let codes: Vec<&str> = v.reason_codes.iter().map(String::as_str).collect();
             assert_eq!((v.outcome, codes), (outcome, want), "{filings:?}");
         }
+    }
+
+    #[test]
+    fn an_allowed_bankruptcy_needs_a_clean_payment_record() {
+        let today = d(2026, 11, 25);
+        let search = BankruptcySearch {
+            filings: vec![BankruptcyFiling {
+                chapter: 7,
+                filed_on: d(2021, 1, 1),
+                disposition: "DISCHARGED".into(),
+                closed_on: Some(d(2022, 1, 1)),
+            }],
+        };
+        let cases = [
+            (Some(30), Pass, vec![]),
+            (Some(31), Fail, vec!["BANKRUPTCY_LATE_PAYMENTS"]),
+            (None, Review, vec!["BANKRUPTCY_PAYMENT_HISTORY_UNKNOWN"]),
+        ];
+        for (late, outcome, want) in cases {
+            let v = bankruptcy(&search, &policy(), today, late);
+            let codes: Vec<&str> = v.reason_codes.iter().map(String::as_str).collect();
+            assert_eq!((v.outcome, codes), (outcome, want), "{late:?}");
+        }
+        // Outside the look-back, the payment record does not matter.
+        let old = BankruptcySearch {
+            filings: vec![BankruptcyFiling {
+                filed_on: d(2015, 1, 1),
+                ..search.filings[0].clone()
+            }],
+        };
+        assert_eq!(bankruptcy(&old, &policy(), today, None).outcome, Pass);
     }
 }
 

@@ -69,6 +69,7 @@ pub struct AssessmentLimit {
     pub first_tier_cap_cents: i64,
     pub upper_tier_ratio: f64,
     pub max_combined_ratio: f64,
+    pub max_annual_tax_ratio: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -224,6 +225,7 @@ impl Policy {
             ("first_tier_ratio", a.first_tier_ratio),
             ("upper_tier_ratio", a.upper_tier_ratio),
             ("max_combined_ratio", a.max_combined_ratio),
+            ("max_annual_tax_ratio", a.max_annual_tax_ratio),
         ] {
             if !(ratio > 0.0 && ratio <= 1.0) {
                 problems.push(format!(

@@ -183,11 +183,17 @@ impl Store {
 
     /// The report of an application: its latest run's checks and decision.
     pub async fn report(&self, application_id: Uuid) -> Result<Option<Report>, StoreError> {
+        // One snapshot for every read: a report read while a run is being decided must
+        // not pair the decision with only some of its checks.
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await?;
         let Some(app) = sqlx::query(
             "SELECT id, idempotency_key, rails_application_id, status, created_at FROM applications WHERE id = $1",
         )
         .bind(application_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?
         else {
             return Ok(None);
@@ -200,20 +206,20 @@ impl Store {
              LIMIT 1",
         )
         .bind(application_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
         let (checks, decision, complete) = match run {
             None => (Vec::new(), None, false),
             Some(run) => {
                 let run_id: Uuid = run.try_get("id")?;
                 let complete: Option<bool> = run.try_get("complete")?;
-                let checks = self.run_checks(run_id).await?;
+                let checks = run_checks_on(&mut tx, run_id).await?;
                 let decision = sqlx::query(
                     "SELECT decision, reason_codes, policy_version, policy_hash, figures, decided_at
                      FROM decisions WHERE run_id = $1",
                 )
                 .bind(run_id)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *tx)
                 .await?
                 .map(|row| decision_from_row(&row))
                 .transpose()?;
@@ -224,7 +230,7 @@ impl Store {
             "SELECT outcome, note, reviewer, reviewed_at FROM reviews WHERE application_id = $1",
         )
         .bind(application_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?
         .map(|row| -> Result<ReviewRecord, StoreError> {
             Ok(ReviewRecord {
@@ -238,7 +244,7 @@ impl Store {
         let run_count: i64 =
             sqlx::query_scalar("SELECT count(*) FROM evaluation_runs WHERE application_id = $1")
                 .bind(application_id)
-                .fetch_one(&self.pool)
+                .fetch_one(&mut *tx)
                 .await?;
         Ok(Some(Report {
             review,
@@ -256,12 +262,22 @@ impl Store {
 
     /// Check results of one run in a stable order (kind, then subject).
     pub async fn run_checks(&self, run_id: Uuid) -> Result<Vec<CheckResult>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        run_checks_on(&mut conn, run_id).await
+    }
+}
+
+async fn run_checks_on(
+    conn: &mut sqlx::PgConnection,
+    run_id: Uuid,
+) -> Result<Vec<CheckResult>, StoreError> {
+    {
         let rows = sqlx::query(
             "SELECT kind, subject, outcome, reason_codes, message, upstream, fetched_at, cached, stale, evidence, finished_at, cache
              FROM check_results WHERE run_id = $1 ORDER BY finished_at, kind, subject",
         )
         .bind(run_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *conn)
         .await?;
         let mut checks = rows
             .iter()
@@ -270,7 +286,9 @@ impl Store {
         checks.sort_by(|a, b| (a.kind, &a.subject).cmp(&(b.kind, &b.subject)));
         Ok(checks)
     }
+}
 
+impl Store {
     /// The latest run of an application, if any.
     pub async fn latest_run(&self, application_id: Uuid) -> Result<Option<Uuid>, StoreError> {
         Ok(sqlx::query_scalar(

@@ -269,13 +269,8 @@ pub fn property_checks(
     out
 }
 
-/// Identity, bankruptcy and sanctions for one applicant (index from 0).
-pub fn applicant_checks(
-    index: usize,
-    a: &ApplicantInputs,
-    p: &Policy,
-    today: NaiveDate,
-) -> Vec<CheckResult> {
+/// Identity and sanctions for one applicant (index from 0).
+pub fn applicant_checks(index: usize, a: &ApplicantInputs, p: &Policy) -> Vec<CheckResult> {
     let subject = format!("applicant {}", index + 1);
     let unexpected = || {
         Verdict::unavailable(
@@ -291,15 +286,44 @@ pub fn applicant_checks(
             unexpected,
             |r| checks::person::identity(r, p),
         ),
-        with_answer(
-            CheckKind::Bankruptcy,
-            &subject,
-            &a.bankruptcy,
-            unexpected,
-            |r| checks::person::bankruptcy(r, p, today),
-        ),
         sanctions_check(CheckKind::PersonSanctions, &subject, &a.sanctions, p),
     ]
+}
+
+/// Bankruptcy for one applicant: its exception needs the property's payment record, so
+/// it is judged once both answers are in.
+pub fn bankruptcy_check(
+    index: usize,
+    a: &ApplicantInputs,
+    record: &Answer<PropertyRecord>,
+    p: &Policy,
+    today: NaiveDate,
+) -> CheckResult {
+    let subject = format!("applicant {}", index + 1);
+    let worst_days_late = match record {
+        Answer::Found { value, .. } => Some(
+            value
+                .mortgages
+                .iter()
+                .map(|m| m.days_late)
+                .max()
+                .unwrap_or(0),
+        ),
+        _ => None,
+    };
+    let unexpected = || {
+        Verdict::unavailable(
+            "UPSTREAM_ERROR",
+            "the identity vendor answered 404 for a search",
+        )
+    };
+    with_answer(
+        CheckKind::Bankruptcy,
+        &subject,
+        &a.bankruptcy,
+        unexpected,
+        |r| checks::person::bankruptcy(r, p, today, worst_days_late),
+    )
 }
 
 /// Licence, registration and sanctions for the contractor.
@@ -457,7 +481,14 @@ pub fn judge_all(inputs: &RunInputs, policy: &LoadedPolicy) -> Vec<CheckResult> 
         p,
     ));
     for (i, a) in inputs.applicants.iter().enumerate() {
-        all.extend(applicant_checks(i, a, p, inputs.as_of));
+        all.extend(applicant_checks(i, a, p));
+        all.push(bankruptcy_check(
+            i,
+            a,
+            &inputs.property_record,
+            p,
+            inputs.as_of,
+        ));
     }
     all.sort_by(|a, b| (a.kind, &a.subject).cmp(&(b.kind, &b.subject)));
     all

@@ -340,7 +340,7 @@ impl Underwriter {
                     income: judge::Answer::from_result(income),
                     sanctions: self.screen(&a.display_name(), Subject::Person, p),
                 };
-                let results = record(judge::applicant_checks(i, &inputs, p, today)).await?;
+                let results = record(judge::applicant_checks(i, &inputs, p)).await?;
                 Ok::<_, StoreError>((results, inputs))
             }
         }));
@@ -356,10 +356,18 @@ impl Underwriter {
             all.extend(results);
             applicant_inputs.push(inputs);
         }
-        // Ability to pay needs the whole household and the property's obligations.
-        let ability =
-            judge::ability_to_pay_check(&applicant_inputs, &property_record, &app.financing, p);
-        all.extend(record(vec![ability]).await?);
+        // These need answers from more than one group: the whole household's income and
+        // the property's obligations and payment record.
+        let mut late = vec![judge::ability_to_pay_check(
+            &applicant_inputs,
+            &property_record,
+            &app.financing,
+            p,
+        )];
+        for (i, a) in applicant_inputs.iter().enumerate() {
+            late.push(judge::bankruptcy_check(i, a, &property_record, p, today));
+        }
+        all.extend(record(late).await?);
         all.sort_by(|a, b| (a.kind, &a.subject).cmp(&(b.kind, &b.subject)));
         let inputs = judge::RunInputs {
             as_of: today,

@@ -74,6 +74,21 @@ pub fn eligibility(record: &PropertyRecord, state: &str, policy: &Policy) -> Ver
             json!({}),
         ));
     }
+    if let Some(prefixes) = program.boundaries.get(state)
+        && !prefixes
+            .iter()
+            .any(|p| record.postal_code.starts_with(p.as_str()))
+    {
+        findings.push(Verdict::fail(
+            "OUTSIDE_PROGRAM_BOUNDARY",
+            format!(
+                "ZIP code {} is outside the program's area in {state} (ZIP codes starting {}).",
+                record.postal_code,
+                prefixes.join(", ")
+            ),
+            json!({}),
+        ));
+    }
     if !program
         .eligible_property_types
         .contains(&record.property_type)
@@ -407,6 +422,14 @@ mod tests {
                 "TX",
                 Fail,
                 vec!["STATE_NOT_PARTICIPATING", "PROPERTY_TYPE_INELIGIBLE"],
+            ),
+            // Florida is covered only for ZIP codes starting 32–34; the record's is 93701.
+            (
+                "SINGLE_FAMILY",
+                1,
+                "FL",
+                Fail,
+                vec!["OUTSIDE_PROGRAM_BOUNDARY"],
             ),
         ];
         for (ty, units, state, outcome, want) in cases {

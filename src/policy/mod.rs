@@ -60,6 +60,10 @@ pub struct Program {
     pub max_term_years: i32,
     #[serde(default)]
     pub optional_checks: Vec<CheckKind>,
+    /// ZIP code prefixes the program covers, by state; a state not listed is covered
+    /// whole.
+    #[serde(default)]
+    pub boundaries: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -12,7 +12,7 @@ use anyhow::Context;
 use futures::future::join_all;
 use tonic::transport::Channel;
 
-use crate::config::{ServeArgs, UpstreamArgs};
+use crate::config::ServeArgs;
 use crate::devdb::PrivatePostgres;
 use crate::proto;
 use crate::server::{Resolved, Server};
@@ -134,30 +134,12 @@ pub(crate) async fn start_server_with_policy(
     policy_file: Option<std::path::PathBuf>,
 ) -> anyhow::Result<Running> {
     let serve = ServeArgs {
-        database_url: Some(db_url.to_owned()),
-        grpc_addr: Some("127.0.0.1:0".parse()?),
-        admin_addr: Some("127.0.0.1:0".parse()?),
         migrate: true,
         db_max_connections: 20,
-        encryption_keys: None,
-        encryption_active_key: None,
-        lookup_key: None,
         policy_file,
-        workers: 2,
         shutdown_grace: Duration::from_secs(5),
-        shutdown_delay: Duration::ZERO,
         max_connection_age: Duration::from_secs(3600),
-        upstreams: UpstreamArgs {
-            rails_url: None,
-            rails_token: None,
-            property_records_url: None,
-            valuation_url: None,
-            identity_url: None,
-            licensing_url: None,
-            registry_url: None,
-            upstreams_file: None,
-            upstream_timeout: None,
-        },
+        ..ServeArgs::loopback(db_url)
     };
     let server = Server::build(
         serve,

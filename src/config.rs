@@ -197,3 +197,37 @@ impl UpstreamArgs {
         })
     }
 }
+
+impl ServeArgs {
+    /// Settings of an in-process server on loopback, as the tests, `bench`, `seed` and
+    /// `policy check` start one: free ports, no keys (the caller passes a vault), no
+    /// upstream URLs yet (the caller points them at its simulators).
+    pub fn loopback(database_url: &str) -> ServeArgs {
+        ServeArgs {
+            database_url: Some(database_url.to_owned()),
+            grpc_addr: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            admin_addr: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            migrate: false,
+            db_max_connections: 10,
+            encryption_keys: None,
+            encryption_active_key: None,
+            lookup_key: None,
+            policy_file: None,
+            workers: 2,
+            shutdown_grace: Duration::from_secs(10),
+            shutdown_delay: Duration::ZERO,
+            max_connection_age: Duration::from_secs(300),
+            upstreams: UpstreamArgs {
+                rails_url: None,
+                rails_token: None,
+                property_records_url: None,
+                valuation_url: None,
+                identity_url: None,
+                licensing_url: None,
+                registry_url: None,
+                upstreams_file: None,
+                upstream_timeout: None,
+            },
+        }
+    }
+}

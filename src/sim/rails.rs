@@ -148,15 +148,7 @@ async fn get_application(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    if presented != Some(state.rails_token.as_str()) {
-        let mut response = super::json_error(StatusCode::UNAUTHORIZED, "unauthorized");
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    if let Some(response) = denied(&state, &headers) {
         return response;
     }
     match application_for(&id) {

@@ -10,7 +10,7 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use dossier::config::{ServeArgs, UpstreamArgs};
+use dossier::config::ServeArgs;
 use dossier::devdb::PrivatePostgres;
 use dossier::proto::underwriting_service_client::UnderwritingServiceClient;
 use dossier::server::{Resolved, Server};
@@ -126,32 +126,7 @@ pub struct TestApp {
 }
 
 pub fn serve_args(database_url: &str) -> ServeArgs {
-    ServeArgs {
-        database_url: Some(database_url.to_owned()),
-        grpc_addr: Some("127.0.0.1:0".parse().unwrap()),
-        admin_addr: Some("127.0.0.1:0".parse().unwrap()),
-        migrate: false,
-        db_max_connections: 10,
-        encryption_keys: None,
-        encryption_active_key: None,
-        lookup_key: None,
-        policy_file: None,
-        workers: 2,
-        shutdown_grace: Duration::from_secs(10),
-        shutdown_delay: Duration::ZERO,
-        max_connection_age: Duration::from_secs(300),
-        upstreams: UpstreamArgs {
-            rails_url: None,
-            rails_token: None,
-            property_records_url: None,
-            valuation_url: None,
-            identity_url: None,
-            licensing_url: None,
-            registry_url: None,
-            upstreams_file: None,
-            upstream_timeout: None,
-        },
-    }
+    ServeArgs::loopback(database_url)
 }
 
 pub fn point_at_sims(args: &mut ServeArgs, sims: &Simulators) {

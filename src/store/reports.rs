@@ -185,9 +185,9 @@ impl Store {
     pub async fn report(&self, application_id: Uuid) -> Result<Option<Report>, StoreError> {
         // One snapshot for every read: a report read while a run is being decided must
         // not pair the decision with only some of its checks.
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .execute(&mut *tx)
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .await?;
         let Some(app) = sqlx::query(
             "SELECT id, idempotency_key, rails_application_id, status, created_at FROM applications WHERE id = $1",
@@ -511,5 +511,52 @@ impl Store {
             });
         }
         Ok(runs)
+    }
+}
+
+/// The parts of a report that are not its latest run's checks and decision.
+#[derive(Debug, Clone)]
+pub struct ReportHeader {
+    pub idempotency_key: String,
+    pub rails_application_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub review: Option<ReviewRecord>,
+    pub run_count: i32,
+}
+
+impl Store {
+    pub async fn report_header(
+        &self,
+        application_id: Uuid,
+    ) -> Result<Option<ReportHeader>, StoreError> {
+        let row = sqlx::query(
+            "SELECT a.idempotency_key, a.rails_application_id, a.created_at,
+                    (SELECT count(*) FROM evaluation_runs r WHERE r.application_id = a.id) AS run_count,
+                    v.outcome, v.note, v.reviewer, v.reviewed_at
+             FROM applications a LEFT JOIN reviews v ON v.application_id = a.id
+             WHERE a.id = $1",
+        )
+        .bind(application_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            let outcome: Option<String> = r.try_get("outcome")?;
+            Ok(ReportHeader {
+                idempotency_key: r.try_get("idempotency_key")?,
+                rails_application_id: r.try_get("rails_application_id")?,
+                created_at: r.try_get("created_at")?,
+                run_count: r.try_get::<i64, _>("run_count")? as i32,
+                review: match outcome {
+                    Some(o) => Some(ReviewRecord {
+                        approve: o == "approve",
+                        note: r.try_get("note")?,
+                        reviewer: r.try_get("reviewer")?,
+                        reviewed_at: r.try_get("reviewed_at")?,
+                    }),
+                    None => None,
+                },
+            })
+        })
+        .transpose()
     }
 }

@@ -188,7 +188,8 @@ impl Underwriter {
             .iter()
             .any(|r| r.reason_codes.iter().any(|c| c == "DEADLINE_EXCEEDED"));
         let decision = decide(&self.policy, &application.property.address.state, &results);
-        self.store
+        let recorded = self
+            .store
             .record_decision(
                 run_id,
                 application_id,
@@ -198,6 +199,25 @@ impl Underwriter {
                 &serde_json::to_value(&inputs).expect("run inputs serialise"),
             )
             .await?;
+        if recorded {
+            // What was just stored, without reading it all back: only the parts this
+            // run does not hold (one round trip instead of seven).
+            if let Some(header) = self.store.report_header(application_id).await? {
+                return Ok(Report {
+                    application_id,
+                    idempotency_key: header.idempotency_key,
+                    rails_application_id: header.rails_application_id,
+                    status: crate::domain::Status::Decided,
+                    created_at: header.created_at,
+                    checks: results,
+                    decision: Some(decision),
+                    complete,
+                    review: header.review,
+                    run_count: header.run_count,
+                });
+            }
+        }
+        // Another run decided first: report what stands.
         self.store
             .report(application_id)
             .await?

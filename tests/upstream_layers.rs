@@ -57,6 +57,13 @@ impl Rig {
         }
     }
 
+    /// Another pod with its own settings: its own memory and limiters, the same
+    /// PostgreSQL.
+    fn pod_with(&self, tweak: impl Fn(&str, &mut UpstreamPolicy)) -> Upstreams {
+        let (sink, _writer) = AuditSink::start(self.store.pool.clone());
+        Upstreams::new(&settings(&self.sims, tweak), sink, self.store.clone())
+    }
+
     /// Another pod: its own memory, the same PostgreSQL.
     fn second_pod(&self) -> Upstreams {
         let (sink, _writer) = AuditSink::start(self.store.pool.clone());
@@ -529,4 +536,56 @@ async fn rails_lookups_are_batched() {
         .await
         .unwrap();
     assert!(missing.is_none());
+}
+
+/// With `fleet_limit`, the quota holds for all pods together: two pods, each whose own
+/// limiter would allow a burst of 2, together get 2 permits (the rate is so low that no
+/// permit refills during the test).
+#[tokio::test]
+async fn the_fleet_shares_one_quota() {
+    let fleet = |name: &str, p: &mut UpstreamPolicy| {
+        if name == "registry" {
+            p.rate_per_second = 0.01;
+            p.burst = 2;
+            p.fleet_limit = true;
+            p.retry.max_attempts = 1;
+        }
+    };
+    let rig = Rig::new(fleet).await;
+    let other = rig.pod_with(fleet);
+    let hurried = || CallContext {
+        deadline: Some(Instant::now() + Duration::from_millis(300)),
+        ..Default::default()
+    };
+    let mut granted = 0;
+    let mut refused = 0;
+    for i in 0..3 {
+        for pod in [&rig.upstreams, &other] {
+            match pod
+                .registry
+                .business(
+                    &format!("Fleet Co {i} {}", granted + refused),
+                    "CA",
+                    &hurried(),
+                )
+                .await
+            {
+                Ok(_) => granted += 1,
+                Err(UpstreamError::RateLimited {
+                    retry_after: Some(wait),
+                    ..
+                }) => {
+                    assert!(wait > Duration::from_secs(1), "{wait:?}");
+                    refused += 1;
+                }
+                Err(e) => panic!("unexpected {e}"),
+            }
+        }
+    }
+    assert_eq!((granted, refused), (2, 4));
+    assert_eq!(
+        rig.count(Upstream::Registry),
+        2,
+        "the vendor saw the fleet's quota, not twice it"
+    );
 }

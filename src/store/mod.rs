@@ -5,6 +5,7 @@ pub mod audit;
 pub mod cache;
 pub mod crypto;
 pub mod jobs;
+pub mod limits;
 pub mod notify;
 pub mod reports;
 pub mod sanctions;

@@ -137,6 +137,36 @@ impl Layered {
         &self.breaker
     }
 
+    /// The fleet-wide permit (PostgreSQL), after this pod's own limiter said yes. If the
+    /// database cannot be asked, the pod's own limiter is all that applies: a database
+    /// outage already takes the pod out of rotation (health NOT_SERVING).
+    async fn fleet_permit(&self, deadline: Instant) -> Result<(), UpstreamError> {
+        let interval = Duration::from_secs_f64(1.0 / self.policy.rate_per_second);
+        loop {
+            match self
+                .store
+                .fleet_permit(self.name, interval, self.policy.burst)
+                .await
+            {
+                Ok(None) => return Ok(()),
+                Ok(Some(wait)) => {
+                    if Instant::now() + wait > deadline {
+                        self.count("rate_limited");
+                        return Err(UpstreamError::RateLimited {
+                            upstream: self.name,
+                            retry_after: Some(wait),
+                        });
+                    }
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) => {
+                    tracing::warn!(upstream = self.name, error = %e, "fleet rate limit unreachable; using this pod's limit only");
+                    return Ok(());
+                }
+            }
+        }
+    }
+
     /// Forgets this pod's cached answers (operators: after a vendor correction).
     pub async fn clear_l1(&self) {
         self.l1.invalidate_all();
@@ -328,9 +358,11 @@ impl Layered {
         let deadline = ctx.deadline.expect("fetch contexts carry a deadline");
         let mut attempt = 1;
         loop {
-            self.limiter
-                .rate_permit(if attempt == 1 { permit_by } else { deadline })
-                .await?;
+            let permit_deadline = if attempt == 1 { permit_by } else { deadline };
+            self.limiter.rate_permit(permit_deadline).await?;
+            if self.policy.fleet_limit {
+                self.fleet_permit(permit_deadline).await?;
+            }
             let slot = self.limiter.slot(deadline).await?;
             let admitted = self.breaker.admit()?;
             let started = Instant::now();

@@ -34,6 +34,9 @@ pub struct UpstreamPolicy {
     pub burst: u32,
     /// Requests in flight at once.
     pub concurrency: usize,
+    /// Share `rate_per_second` and `burst` across every pod through PostgreSQL (one
+    /// extra round trip per real request), instead of applying them per pod.
+    pub fleet_limit: bool,
     /// What one request costs, in cents, for the upstream-usage report.
     pub cost_cents: i32,
     /// How long an answer stays fresh, per kind of answer ("default" for the rest).
@@ -110,6 +113,7 @@ impl Default for UpstreamPolicy {
             rate_per_second: 20.0,
             burst: 20,
             concurrency: 32,
+            fleet_limit: false,
             cost_cents: 0,
             ttl: BTreeMap::from([("default".to_owned(), Duration::from_secs(24 * 3600))]),
             stale_grace: Duration::from_secs(7 * 24 * 3600),
@@ -278,6 +282,7 @@ impl serde::Serialize for DefaultsView<'_> {
         m.serialize_entry("rate_per_second", &p.rate_per_second)?;
         m.serialize_entry("burst", &p.burst)?;
         m.serialize_entry("concurrency", &p.concurrency)?;
+        m.serialize_entry("fleet_limit", &p.fleet_limit)?;
         m.serialize_entry("cost_cents", &p.cost_cents)?;
         m.serialize_entry(
             "ttl",

@@ -84,6 +84,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         let _ = handle.await;
     }
     sims.shutdown().await;
+    // The run's database is throw-away: do not leave one behind per run.
+    if let Err(e) = drop_database(&database_url, &db_url).await {
+        tracing::warn!(error = %e, "could not drop the benchmark database");
+    }
     drop(private_pg);
 
     println!("\n| scenario | measured | target | holds |\n|---|---|---|---|");
@@ -101,6 +105,25 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     } else {
         anyhow::bail!("some targets do not hold")
     }
+}
+
+pub(crate) async fn drop_database(admin_url: &str, db_url: &str) -> anyhow::Result<()> {
+    use sqlx::{Connection, Executor};
+    let name = reqwest::Url::parse(db_url)?
+        .path()
+        .trim_start_matches('/')
+        .to_owned();
+    // Only names this module made: never interpolate anything else into SQL.
+    anyhow::ensure!(
+        name.starts_with("dossier_bench_")
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    );
+    let mut conn = sqlx::PgConnection::connect(admin_url).await?;
+    conn.execute(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .await?;
+    Ok(())
 }
 
 pub(crate) async fn fresh_database(admin_url: &str) -> anyhow::Result<String> {

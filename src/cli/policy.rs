@@ -106,6 +106,9 @@ pub async fn check(file: &Path, examples: Option<&Path>) -> anyhow::Result<()> {
         let _ = handle.await;
     }
     sims.shutdown().await;
+    if let Err(e) = crate::bench::drop_database(&admin_url, &db).await {
+        tracing::warn!(error = %e, "could not drop the throw-away database");
+    }
     drop(private_pg);
     Ok(())
 }

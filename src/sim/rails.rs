@@ -236,12 +236,20 @@ pub fn application_for(id: &str) -> Option<RailsApplication> {
             apn: record.apn,
         },
         contractor,
-        measures,
         amount_cents,
-        // Within the useful life of what is financed (HVAC alone: 15 years), so a
-        // generated application passes the term check unless a trigger says otherwise.
-        term_years: if which == 1 { 15 } else { 20 },
+        term_years: term_within_useful_life(&measures),
+        measures,
     })
+}
+
+/// At most 20 years and within the cost-weighted useful life of what is financed (solar
+/// 25 years, HVAC 15, as in the default policy), so a generated application passes the
+/// term check unless a trigger says otherwise.
+fn term_within_useful_life(measures: &[RailsMeasure]) -> i32 {
+    let life = |kind: &str| if kind == "solar_pv" { 25 } else { 15 };
+    let cost: i64 = measures.iter().map(|m| m.cost_cents).sum();
+    let weighted: i64 = measures.iter().map(|m| m.cost_cents * life(&m.kind)).sum();
+    ((weighted / cost.max(1)) as i32).min(20)
 }
 
 fn applicant(d: &mut Dice, first: &str, middle: &str, last: &str) -> RailsApplicant {
@@ -397,8 +405,17 @@ mod tests {
                 app.amount_cents,
                 app.measures.iter().map(|m| m.cost_cents).sum::<i64>()
             );
-            let hvac_only = app.measures.iter().all(|m| m.kind == "hvac");
-            assert_eq!(app.term_years, if hvac_only { 15 } else { 20 });
+            let life = |kind: &str| if kind == "solar_pv" { 25 } else { 15 };
+            let cost: i64 = app.measures.iter().map(|m| m.cost_cents).sum();
+            let weighted: i64 = app
+                .measures
+                .iter()
+                .map(|m| m.cost_cents * life(&m.kind))
+                .sum();
+            assert!(
+                app.term_years <= 20 && i64::from(app.term_years) * cost <= weighted,
+                "{app:?}"
+            );
         }
     }
 

@@ -14,16 +14,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use futures::StreamExt;
-use tonic::transport::Channel;
 
-use crate::config::ServeArgs;
 use crate::proto;
-use crate::server::{Resolved, Server};
 use crate::sim::{SimConfig, Simulators};
-use crate::store::Vault;
 use crate::upstream::rails::RailsApplication;
-use crate::upstream::settings::HTTP_UPSTREAMS;
-use crate::upstream::{UpstreamPolicy, UpstreamSettings};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct SeedArgs {
@@ -164,7 +158,11 @@ pub async fn run(args: SeedArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.concurrency > 0, "--concurrency must be at least 1");
     let started = Instant::now();
     let sims = Simulators::start(SimConfig::default()).await?;
-    let (channel, stop, handle) = start_server(&database_url, &sims).await?;
+    // Generous limits (a seed run is a burst; per-pod default rates would refuse most of
+    // it) and the default prices, so upstream costs in the reports look like production's.
+    let (channel, stop, handle) =
+        crate::bench::start_server(&database_url, crate::bench::bench_settings(&sims, None))
+            .await?;
     let tag = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
     let client = proto::underwriting_service_client::UnderwritingServiceClient::new(channel);
     let outcomes: Vec<anyhow::Result<(proto::Decision, Vec<String>)>> =
@@ -252,60 +250,6 @@ pub fn summary(decisions: &BTreeMap<&str, usize>, reasons: &BTreeMap<String, usi
         }
     }
     out
-}
-
-type Running = (
-    Channel,
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<anyhow::Result<()>>,
-);
-
-/// The server on loopback port 0 against `database_url` (migrating it), every upstream
-/// pointed at the simulators with generous limits (a seed run is a burst; the default
-/// per-pod rates would refuse most of it) and the default prices, so upstream costs in
-/// the reports look like production's.
-async fn start_server(database_url: &str, sims: &Simulators) -> anyhow::Result<Running> {
-    let serve = ServeArgs {
-        migrate: true,
-        db_max_connections: 20,
-        shutdown_grace: Duration::from_secs(5),
-        max_connection_age: Duration::from_secs(3600),
-        ..ServeArgs::loopback(database_url)
-    };
-    let mut policies = BTreeMap::new();
-    for name in HTTP_UPSTREAMS {
-        let mut p = UpstreamPolicy::default_for(name);
-        let upstream: crate::sim::Upstream = name.parse().expect("known upstream");
-        p.base_url = Some(sims.base_url(upstream));
-        p.rate_per_second = 10_000.0;
-        p.burst = 10_000;
-        p.concurrency = 256;
-        policies.insert(name.to_owned(), p);
-    }
-    let server = Server::build(
-        serve,
-        Resolved {
-            database_url: database_url.to_owned(),
-            // Simulated people only: their sealed SSNs need not be readable later.
-            vault: Vault::ephemeral(),
-            upstreams: UpstreamSettings {
-                policies,
-                credentials: BTreeMap::from([("rails".to_owned(), sims.rails_token().to_owned())]),
-            },
-            sample_sanctions: true,
-        },
-    )
-    .await?;
-    let addr = server.local_addr();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let handle = tokio::spawn(server.run_until_stopped(async {
-        let _ = stopped.await;
-    }));
-    let channel = Channel::from_shared(format!("http://{addr}"))?
-        .connect()
-        .await
-        .context("connect to the seed server")?;
-    Ok((channel, stop, handle))
 }
 
 #[cfg(test)]

@@ -34,6 +34,19 @@ pub enum Answer<T> {
 }
 
 impl<T> Answer<T> {
+    /// The UNAVAILABLE result of `kind` when this answer could not be obtained.
+    fn failure(&self, kind: CheckKind, subject: &str) -> Option<CheckResult> {
+        match self {
+            Answer::Failed {
+                reason_code,
+                message,
+                upstream,
+                kind: error,
+            } => Some(failed(kind, subject, reason_code, message, upstream, error)),
+            _ => None,
+        }
+    }
+
     pub fn from_result(r: Result<Option<Fetched<T>>, UpstreamError>) -> Answer<T> {
         match r {
             Ok(Some(f)) => Answer::Found {
@@ -139,15 +152,12 @@ fn with_answer<T>(
     not_found: impl FnOnce() -> Verdict,
     judge: impl FnOnce(&T) -> Verdict,
 ) -> CheckResult {
+    if let Some(unavailable) = answer.failure(kind, subject) {
+        return unavailable;
+    }
     match answer {
         Answer::Found { value, source } => stamp(kind, subject, Some(source.clone()), judge(value)),
-        Answer::NotFound => stamp(kind, subject, None, not_found()),
-        Answer::Failed {
-            reason_code,
-            message,
-            upstream,
-            kind: error,
-        } => failed(kind, subject, reason_code, message, upstream, error),
+        _ => stamp(kind, subject, None, not_found()),
     }
 }
 
@@ -199,73 +209,33 @@ pub fn property_checks(
             |r| checks::property::involuntary_liens(r, p),
         ),
     ];
-    out.push(match avm {
-        Answer::Found { value, source } => stamp(
-            CheckKind::Valuation,
-            s,
-            Some(source.clone()),
-            checks::property::valuation(Some(value), p),
-        ),
-        Answer::NotFound => stamp(
-            CheckKind::Valuation,
-            s,
-            None,
-            checks::property::valuation(None, p),
-        ),
-        Answer::Failed {
-            reason_code,
-            message,
-            upstream,
-            kind,
-        } => failed(
-            CheckKind::Valuation,
-            s,
-            reason_code,
-            message,
-            upstream,
-            kind,
-        ),
-    });
-    out.push(match (record, avm) {
-        (
-            Answer::Failed {
-                reason_code,
-                message,
-                upstream,
-                kind,
-            },
-            _,
-        )
-        | (
-            _,
-            Answer::Failed {
-                reason_code,
-                message,
-                upstream,
-                kind,
-            },
-        ) => failed(
-            CheckKind::AssessmentLimit,
-            s,
-            reason_code,
-            message,
-            upstream,
-            kind,
-        ),
-        (Answer::NotFound, _) => stamp(CheckKind::AssessmentLimit, s, None, property_not_found()),
-        (Answer::Found { value: rec, source }, avm) => {
-            let estimate = match avm {
-                Answer::Found { value, .. } => Some(value),
-                _ => None,
-            };
-            stamp(
-                CheckKind::AssessmentLimit,
-                s,
-                Some(source.clone()),
-                checks::financing::assessment_limit(rec, estimate, financing, p),
-            )
-        }
-    });
+    out.push(with_answer(
+        CheckKind::Valuation,
+        s,
+        avm,
+        || checks::property::valuation(None, p),
+        |v| checks::property::valuation(Some(v), p),
+    ));
+    // Needs both answers: either failing makes it unavailable.
+    let limit = record
+        .failure(CheckKind::AssessmentLimit, s)
+        .or_else(|| avm.failure(CheckKind::AssessmentLimit, s))
+        .unwrap_or_else(|| match (record, avm) {
+            (Answer::Found { value: rec, source }, avm) => {
+                let estimate = match avm {
+                    Answer::Found { value, .. } => Some(value),
+                    _ => None,
+                };
+                stamp(
+                    CheckKind::AssessmentLimit,
+                    s,
+                    Some(source.clone()),
+                    checks::financing::assessment_limit(rec, estimate, financing, p),
+                )
+            }
+            _ => stamp(CheckKind::AssessmentLimit, s, None, property_not_found()),
+        });
+    out.push(limit);
     out
 }
 
@@ -379,57 +349,31 @@ pub fn ability_to_pay_check(
     p: &Policy,
 ) -> CheckResult {
     let s = "household";
+    let k = CheckKind::AbilityToPay;
     let mut incomes = Vec::new();
     let mut source = None;
     for a in applicants {
-        match &a.income {
-            Answer::Found { value, source: src } => {
-                incomes.push(value.clone());
-                source.get_or_insert_with(|| src.clone());
-            }
-            Answer::NotFound => {}
-            Answer::Failed {
-                reason_code,
-                message,
-                upstream,
-                kind,
-            } => {
-                return failed(
-                    CheckKind::AbilityToPay,
-                    s,
-                    reason_code,
-                    message,
-                    upstream,
-                    kind,
-                );
-            }
+        if let Some(unavailable) = a.income.failure(k, s) {
+            return unavailable;
+        }
+        if let Answer::Found { value, source: src } = &a.income {
+            incomes.push(value.clone());
+            source.get_or_insert_with(|| src.clone());
         }
     }
-    let obligations = match record {
-        Answer::Found { value, .. } => checks::person::Obligations {
-            annual_tax_cents: value.annual_tax_cents,
-            existing_assessments_cents: value
-                .assessments
-                .iter()
-                .map(|a| a.annual_payment_cents)
-                .sum(),
-        },
-        Answer::NotFound => return stamp(CheckKind::AbilityToPay, s, None, property_not_found()),
-        Answer::Failed {
-            reason_code,
-            message,
-            upstream,
-            kind,
-        } => {
-            return failed(
-                CheckKind::AbilityToPay,
-                s,
-                reason_code,
-                message,
-                upstream,
-                kind,
-            );
-        }
+    if let Some(unavailable) = record.failure(k, s) {
+        return unavailable;
+    }
+    let Answer::Found { value, .. } = record else {
+        return stamp(k, s, None, property_not_found());
+    };
+    let obligations = checks::person::Obligations {
+        annual_tax_cents: value.annual_tax_cents,
+        existing_assessments_cents: value
+            .assessments
+            .iter()
+            .map(|a| a.annual_payment_cents)
+            .sum(),
     };
     stamp(
         CheckKind::AbilityToPay,

@@ -60,6 +60,11 @@ pub struct ServeArgs {
     #[arg(long, env = "DOSSIER_WORKERS", default_value_t = 4)]
     pub workers: usize,
 
+    /// How long a claimed job stays this pod's without renewal (renewed every third of
+    /// it). After a pod dies, its jobs are taken over once their lease lapses.
+    #[arg(long, env = "DOSSIER_JOB_LEASE", default_value = "30s", value_parser = duration)]
+    pub job_lease: Duration,
+
     /// After SIGTERM, how long in-flight RPCs and jobs may take before the process exits.
     /// Keep it below the pod's terminationGracePeriodSeconds.
     #[arg(long, env = "DOSSIER_SHUTDOWN_GRACE", default_value = "20s", value_parser = duration)]
@@ -214,6 +219,7 @@ impl ServeArgs {
             lookup_key: None,
             policy_file: None,
             workers: 2,
+            job_lease: crate::jobs::DEFAULT_LEASE,
             shutdown_grace: Duration::from_secs(10),
             shutdown_delay: Duration::ZERO,
             max_connection_age: Duration::from_secs(300),

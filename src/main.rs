@@ -39,6 +39,8 @@ enum Command {
         #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
         database_url: String,
     },
+    /// Look at the work queue; re-run dead letters (docs/operations.md).
+    Jobs(dossier::cli::jobs::JobsArgs),
     /// Print a reporting view (docs/reporting.md).
     Report(dossier::cli::report::ReportArgs),
     /// Fill DATABASE_URL with N simulated, underwritten applications (docs/reporting.md).
@@ -112,7 +114,10 @@ enum SanctionsCommand {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     // Client commands print results on stdout: no JSON log lines there.
-    let is_client = matches!(cli.command, Command::Evaluate { .. } | Command::Report(_));
+    let is_client = matches!(
+        cli.command,
+        Command::Evaluate { .. } | Command::Report(_) | Command::Jobs(_)
+    );
     if matches!(
         cli.command,
         Command::Bench(_)
@@ -167,6 +172,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Report(args) => dossier::cli::report::run(args).await,
+        Command::Jobs(args) => dossier::cli::jobs::run(args).await,
         Command::Seed(args) => dossier::cli::seed::run(args).await,
         Command::Replay {
             application_id,

@@ -63,6 +63,12 @@ impl Server {
     pub async fn build(args: ServeArgs, resolved: Resolved) -> anyhow::Result<Server> {
         // Before anything records a metric (the breakers export their state at birth).
         crate::telemetry::metrics_handle();
+        if args.job_lease < Duration::from_secs(1) {
+            anyhow::bail!(
+                "--job-lease / DOSSIER_JOB_LEASE is {:?}; it must be at least 1s (leases are renewed every third of it)",
+                args.job_lease
+            );
+        }
         let policy = match &args.policy_file {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
@@ -213,6 +219,7 @@ impl Server {
             underwriter.clone(),
             notifications.clone(),
             args.workers,
+            args.job_lease,
             &worker_prefix,
             workers_stop.clone(),
         );

@@ -86,6 +86,21 @@ async fn app_with_examples() -> (TestApp, [proto::Report; 3]) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // One dead letter: the refer decision's delivery, as if Rails had refused it on every
+    // attempt (once the worker is done with it, so nothing races the update).
+    common::eventually("four deliveries done", Duration::from_secs(30), || async {
+        (common::count_jobs(&app.pool, "deliver", "done").await == 4).then_some(())
+    })
+    .await;
+    sqlx::query(
+        "UPDATE jobs SET state = 'dead', attempts = max_attempts, finished_at = now(),
+                         last_error = 'delivering decision to Rails failed: rails answered 503'
+         WHERE kind = 'deliver' AND application_id = $1",
+    )
+    .bind(refer.application_id.parse::<uuid::Uuid>().unwrap())
+    .execute(&app.pool)
+    .await
+    .unwrap();
     (app, [approve, decline, refer])
 }
 
@@ -556,7 +571,8 @@ async fn dossier_seed_fills_every_view() {
         refers.contains(&"VALUATION_LOW_CONFIDENCE".to_owned()),
         "{refers:?}"
     );
-    for view in VIEWS {
+    // Every view has rows, except dead letters: nothing failed.
+    for view in VIEWS.iter().filter(|v| v.name != "dead_letters") {
         assert!(
             !rows(&pool, view.name).await.is_empty(),
             "{} is empty",

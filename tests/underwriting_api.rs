@@ -170,7 +170,7 @@ async fn a_submitted_application_is_decided_by_a_worker_and_watchable() {
     assert_eq!(replay.len(), checks + 1, "runs: {runs:?}");
     // The job is done, exactly one decision was made.
     let (jobs_done, decisions): (i64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM jobs WHERE state = 'done'), (SELECT count(*) FROM decisions)",
+        "SELECT (SELECT count(*) FROM jobs WHERE kind = 'evaluate' AND state = 'done'), (SELECT count(*) FROM decisions)",
     )
     .fetch_one(&app.pool)
     .await

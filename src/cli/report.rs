@@ -68,6 +68,12 @@ pub const VIEWS: &[View] = &[
         order_by: "v.day, v.upstream",
         about: "upstream requests, errors, cost, latency and cache savings per day",
     },
+    View {
+        name: "dead_letters",
+        day: "(v.dead_since AT TIME ZONE 'UTC')::date",
+        order_by: "v.dead_since, v.job_id",
+        about: "jobs that exhausted their attempts (re-run with `dossier jobs retry`)",
+    },
 ];
 
 /// The names `dossier report` accepts, for messages.

@@ -1,18 +1,27 @@
-//! Background workers: claim evaluation jobs from PostgreSQL, run them under a renewed
-//! lease, and on shutdown hand back what they hold.
+//! Background workers: claim jobs from PostgreSQL, run them under a renewed lease, and on
+//! shutdown hand back what they hold.
+//!
+//! Two kinds of work: `evaluate` (run an application's checks and decide, written by
+//! SubmitApplication in the same transaction as the application) and `deliver` (send a
+//! decision to the Rails backend, written in the same statement as the decision: the
+//! outbox). Both are safe to run twice: a decision is recorded once per application, and
+//! a delivery carries the decision's id as its idempotency key.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::store::jobs::Job;
 use crate::store::notify::Notifications;
-use crate::underwriting::{EvaluateError, RunReason, Underwriter};
+use crate::underwriting::{RunReason, Underwriter};
+use crate::upstream::CallContext;
 
-/// How long a claimed job is ours without renewal. A dead pod's jobs are taken over
-/// after at most this long.
-pub const LEASE: Duration = Duration::from_secs(30);
+/// How long a claimed job is ours without renewal, unless configured
+/// (`--job-lease`). A dead pod's jobs are taken over after at most this long.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+/// Longest a delivery attempt to Rails may take (retries within it included).
+const DELIVERY_BUDGET: Duration = Duration::from_secs(30);
 /// Even without a notification, look for work this often (delayed jobs, lapsed leases).
 const POLL: Duration = Duration::from_secs(2);
 
@@ -21,6 +30,7 @@ pub fn start(
     underwriter: Underwriter,
     notifications: Notifications,
     count: usize,
+    lease: Duration,
     worker_prefix: &str,
     shutdown: CancellationToken,
 ) -> JoinSet<()> {
@@ -31,6 +41,7 @@ pub fn start(
             underwriter.clone(),
             notifications.clone(),
             worker,
+            lease,
             shutdown.clone(),
         ));
     }
@@ -41,15 +52,16 @@ async fn run_worker(
     underwriter: Underwriter,
     notifications: Notifications,
     worker: String,
+    lease: Duration,
     shutdown: CancellationToken,
 ) {
     let wake = notifications.jobs();
     let mut backoff = Duration::from_millis(100);
     while !shutdown.is_cancelled() {
-        match underwriter.store.claim_job(&worker, LEASE).await {
+        match underwriter.store.claim_job(&worker, lease).await {
             Ok(Some(job)) => {
                 backoff = Duration::from_millis(100);
-                run_job(&underwriter, &worker, job, &shutdown).await;
+                run_job(&underwriter, &worker, job, lease, &shutdown).await;
             }
             Ok(None) => {
                 match underwriter.store.bury_exhausted_jobs().await {
@@ -78,31 +90,27 @@ async fn run_worker(
     }
 }
 
-async fn run_job(underwriter: &Underwriter, worker: &str, job: Job, shutdown: &CancellationToken) {
+async fn run_job(
+    underwriter: &Underwriter,
+    worker: &str,
+    job: Job,
+    lease: Duration,
+    shutdown: &CancellationToken,
+) {
     let store = &underwriter.store;
-    let Some(application_id) = job.application_id else {
-        let _ = store
-            .fail_job(job.id, worker, "job has no application")
-            .await;
-        return;
-    };
     let work = async {
         match job.kind.as_str() {
-            "evaluate" => underwriter
-                .evaluate(application_id, RunReason::Initial, None)
-                .await
-                .map(|_| ()),
-            other => Err(EvaluateError::RailsInvalid(format!(
-                "unknown job kind {other:?}"
-            ))),
+            "evaluate" => evaluate(underwriter, &job).await,
+            "deliver" => deliver(underwriter, &job).await,
+            other => Err(format!("unknown job kind {other:?}")),
         }
     };
     let renew = async {
-        let mut tick = tokio::time::interval(LEASE / 3);
+        let mut tick = tokio::time::interval(lease / 3);
         tick.tick().await;
         loop {
             tick.tick().await;
-            match store.renew_lease(job.id, worker, LEASE).await {
+            match store.renew_lease(job.id, worker, lease).await {
                 Ok(true) => {}
                 Ok(false) => return, // taken over: stop working on it
                 Err(e) => tracing::warn!(job = job.id, error = %e, "lease renewal failed"),
@@ -115,11 +123,13 @@ async fn run_job(underwriter: &Underwriter, worker: &str, job: Job, shutdown: &C
                 if let Err(e) = store.complete_job(job.id, worker).await {
                     tracing::warn!(job = job.id, error = %e, "could not mark job done; it will run again and find the decision made");
                 }
-                tracing::info!(job = job.id, %application_id, attempts = job.attempts, "evaluation job done");
+                tracing::info!(job = job.id, kind = job.kind, application_id = ?job.application_id, attempts = job.attempts, "job done");
             }
             Err(e) => {
-                tracing::warn!(job = job.id, %application_id, attempts = job.attempts, error = %e, "evaluation job failed; will retry with back-off");
-                let _ = store.fail_job(job.id, worker, &e.to_string()).await;
+                tracing::warn!(job = job.id, kind = job.kind, application_id = ?job.application_id, attempts = job.attempts, error = %e, "job failed; it will be retried with back-off, or dead-lettered after its last attempt");
+                if let Err(e) = store.fail_job(job.id, worker, &e).await {
+                    tracing::warn!(job = job.id, error = %e, "could not record the failure; the lease will lapse and the job run again");
+                }
             }
         },
         _ = renew => {
@@ -133,4 +143,41 @@ async fn run_job(underwriter: &Underwriter, worker: &str, job: Job, shutdown: &C
             }
         }
     }
+}
+
+async fn evaluate(underwriter: &Underwriter, job: &Job) -> Result<(), String> {
+    let application_id = job
+        .application_id
+        .ok_or("evaluate job has no application")?;
+    underwriter
+        .evaluate(application_id, RunReason::Initial, None)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// Sends one decision to Rails (the outbox). Rails may see it more than once (a pod died
+/// after Rails acknowledged, before the job was marked done): the idempotency key, the
+/// decision id, lets it recognise the repeat.
+async fn deliver(underwriter: &Underwriter, job: &Job) -> Result<(), String> {
+    let run_id = job.run_id.ok_or("deliver job names no decision")?;
+    let decision = underwriter
+        .store
+        .decision_delivery(run_id)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("decision {run_id} no longer exists"))?;
+    let ctx = CallContext {
+        application_id: Some(decision.application_id),
+        deadline: Some(Instant::now() + DELIVERY_BUDGET),
+        force_refresh: false,
+    };
+    let ack = underwriter
+        .upstreams
+        .rails
+        .deliver_decision(&decision, &ctx)
+        .await
+        .map_err(|e| format!("delivering decision {run_id} to Rails failed: {e}"))?;
+    metrics::counter!("dossier_decisions_delivered_total", "duplicate" => if ack.duplicate { "true" } else { "false" }).increment(1);
+    Ok(())
 }

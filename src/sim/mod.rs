@@ -290,6 +290,8 @@ pub(crate) struct SimState {
     /// Becomes `true` (or its sender is dropped) when the simulators shut down.
     pub(crate) shutdown: watch::Receiver<bool>,
     pub(crate) rails_token: String,
+    /// Decisions delivered to the Rails simulator (empty for the others).
+    pub(crate) deliveries: rails::Ledger,
 }
 
 struct Server {
@@ -327,6 +329,7 @@ impl Simulators {
                 stats: stats::Recorder::default(),
                 shutdown: shutdown_rx.clone(),
                 rails_token: config.rails_token.clone(),
+                deliveries: rails::Ledger::default(),
             });
             let app = router(state.clone());
             let mut stop = shutdown_rx.clone();
@@ -387,8 +390,14 @@ impl Simulators {
         self.server(upstream).state.stats.snapshot()
     }
 
+    /// Decisions the Rails simulator has received, one entry per idempotency key.
+    pub fn deliveries(&self) -> rails::Deliveries {
+        self.server(Upstream::Rails).state.deliveries.snapshot()
+    }
+
     pub fn reset_stats(&self, upstream: Upstream) {
         self.server(upstream).state.stats.reset();
+        self.server(upstream).state.deliveries.reset();
         self.server(upstream)
             .state
             .controls
@@ -455,6 +464,7 @@ fn router(state: Arc<SimState>) -> Router {
         .route("/_sim/config", get(get_config).put(put_config))
         .route("/_sim/stats", get(get_stats))
         .route("/_sim/stats/reset", post(reset_stats))
+        .route("/_sim/deliveries", get(get_deliveries))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             faults::middleware,
@@ -499,8 +509,13 @@ async fn get_stats(State(state): State<Arc<SimState>>) -> Json<Stats> {
     Json(state.stats.snapshot())
 }
 
+async fn get_deliveries(State(state): State<Arc<SimState>>) -> Json<rails::Deliveries> {
+    Json(state.deliveries.snapshot())
+}
+
 async fn reset_stats(State(state): State<Arc<SimState>>) -> StatusCode {
     state.stats.reset();
+    state.deliveries.reset();
     StatusCode::NO_CONTENT
 }
 

@@ -1,5 +1,10 @@
-//! Simulated Rails backend: `GET /api/v1/pace_applications/{id}` with
+//! Simulated Rails backend: `GET /api/v1/pace_applications/{id}` (and the batch form)
+//! and the decision callback `POST /api/v1/underwriting_decisions`, with
 //! `Authorization: Bearer {token}`.
+//!
+//! The callback keeps a ledger by idempotency key: how many times each decision arrived
+//! and what it said (`GET /_sim/deliveries`, [`super::Simulators::deliveries`]), so
+//! fault tests can assert "exactly one decision recorded per application".
 //!
 //! An application is built deterministically from its id. Its applicants are exactly the
 //! owners of record the property records simulator returns for the generated address, its
@@ -11,7 +16,7 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 
 use super::identity::TRIGGER_LAST_FOURS;
@@ -19,7 +24,8 @@ use super::seed::{self, Dice, dollars, title_case};
 use super::{SimState, licensing, property_records};
 use crate::upstream::property_records::PropertyQuery;
 use crate::upstream::rails::{
-    RailsApplicant, RailsApplication, RailsContractor, RailsMeasure, RailsProperty,
+    DECISIONS_PATH, RailsApplicant, RailsApplication, RailsContractor, RailsDecision,
+    RailsDecisionAck, RailsMeasure, RailsProperty,
 };
 
 /// Street names that contain no trigger word of any simulator.
@@ -82,6 +88,94 @@ pub(crate) fn routes() -> Router<Arc<SimState>> {
     Router::new()
         .route("/api/v1/pace_applications/{id}", get(get_application))
         .route("/api/v1/pace_applications", get(get_applications))
+        .route(DECISIONS_PATH, post(post_decision))
+}
+
+/// One decision as the Rails simulator recorded it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Delivery {
+    pub decision: RailsDecision,
+    /// Times it arrived: 1, or more when Dossier redelivered it (each acknowledged).
+    pub received: u32,
+}
+
+/// Everything the decision callback has recorded, by idempotency key.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Deliveries {
+    pub decisions: std::collections::BTreeMap<String, Delivery>,
+}
+
+impl Deliveries {
+    /// Requests that reached the callback with a valid decision, redeliveries included.
+    pub fn received(&self) -> u64 {
+        self.decisions.values().map(|d| u64::from(d.received)).sum()
+    }
+
+    /// Decisions recorded for one Dossier application.
+    pub fn for_application(&self, id: uuid::Uuid) -> Vec<&Delivery> {
+        self.decisions
+            .values()
+            .filter(|d| d.decision.application_id == id)
+            .collect()
+    }
+}
+
+/// The live ledger of the decision callback.
+#[derive(Debug, Default)]
+pub(crate) struct Ledger(std::sync::Mutex<Deliveries>);
+
+impl Ledger {
+    pub(crate) fn snapshot(&self) -> Deliveries {
+        self.0.lock().expect("ledger lock").clone()
+    }
+
+    pub(crate) fn reset(&self) {
+        *self.0.lock().expect("ledger lock") = Deliveries::default();
+    }
+}
+
+/// `POST /api/v1/underwriting_decisions`: records a decision once per idempotency key and
+/// acknowledges every delivery of it. The same key with a different decision is a 409,
+/// as a real idempotent endpoint would answer.
+async fn post_decision(
+    State(state): State<Arc<SimState>>,
+    headers: HeaderMap,
+    body: Result<Json<RailsDecision>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    if let Some(response) = denied(&state, &headers) {
+        return response;
+    }
+    let Some(key) = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .filter(|k| !k.is_empty())
+    else {
+        return super::bad_request("the Idempotency-Key header is required");
+    };
+    let decision = match body {
+        Ok(Json(decision)) => decision,
+        Err(rejection) => return super::bad_request(rejection.body_text()),
+    };
+    if key != decision.decision_id.to_string() {
+        return super::bad_request("Idempotency-Key must be the decision_id");
+    }
+    let mut ledger = state.deliveries.0.lock().expect("ledger lock");
+    let entry = ledger
+        .decisions
+        .entry(key.to_owned())
+        .or_insert_with(|| Delivery {
+            decision: decision.clone(),
+            received: 0,
+        });
+    if entry.decision != decision {
+        return super::json_error(StatusCode::CONFLICT, "idempotency_key_reused");
+    }
+    entry.received += 1;
+    Json(RailsDecisionAck {
+        decision_id: decision.decision_id,
+        duplicate: entry.received > 1,
+    })
+    .into_response()
 }
 
 /// Most ids one batch request may ask for.

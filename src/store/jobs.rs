@@ -8,12 +8,49 @@ use uuid::Uuid;
 
 use super::{Store, StoreError};
 
+/// Attempts a decision's delivery to Rails gets before it is dead-lettered. With the
+/// back-off (2^n seconds, at most 5 minutes) that is about two hours of retrying: long
+/// enough to ride out a Rails deploy or outage, short enough that an operator hears of a
+/// delivery that cannot succeed (reporting.dead_letters, `dossier jobs retry`).
+pub const DELIVERY_ATTEMPTS: i32 = 30;
+
+/// The kinds of work this release knows. Workers claim only these, so that a pod of an
+/// older release never claims work it cannot do (it would fail it until it died).
+pub const KNOWN_KINDS: &[&str] = &["evaluate", "deliver"];
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
     pub id: i64,
     pub kind: String,
     pub application_id: Option<Uuid>,
+    /// The decision a `deliver` job sends.
+    pub run_id: Option<Uuid>,
     pub attempts: i32,
+}
+
+/// A job as operators see it (`dossier jobs list`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct JobRow {
+    pub id: i64,
+    pub kind: String,
+    pub state: String,
+    pub application_id: Option<Uuid>,
+    pub run_id: Option<Uuid>,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub last_error: Option<String>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// What `retry_job` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retried {
+    /// Queued again with a fresh set of attempts.
+    Requeued,
+    NotFound,
+    /// Only dead jobs are re-run; the job is in this state.
+    NotDead,
 }
 
 impl Store {
@@ -28,16 +65,18 @@ impl Store {
                              lease_until = now() + make_interval(secs => $2)
              WHERE id = (
                  SELECT id FROM jobs
-                 WHERE (state = 'queued' AND run_at <= now())
-                    OR (state = 'running' AND lease_until < now() AND attempts < max_attempts)
+                 WHERE ((state = 'queued' AND run_at <= now())
+                     OR (state = 'running' AND lease_until < now() AND attempts < max_attempts))
+                   AND kind = ANY($3)
                  ORDER BY run_at
                  FOR UPDATE SKIP LOCKED
                  LIMIT 1
              )
-             RETURNING id, kind, application_id, attempts",
+             RETURNING id, kind, application_id, run_id, attempts",
         )
         .bind(worker)
         .bind(lease.as_secs_f64())
+        .bind(KNOWN_KINDS)
         .fetch_optional(&self.pool)
         .await?;
         row.map(|r| {
@@ -45,6 +84,7 @@ impl Store {
                 id: r.try_get("id")?,
                 kind: r.try_get("kind")?,
                 application_id: r.try_get("application_id")?,
+                run_id: r.try_get("run_id")?,
                 attempts: r.try_get("attempts")?,
             })
         })
@@ -141,5 +181,102 @@ impl Store {
         .bind(application_id)
         .fetch_one(&self.pool)
         .await?)
+    }
+}
+
+impl Store {
+    /// Queues a dead job again with a fresh set of attempts (`dossier jobs retry`). Its
+    /// last error is kept until the next attempt overwrites it.
+    pub async fn retry_job(&self, job_id: i64) -> Result<Retried, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let state: Option<String> =
+            sqlx::query_scalar("SELECT state FROM jobs WHERE id = $1 FOR UPDATE")
+                .bind(job_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        match state.as_deref() {
+            None => return Ok(Retried::NotFound),
+            Some("dead") => {}
+            Some(_) => return Ok(Retried::NotDead),
+        }
+        sqlx::query(
+            "UPDATE jobs SET state = 'queued', attempts = 0, run_at = now(), finished_at = NULL,
+                             lease_until = NULL, locked_by = NULL
+             WHERE id = $1",
+        )
+        .bind(job_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(super::JOBS_CHANNEL)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Retried::Requeued)
+    }
+
+    /// Jobs in one state (or every state), newest first.
+    pub async fn list_jobs(
+        &self,
+        state: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<JobRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, kind, state, application_id, run_id, attempts, max_attempts, last_error,
+                    created_at, finished_at
+             FROM jobs WHERE $1::text IS NULL OR state = $1
+             ORDER BY id DESC LIMIT $2",
+        )
+        .bind(state)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(JobRow {
+                    id: r.try_get("id")?,
+                    kind: r.try_get("kind")?,
+                    state: r.try_get("state")?,
+                    application_id: r.try_get("application_id")?,
+                    run_id: r.try_get("run_id")?,
+                    attempts: r.try_get("attempts")?,
+                    max_attempts: r.try_get("max_attempts")?,
+                    last_error: r.try_get("last_error")?,
+                    created_at: r.try_get("created_at")?,
+                    finished_at: r.try_get("finished_at")?,
+                })
+            })
+            .collect()
+    }
+}
+
+impl Store {
+    /// The decision a `deliver` job sends, as Rails receives it; None if it is gone.
+    pub async fn decision_delivery(
+        &self,
+        run_id: Uuid,
+    ) -> Result<Option<crate::upstream::rails::RailsDecision>, StoreError> {
+        let row = sqlx::query(
+            "SELECT d.run_id, d.application_id, a.idempotency_key, a.rails_application_id,
+                    d.decision, d.reason_codes, d.policy_version, d.decided_at
+             FROM decisions d JOIN applications a ON a.id = d.application_id
+             WHERE d.run_id = $1",
+        )
+        .bind(run_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(crate::upstream::rails::RailsDecision {
+                decision_id: r.try_get("run_id")?,
+                application_id: r.try_get("application_id")?,
+                submission_key: r.try_get("idempotency_key")?,
+                rails_application_id: r.try_get("rails_application_id")?,
+                decision: r.try_get("decision")?,
+                reason_codes: r.try_get("reason_codes")?,
+                policy_version: r.try_get("policy_version")?,
+                decided_at: r.try_get("decided_at")?,
+            })
+        })
+        .transpose()
     }
 }

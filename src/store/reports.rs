@@ -160,9 +160,14 @@ impl Store {
              ), application AS (
                  UPDATE applications SET status = 'decided', decided_at = $8, updated_at = now()
                  WHERE id = $2 AND EXISTS (SELECT 1 FROM decided)
+             ), outbox AS (
+                 -- The decision's delivery to Rails, in the same transaction (outbox).
+                 INSERT INTO jobs (kind, application_id, run_id, max_attempts)
+                 SELECT 'deliver', $2, run_id, $14 FROM decided
              )
              SELECT EXISTS (SELECT 1 FROM decided)
-                    AND pg_notify($11, $2::text) IS NOT NULL",
+                    AND pg_notify($11, $2::text) IS NOT NULL
+                    AND pg_notify($13, '') IS NOT NULL",
         )
         .bind(run_id)
         .bind(application_id)
@@ -176,6 +181,8 @@ impl Store {
         .bind(once)
         .bind(REPORT_CHANNEL)
         .bind(sqlx::types::Json(inputs))
+        .bind(super::JOBS_CHANNEL)
+        .bind(super::jobs::DELIVERY_ATTEMPTS)
         .fetch_one(&self.pool)
         .await?;
         Ok(recorded)

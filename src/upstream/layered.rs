@@ -344,6 +344,29 @@ impl Layered {
         }
     }
 
+    /// Sends a request that must not be cached or coalesced (a delivery, a write) through
+    /// the same rate limit, concurrency cap, breaker and retries as every fetch.
+    pub async fn send_uncached(
+        &self,
+        q: &Question,
+        ctx: &CallContext,
+    ) -> Result<Option<Value>, UpstreamError> {
+        let deadline = ctx
+            .deadline
+            .unwrap_or_else(|| Instant::now() + NO_DEADLINE_BUDGET);
+        let ctx = CallContext {
+            deadline: Some(deadline),
+            ..*ctx
+        };
+        let result = self.fetch_upstream(q, &ctx, deadline).await;
+        self.count(match &result {
+            Ok(_) => "sent",
+            Err(UpstreamError::RateLimited { .. }) => "rate_limited",
+            Err(_) => "error",
+        });
+        result
+    }
+
     /// Rate limit, concurrency cap, breaker, then tries with back-off until an answer,
     /// a final failure, or the deadline. The first permit is waited for only until
     /// `permit_by`, the deadline of the caller that started the fetch: a caller that

@@ -9,6 +9,11 @@
 //! Concurrent look-ups of different ids within a few milliseconds are merged into one
 //! batch request ([`RailsBatcher`], DataLoader style): Rails sees one request instead
 //! of many.
+//! `POST {base}/api/v1/underwriting_decisions` with `Idempotency-Key: {decision_id}` and
+//! a [`RailsDecision`] → 200 [`RailsDecisionAck`] (`duplicate: true` when Rails had it).
+//! Dossier delivers every decision this way from its outbox, retrying until
+//! acknowledged, so Rails must treat the key as idempotent.
+//!
 //! Requests carry `Authorization: Bearer {credential}`.
 
 use chrono::NaiveDate;
@@ -87,6 +92,36 @@ pub struct RailsMeasure {
     #[serde(default)]
     pub description: String,
 }
+
+/// A decision as Dossier delivers it to Rails. No applicant data: Rails has it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RailsDecision {
+    /// The evaluation run that decided; also the delivery's idempotency key.
+    pub decision_id: uuid::Uuid,
+    /// Dossier's application id.
+    pub application_id: uuid::Uuid,
+    /// The idempotency key the application was submitted with.
+    pub submission_key: String,
+    /// The Rails application, when it was submitted by Rails id.
+    pub rails_application_id: Option<String>,
+    /// "approved", "declined" or "refer".
+    pub decision: String,
+    pub reason_codes: Vec<String>,
+    pub policy_version: String,
+    pub decided_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Rails's acknowledgement of a delivered decision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RailsDecisionAck {
+    pub decision_id: uuid::Uuid,
+    /// Rails had already recorded this decision (a redelivery).
+    #[serde(default)]
+    pub duplicate: bool,
+}
+
+/// Path of the decision callback endpoint.
+pub const DECISIONS_PATH: &str = "/api/v1/underwriting_decisions";
 
 /// Merges concurrent single look-ups into batch requests.
 #[derive(Debug, Clone)]
@@ -229,5 +264,49 @@ impl RailsClient {
             }),
         };
         self.layered.ask(question, ctx).await
+    }
+
+    /// Delivers a decision and waits for Rails's acknowledgement. Rate limited, guarded
+    /// by the breaker and retried like every Rails request; never cached.
+    pub async fn deliver_decision(
+        &self,
+        decision: &RailsDecision,
+        ctx: &super::http::CallContext,
+    ) -> Result<RailsDecisionAck, super::error::UpstreamError> {
+        let body = decision.clone();
+        let question = super::layered::Question {
+            kind: "decision",
+            key: decision.decision_id.to_string(),
+            validate: super::layered::shape_of::<RailsDecisionAck>,
+            send: super::layered::http_send("POST /api/v1/underwriting_decisions", move |http| {
+                Ok(http
+                    .post(DECISIONS_PATH)
+                    .header("Idempotency-Key", body.decision_id.to_string())
+                    .json(&body))
+            }),
+        };
+        let answer = self.layered.send_uncached(&question, ctx).await?;
+        let malformed = |detail: String| super::error::UpstreamError::Malformed {
+            upstream: "rails",
+            detail,
+        };
+        let Some(answer) = answer else {
+            return Err(super::error::UpstreamError::Status {
+                upstream: "rails",
+                status: 404,
+                snippet: format!(
+                    "{DECISIONS_PATH} was not found; check the Rails base URL and that this Rails release has the decision callback"
+                ),
+            });
+        };
+        let ack: RailsDecisionAck =
+            serde_json::from_value(answer).map_err(|e| malformed(e.to_string()))?;
+        if ack.decision_id != decision.decision_id {
+            return Err(malformed(format!(
+                "acknowledged decision {} instead of {}",
+                ack.decision_id, decision.decision_id
+            )));
+        }
+        Ok(ack)
     }
 }

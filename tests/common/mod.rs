@@ -272,3 +272,34 @@ pub async fn assert_every_decision_replays(app: &TestApp) {
         }
     }
 }
+
+/// Re-checks `check` until it yields a value, failing the test with `what` if it has not
+/// within `within`. For state another task or process reaches on its own (a job done, a
+/// delivery acknowledged); each look is a real query, never a guess at how long to wait.
+pub async fn eventually<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let give_up = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < give_up,
+            "gave up after {within:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Jobs of one kind in one state.
+pub async fn count_jobs(pool: &PgPool, kind: &str, state: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM jobs WHERE kind = $1 AND state = $2")
+        .bind(kind)
+        .bind(state)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}

@@ -1,0 +1,42 @@
+-- Many pods, one truth: the decision outbox, fleet-wide fetch leases, dead letters in
+-- reporting. Additive only: the previous release ignores all of it.
+
+-- The outbox: a decision's delivery to the Rails backend is a job of kind 'deliver'
+-- written in the same statement as the decision (store/reports.rs). `run_id` names the
+-- decision (one per run); it is also the delivery's idempotency key. Workers claim only
+-- the kinds they know, so a pod of the previous release never claims a delivery.
+ALTER TABLE jobs ADD COLUMN run_id uuid REFERENCES evaluation_runs (id) ON DELETE CASCADE;
+
+-- One delivery per decision, whatever happens to the statement that writes it.
+CREATE UNIQUE INDEX jobs_deliver_run_idx ON jobs (run_id) WHERE kind = 'deliver';
+
+-- Fleet-wide coalescing: the pod that misses the shared cache first takes a lease on the
+-- question and fetches; other pods wait for its fill (NOTIFY dossier_cache_fill) or for
+-- the lease to lapse. UNLOGGED: a lease is worth nothing after a crash, and writing one
+-- must not wait for a WAL flush on the cold path.
+CREATE UNLOGGED TABLE upstream_fetch_leases (
+    upstream   text NOT NULL,
+    kind       text NOT NULL,
+    key        bytea NOT NULL,
+    holder     text NOT NULL,
+    until      timestamptz NOT NULL,
+    PRIMARY KEY (upstream, kind, key)
+);
+
+-- Work that exhausted its attempts, for operators and underwriters. No PII: the error
+-- text of a job is written by Dossier (upstream errors mask digit runs).
+CREATE VIEW reporting.dead_letters AS
+SELECT j.id                AS job_id,
+       j.kind,
+       j.application_id,
+       j.run_id,
+       j.attempts,
+       j.max_attempts,
+       j.last_error,
+       j.created_at,
+       j.finished_at       AS dead_since
+FROM jobs j
+WHERE j.state = 'dead';
+
+COMMENT ON VIEW reporting.dead_letters IS
+    'Jobs that exhausted their attempts (state dead): kind (evaluate = run the checks and decide; deliver = send a decision to the Rails backend), the application and decision run, attempts, the last error and since when. Re-run one with `dossier jobs retry JOB_ID` (docs/operations.md).';

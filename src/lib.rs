@@ -14,6 +14,7 @@ pub mod cli_support;
 pub mod config;
 pub mod devdb;
 pub mod domain;
+pub mod fleet;
 pub mod jobs;
 pub mod policy;
 pub mod proto;

@@ -27,6 +27,9 @@ enum Command {
     /// Run everything locally: a private PostgreSQL (unless DATABASE_URL is set), the
     /// simulators and the server on 127.0.0.1:50051.
     Dev(ServeArgs),
+    /// Run N replicas on loopback with one PostgreSQL and the simulators (a local
+    /// Kubernetes Deployment, for drills and benches).
+    Fleet(dossier::cli::fleet::FleetArgs),
     /// Apply pending database migrations and exit.
     Migrate {
         #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
@@ -165,6 +168,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             server.run_until_stopped(shutdown_signal()).await
         }
         Command::Dev(args) => dossier::cli::dev::run(args).await,
+        Command::Fleet(args) => dossier::cli::fleet::run(args).await,
         Command::Bench(args) => dossier::bench::run(args).await,
         Command::Migrate { database_url } => {
             let applied = dossier::store::migrate(&database_url).await?;

@@ -2,6 +2,7 @@
 
 pub mod dev;
 pub mod evaluate;
+pub mod fleet;
 pub mod jobs;
 pub mod policy;
 pub mod report;

@@ -99,10 +99,18 @@ impl Vault {
     /// A vault with fresh random keys, for `dossier dev` and tests: data sealed with it
     /// is unreadable once the process exits.
     pub fn ephemeral() -> Vault {
-        let enc = base64::engine::general_purpose::STANDARD.encode(Aes256Gcm::generate_key(OsRng));
-        let look = base64::engine::general_purpose::STANDARD.encode(Aes256Gcm::generate_key(OsRng));
-        Vault::from_config(&format!("ephemeral:{enc}"), None, &look)
-            .expect("generated keys are valid")
+        let (keys, lookup) = Vault::throwaway_config();
+        Vault::from_config(&keys, None, &lookup).expect("generated keys are valid")
+    }
+
+    /// Fresh random settings for DOSSIER_ENCRYPTION_KEYS and DOSSIER_LOOKUP_KEY, for
+    /// processes that must share one throw-away vault (`dossier fleet`'s replicas).
+    pub fn throwaway_config() -> (String, String) {
+        let b64 = |k: &[u8]| base64::engine::general_purpose::STANDARD.encode(k);
+        (
+            format!("ephemeral:{}", b64(&Aes256Gcm::generate_key(OsRng))),
+            b64(&Aes256Gcm::generate_key(OsRng)),
+        )
     }
 
     pub fn active_key_id(&self) -> &str {

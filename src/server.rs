@@ -96,8 +96,13 @@ impl Server {
         }
         let (audit, audit_writer) = AuditSink::start(pool.clone());
         let store = Store::new(pool.clone(), resolved.vault);
-        let upstreams = Upstreams::new(&resolved.upstreams, audit, store.clone());
         let notifications = Notifications::start(pool.clone());
+        let upstreams = Upstreams::new(
+            &resolved.upstreams,
+            audit,
+            store.clone(),
+            Some(notifications.clone()),
+        );
         let grpc_addr = args
             .grpc_addr
             .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 50051)));

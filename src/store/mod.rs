@@ -26,6 +26,9 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 pub const REPORT_CHANNEL: &str = "dossier_report";
 /// Channel on which new jobs are announced, so idle workers wake at once.
 pub const JOBS_CHANNEL: &str = "dossier_jobs";
+/// Channel on which a pod announces it filled the shared cache (payload: the hex of the
+/// answer's key hash), so pods waiting on its fetch lease read the answer at once.
+pub const CACHE_FILL_CHANNEL: &str = "dossier_cache_fill";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -1,5 +1,6 @@
-//! One LISTEN connection per process, fanned out in memory: report watchers and idle
-//! workers subscribe here instead of each holding a database connection.
+//! One LISTEN connection per process, fanned out in memory: report watchers, idle workers
+//! and fetches waiting on another pod's cache fill subscribe here instead of each
+//! holding a database connection.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,12 +10,13 @@ use sqlx::postgres::PgListener;
 use tokio::sync::{Notify, broadcast};
 use uuid::Uuid;
 
-use super::{JOBS_CHANNEL, REPORT_CHANNEL};
+use super::{CACHE_FILL_CHANNEL, JOBS_CHANNEL, REPORT_CHANNEL};
 
 #[derive(Debug, Clone)]
 pub struct Notifications {
     reports: broadcast::Sender<Uuid>,
     jobs: Arc<Notify>,
+    cache_fills: broadcast::Sender<Arc<str>>,
 }
 
 impl Notifications {
@@ -22,9 +24,11 @@ impl Notifications {
     /// subscribers fall back on their periodic re-reads, so nothing is missed.
     pub fn start(pool: PgPool) -> Notifications {
         let (reports, _) = broadcast::channel(1024);
+        let (cache_fills, _) = broadcast::channel(1024);
         let n = Notifications {
             reports,
             jobs: Arc::new(Notify::new()),
+            cache_fills,
         };
         tokio::spawn(listen(pool, n.clone()));
         n
@@ -33,6 +37,12 @@ impl Notifications {
     /// Application ids whose report changed.
     pub fn subscribe_reports(&self) -> broadcast::Receiver<Uuid> {
         self.reports.subscribe()
+    }
+
+    /// Keys (hex of the key hash) of answers some pod just put in the shared cache, or
+    /// whose fetch lease was given up.
+    pub fn subscribe_cache_fills(&self) -> broadcast::Receiver<Arc<str>> {
+        self.cache_fills.subscribe()
     }
 
     /// Resolves when new work may be ready.
@@ -56,7 +66,10 @@ async fn listen(pool: PgPool, n: Notifications) {
                 continue;
             }
         };
-        if let Err(e) = listener.listen_all([REPORT_CHANNEL, JOBS_CHANNEL]).await {
+        if let Err(e) = listener
+            .listen_all([REPORT_CHANNEL, JOBS_CHANNEL, CACHE_FILL_CHANNEL])
+            .await
+        {
             tracing::debug!(error = %e, "LISTEN failed; retrying");
             tokio::time::sleep(backoff).await;
             continue;
@@ -69,6 +82,8 @@ async fn listen(pool: PgPool, n: Notifications) {
                 Ok(Some(msg)) => {
                     if msg.channel() == JOBS_CHANNEL {
                         n.jobs.notify_one();
+                    } else if msg.channel() == CACHE_FILL_CHANNEL {
+                        let _ = n.cache_fills.send(Arc::from(msg.payload()));
                     } else if let Ok(id) = msg.payload().parse::<Uuid>() {
                         let _ = n.reports.send(id);
                     }

@@ -29,6 +29,7 @@ pub use settings::UpstreamPolicy;
 
 use crate::store::Store;
 use crate::store::audit::AuditSink;
+use crate::store::notify::Notifications;
 
 /// The policy of every HTTP upstream, base URLs and credentials resolved.
 #[derive(Clone)]
@@ -70,7 +71,14 @@ pub struct Upstreams {
 }
 
 impl Upstreams {
-    pub fn new(s: &UpstreamSettings, audit: AuditSink, store: Store) -> Upstreams {
+    /// `fills`: this process's notifications, for fleet-wide coalescing (None: each pod
+    /// fetches on its own after a shared-cache miss).
+    pub fn new(
+        s: &UpstreamSettings,
+        audit: AuditSink,
+        store: Store,
+        fills: Option<Notifications>,
+    ) -> Upstreams {
         let mut stacks = BTreeMap::new();
         let mut stack = |name: &'static str| {
             let policy = s.policy(name);
@@ -84,7 +92,7 @@ impl Upstreams {
                 },
                 audit.clone(),
             );
-            let l = layered::Layered::new(http, policy, store.clone());
+            let l = layered::Layered::new(http, policy, store.clone(), fills.clone());
             stacks.insert(name, l.clone());
             l
         };

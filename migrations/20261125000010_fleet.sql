@@ -7,6 +7,10 @@
 -- the kinds they know, so a pod of the previous release never claims a delivery.
 ALTER TABLE jobs ADD COLUMN run_id uuid REFERENCES evaluation_runs (id) ON DELETE CASCADE;
 
+-- When a worker first claimed the job: queue pickup latency (first_claimed_at -
+-- created_at) for operators and `dossier bench`.
+ALTER TABLE jobs ADD COLUMN first_claimed_at timestamptz;
+
 -- One delivery per decision, whatever happens to the statement that writes it.
 CREATE UNIQUE INDEX jobs_deliver_run_idx ON jobs (run_id) WHERE kind = 'deliver';
 
@@ -22,6 +26,10 @@ CREATE UNLOGGED TABLE upstream_fetch_leases (
     until      timestamptz NOT NULL,
     PRIMARY KEY (upstream, kind, key)
 );
+
+-- Fleet rate-limit state needs no crash safety either (a crash forgets the TATs: at
+-- worst one extra burst), and a permit must not wait for a WAL flush.
+ALTER TABLE rate_limits SET UNLOGGED;
 
 -- Work that exhausted its attempts, for operators and underwriters. No PII: the error
 -- text of a job is written by Dossier (upstream errors mask digit runs).

@@ -62,7 +62,8 @@ impl Store {
     ) -> Result<Option<Job>, StoreError> {
         let row = sqlx::query(
             "UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_by = $1,
-                             lease_until = now() + make_interval(secs => $2)
+                             lease_until = now() + make_interval(secs => $2),
+                             first_claimed_at = coalesce(first_claimed_at, clock_timestamp())
              WHERE id = (
                  SELECT id FROM jobs
                  WHERE ((state = 'queued' AND run_at <= now())

@@ -154,28 +154,30 @@ impl Layered {
     /// database cannot be asked, the pod's own limiter is all that applies: a database
     /// outage already takes the pod out of rotation (health NOT_SERVING).
     async fn fleet_permit(&self, deadline: Instant) -> Result<(), UpstreamError> {
+        use crate::store::limits::FleetPermit;
         let interval = Duration::from_secs_f64(1.0 / self.policy.rate_per_second);
-        loop {
-            match self
-                .store
-                .fleet_permit(self.name, interval, self.policy.burst)
-                .await
-            {
-                Ok(None) => return Ok(()),
-                Ok(Some(wait)) => {
-                    if Instant::now() + wait > deadline {
-                        self.count("rate_limited");
-                        return Err(UpstreamError::RateLimited {
-                            upstream: self.name,
-                            retry_after: Some(wait),
-                        });
-                    }
-                    tokio::time::sleep(wait).await;
+        let max_wait = deadline.saturating_duration_since(Instant::now());
+        match self
+            .store
+            .fleet_permit(self.name, interval, self.policy.burst, max_wait)
+            .await
+        {
+            Ok(FleetPermit::Granted { after }) => {
+                if !after.is_zero() {
+                    tokio::time::sleep(after).await;
                 }
-                Err(e) => {
-                    tracing::warn!(upstream = self.name, error = %e, "fleet rate limit unreachable; using this pod's limit only");
-                    return Ok(());
-                }
+                Ok(())
+            }
+            Ok(FleetPermit::Refused { retry_after }) => {
+                self.count("rate_limited");
+                Err(UpstreamError::RateLimited {
+                    upstream: self.name,
+                    retry_after: Some(retry_after),
+                })
+            }
+            Err(e) => {
+                tracing::warn!(upstream = self.name, error = %e, "fleet rate limit unreachable; using this pod's limit only");
+                Ok(())
             }
         }
     }

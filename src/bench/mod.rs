@@ -1,7 +1,10 @@
-//! `dossier bench`: the upstream-protection benchmark. Starts its own server, simulators
-//! and (unless DATABASE_URL is set) a private PostgreSQL, runs each scenario and prints
-//! the figures as a Markdown table for docs/benchmarks.md. Figures are ratios measured
-//! within one run, so they hold on any machine; none of this runs in `cargo test`.
+//! `dossier bench`: the upstream-protection and fleet benchmark. Starts its own servers,
+//! simulators and (unless DATABASE_URL is set) a private PostgreSQL, runs each scenario
+//! and prints the figures as a Markdown table for docs/benchmarks.md. Figures are counts
+//! and ratios measured within one run, so they hold on any machine; none of this runs in
+//! `cargo test`.
+
+mod fleet;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -35,10 +38,19 @@ pub struct BenchArgs {
     /// Concurrent callers in the hot-path scenario.
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
+    /// Replicas (real processes) in the fleet scenarios.
+    #[arg(long, default_value_t = 3)]
+    pub replicas: usize,
+    /// Length of the fleet's submission-throughput scenario.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub submit_for: Duration,
+    /// Which scenarios to run: `all`, `single` (one server) or `fleet`.
+    #[arg(long, default_value = "all", value_parser = ["all", "single", "fleet"])]
+    pub only: String,
 }
 
 struct Row {
-    scenario: &'static str,
+    scenario: String,
     measured: String,
     target: &'static str,
     holds: bool,
@@ -55,39 +67,27 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             url
         }
     };
-    // A fresh database per run: the L2 cache must start cold.
-    let db_url = fresh_database(&database_url).await?;
     let sims = Simulators::start(SimConfig::default()).await?;
-    // Two servers on one database: one whose property_records quota is tight (burst,
-    // overload), one with generous quotas, so that the latency scenarios measure
-    // Dossier and not a deliberately tight rate limit.
-    let (tight, stop_tight, tight_handle) =
-        start_server(&db_url, bench_settings(&sims, Some(args.quota))).await?;
-    let (channel, stop, handle) = start_server(&db_url, bench_settings(&sims, None)).await?;
-    quota_on_simulator(&sims, Some(args.quota));
-
     let mut rows = Vec::new();
-    println!("running: burst");
-    rows.extend(burst(&tight, &sims).await?);
-    println!("running: status quo");
-    rows.push(status_quo(&sims).await?);
-    println!("running: overload ({:?})", args.overload_for);
-    rows.push(overload(&tight, &sims, args.quota, args.overload_for).await?);
-    quota_on_simulator(&sims, None);
-    println!("running: fan-out");
-    rows.push(fan_out(&channel, &sims).await?);
-    println!("running: hot path");
-    rows.push(hot_path(&channel, args.hot_for, args.concurrency).await?);
-
-    for (stop, handle) in [(stop, handle), (stop_tight, tight_handle)] {
-        let _ = stop.send(());
-        let _ = handle.await;
+    if args.only != "fleet" {
+        rows.extend(single_server(&args, &database_url, &sims).await?);
+    }
+    if args.only != "single" {
+        // Fresh simulators: the single-server scenarios changed their behaviour.
+        let sims = Simulators::start(SimConfig::default()).await?;
+        let bench = fleet::FleetBench {
+            admin_url: &database_url,
+            sims: &sims,
+            replicas: args.replicas,
+            quota: args.quota,
+            overload_for: args.overload_for,
+            submit_for: args.submit_for,
+        };
+        let fleet_rows = bench.run().await;
+        sims.shutdown().await;
+        rows.extend(fleet_rows?);
     }
     sims.shutdown().await;
-    // The run's database is throw-away: do not leave one behind per run.
-    if let Err(e) = drop_database(&database_url, &db_url).await {
-        tracing::warn!(error = %e, "could not drop the benchmark database");
-    }
     drop(private_pg);
 
     println!("\n| scenario | measured | target | holds |\n|---|---|---|---|");
@@ -105,6 +105,55 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     } else {
         anyhow::bail!("some targets do not hold")
     }
+}
+
+/// The scenarios against in-process servers on one fresh database.
+async fn single_server(
+    args: &BenchArgs,
+    admin_url: &str,
+    sims: &Simulators,
+) -> anyhow::Result<Vec<Row>> {
+    // A fresh database per run: the L2 cache must start cold.
+    let db_url = fresh_database(admin_url).await?;
+    // Two servers on one database: one whose property_records quota is tight (burst,
+    // overload), one with generous quotas, so that the latency scenarios measure
+    // Dossier and not a deliberately tight rate limit.
+    let (tight, stop_tight, tight_handle) =
+        start_server(&db_url, bench_settings(sims, Some(args.quota))).await?;
+    let (channel, stop, handle) = start_server(&db_url, bench_settings(sims, None)).await?;
+    quota_on_simulator(sims, Some(args.quota));
+
+    let mut rows = Vec::new();
+    println!("running: burst");
+    rows.extend(burst(std::slice::from_ref(&tight), sims, "").await?);
+    println!("running: status quo");
+    rows.push(status_quo(sims).await?);
+    println!("running: overload ({:?})", args.overload_for);
+    rows.push(
+        overload(
+            std::slice::from_ref(&tight),
+            sims,
+            args.quota,
+            args.overload_for,
+            "",
+        )
+        .await?,
+    );
+    quota_on_simulator(sims, None);
+    println!("running: fan-out");
+    rows.push(fan_out(&channel, sims).await?);
+    println!("running: hot path");
+    rows.push(hot_path(&channel, args.hot_for, args.concurrency).await?);
+
+    for (stop, handle) in [(stop, handle), (stop_tight, tight_handle)] {
+        let _ = stop.send(());
+        let _ = handle.await;
+    }
+    // The run's database is throw-away: do not leave one behind per run.
+    if let Err(e) = drop_database(admin_url, &db_url).await {
+        tracing::warn!(error = %e, "could not drop the benchmark database");
+    }
+    Ok(rows)
 }
 
 pub(crate) async fn drop_database(admin_url: &str, db_url: &str) -> anyhow::Result<()> {
@@ -232,11 +281,13 @@ fn sim_429s(sims: &Simulators, u: Upstream) -> u64 {
     sims.refused(u)
 }
 
-async fn burst(channel: &Channel, sims: &Simulators) -> anyhow::Result<Vec<Row>> {
+/// 1,000 concurrent calls over 50 addresses, round-robin over `channels` (one per server).
+async fn burst(channels: &[Channel], sims: &Simulators, prefix: &str) -> anyhow::Result<Vec<Row>> {
     sims.reset_stats(Upstream::PropertyRecords);
-    let client = proto::data_service_client::DataServiceClient::new(channel.clone());
     let calls = (0..1000).map(|i| {
-        let mut c = client.clone();
+        let mut c = proto::data_service_client::DataServiceClient::new(
+            channels[i % channels.len()].clone(),
+        );
         async move {
             let mut r = tonic::Request::new(proto::GetPropertyProfileRequest {
                 address: Some(address(format!("{} Burst Ave", i % 50 + 1))),
@@ -251,7 +302,7 @@ async fn burst(channel: &Channel, sims: &Simulators) -> anyhow::Result<Vec<Row>>
     let requests = sims.stats(Upstream::PropertyRecords).total();
     let refused = sim_429s(sims, Upstream::PropertyRecords);
     Ok(vec![Row {
-        scenario: "burst: 1,000 concurrent GetPropertyProfile over 50 properties",
+        scenario: format!("{prefix}burst: 1,000 concurrent GetPropertyProfile over 50 properties"),
         measured: format!(
             "{requests} upstream requests (amplification {:.2}), {refused} × 429, {failures} failed calls",
             requests as f64 / 50.0
@@ -285,7 +336,7 @@ async fn status_quo(sims: &Simulators) -> anyhow::Result<Row> {
     join_all(calls).await;
     let requests = sims.stats(Upstream::PropertyRecords).total();
     Ok(Row {
-        scenario: "status quo: the same burst straight to the vendor",
+        scenario: "status quo: the same burst straight to the vendor".into(),
         measured: format!(
             "{requests} upstream requests (amplification {:.2})",
             requests as f64 / 50.0
@@ -295,11 +346,13 @@ async fn status_quo(sims: &Simulators) -> anyhow::Result<Row> {
     })
 }
 
+/// Callers at 10× the quota, round-robin over `channels`.
 async fn overload(
-    channel: &Channel,
+    channels: &[Channel],
     sims: &Simulators,
     quota: u32,
     duration: Duration,
+    prefix: &str,
 ) -> anyhow::Result<Row> {
     sims.set_behaviour(
         Upstream::PropertyRecords,
@@ -309,7 +362,6 @@ async fn overload(
         },
     );
     sims.reset_stats(Upstream::PropertyRecords);
-    let client = proto::data_service_client::DataServiceClient::new(channel.clone());
     let rate = quota * 10;
     let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
     let started = Instant::now();
@@ -323,7 +375,9 @@ async fn overload(
     while started.elapsed() < duration {
         tick.tick().await;
         n += 1;
-        let mut c = client.clone();
+        let mut c = proto::data_service_client::DataServiceClient::new(
+            channels[n as usize % channels.len()].clone(),
+        );
         let (ok, exhausted, other) = (ok.clone(), exhausted.clone(), other.clone());
         tasks.push(tokio::spawn(async move {
             let mut r = tonic::Request::new(proto::GetPropertyProfileRequest {
@@ -351,7 +405,7 @@ async fn overload(
     let refused = sim_429s(sims, Upstream::PropertyRecords);
     let ceiling = (f64::from(quota) * elapsed).ceil() as u64 + u64::from(quota);
     Ok(Row {
-        scenario: "overload: callers at 10× the quota",
+        scenario: format!("{prefix}overload: callers at 10× the quota"),
         measured: format!(
             "{n} calls in {elapsed:.1} s at {rate}/s: {requests} upstream requests (ceiling {ceiling}), {refused} × 429; callers: {} OK, {} RESOURCE_EXHAUSTED, {} past their 2 s deadline",
             ok.load(Ordering::Relaxed),
@@ -414,7 +468,7 @@ async fn fan_out(channel: &Channel, sims: &Simulators) -> anyhow::Result<Row> {
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let over = ms(p50) - LATENCY_MS as f64;
     Ok(Row {
-        scenario: "fan-out: cold EvaluateApplication, every upstream at 50 ms",
+        scenario: "fan-out: cold EvaluateApplication, every upstream at 50 ms".into(),
         measured: format!(
             "p50 {:.1} ms = slowest upstream + {over:.1} ms (p90 {:.1} ms; with instant upstreams p50 {:.1} ms)",
             ms(p50),
@@ -460,7 +514,7 @@ async fn hot_path(
     .await;
     let ratio = profile_rate / health_rate;
     Ok(Row {
-        scenario: "hot path: cached GetPropertyProfile vs grpc.health.v1 Check",
+        scenario: "hot path: cached GetPropertyProfile vs grpc.health.v1 Check".into(),
         measured: format!("{profile_rate:.0}/s vs {health_rate:.0}/s = {ratio:.2}×"),
         target: "≥ 0.70×",
         holds: ratio >= 0.7,

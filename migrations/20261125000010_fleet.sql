@@ -7,6 +7,11 @@
 -- the kinds they know, so a pod of the previous release never claims a delivery.
 ALTER TABLE jobs ADD COLUMN run_id uuid REFERENCES evaluation_runs (id) ON DELETE CASCADE;
 
+-- An underwriter's review is a decision too: delivered as a job of kind
+-- 'deliver_review' (one per application, as reviews are), under the review's own id.
+ALTER TABLE reviews ADD COLUMN id uuid NOT NULL DEFAULT gen_random_uuid();
+CREATE UNIQUE INDEX jobs_deliver_review_idx ON jobs (application_id) WHERE kind = 'deliver_review';
+
 -- When a worker first claimed the job: queue pickup latency (first_claimed_at -
 -- created_at) for operators and `dossier bench`.
 ALTER TABLE jobs ADD COLUMN first_claimed_at timestamptz;
@@ -47,4 +52,4 @@ FROM jobs j
 WHERE j.state = 'dead';
 
 COMMENT ON VIEW reporting.dead_letters IS
-    'Jobs that exhausted their attempts (state dead): kind (evaluate = run the checks and decide; deliver = send a decision to the Rails backend), the application and decision run, attempts, the last error and since when. Re-run one with `dossier jobs retry JOB_ID` (docs/operations.md).';
+    'Jobs that exhausted their attempts (state dead): kind (evaluate = run the checks and decide; deliver = send a decision to the Rails backend; deliver_review = send an underwriter''s review to the Rails backend), the application and decision run, attempts, the last error and since when. Re-run one with `dossier jobs retry JOB_ID` (docs/operations.md).';

@@ -9,6 +9,7 @@ use std::time::Duration;
 use common::{TestApp, count_jobs, evaluate_request, eventually};
 use dossier::sim::{Behaviour, Fault, Upstream};
 use dossier::store::jobs::Retried;
+use dossier::upstream::rails::DecidedBy;
 
 const WITHIN: Duration = Duration::from_secs(30);
 
@@ -171,4 +172,42 @@ async fn a_dead_delivery_is_reported_and_re_run_by_dossier_jobs_retry() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("job 999999 does not exist"));
+}
+
+#[tokio::test]
+async fn an_underwriters_review_is_delivered_as_the_final_decision() {
+    let app = TestApp::spawn().await;
+    let id = decided_application(&app, "refer", "review-1").await;
+    app.client()
+        .await
+        .review_application(dossier::proto::ReviewApplicationRequest {
+            application_id: id.to_string(),
+            outcome: dossier::proto::ReviewOutcome::Approve as i32,
+            note: "Trust documents show the applicant is the sole trustee.".into(),
+            reviewer: "uw.alice@example.com".into(),
+        })
+        .await
+        .unwrap();
+    eventually("both deliveries acknowledged", WITHIN, || async {
+        (count_jobs(&app.pool, "deliver", "done").await == 1
+            && count_jobs(&app.pool, "deliver_review", "done").await == 1)
+            .then_some(())
+    })
+    .await;
+    let delivered = app.sims.deliveries();
+    let mine = delivered.for_application(id);
+    assert_eq!(mine.len(), 2, "{delivered:#?}");
+    let refer = mine
+        .iter()
+        .find(|d| d.decision.decided_by == DecidedBy::Policy)
+        .unwrap();
+    let review = mine
+        .iter()
+        .find(|d| d.decision.decided_by == DecidedBy::Underwriter)
+        .unwrap();
+    assert_eq!(refer.decision.decision, "refer");
+    assert_eq!(review.decision.decision, "approved");
+    assert_eq!(review.decision.replaces, Some(refer.decision.decision_id));
+    assert_ne!(review.decision.decision_id, refer.decision.decision_id);
+    assert_eq!(review.decision.reason_codes, refer.decision.reason_codes);
 }

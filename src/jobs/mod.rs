@@ -4,8 +4,9 @@
 //! Two kinds of work: `evaluate` (run an application's checks and decide, written by
 //! SubmitApplication in the same transaction as the application) and `deliver` (send a
 //! decision to the Rails backend, written in the same statement as the decision: the
-//! outbox). Both are safe to run twice: a decision is recorded once per application, and
-//! a delivery carries the decision's id as its idempotency key.
+//! outbox; `deliver_review` likewise for an underwriter's review). All are safe to run
+//! twice: a decision is recorded once per application, and a delivery carries the
+//! decision's id as its idempotency key.
 
 use std::time::{Duration, Instant};
 
@@ -101,7 +102,7 @@ async fn run_job(
     let work = async {
         match job.kind.as_str() {
             "evaluate" => evaluate(underwriter, &job).await,
-            "deliver" => deliver(underwriter, &job).await,
+            "deliver" | "deliver_review" => deliver(underwriter, &job).await,
             other => Err(format!("unknown job kind {other:?}")),
         }
     };
@@ -160,13 +161,20 @@ async fn evaluate(underwriter: &Underwriter, job: &Job) -> Result<(), String> {
 /// after Rails acknowledged, before the job was marked done): the idempotency key, the
 /// decision id, lets it recognise the repeat.
 async fn deliver(underwriter: &Underwriter, job: &Job) -> Result<(), String> {
-    let run_id = job.run_id.ok_or("deliver job names no decision")?;
-    let decision = underwriter
-        .store
-        .decision_delivery(run_id)
-        .await
+    let store = &underwriter.store;
+    let found = if job.kind == "deliver_review" {
+        let application_id = job
+            .application_id
+            .ok_or("deliver_review job names no application")?;
+        store.review_delivery(application_id).await
+    } else {
+        let run_id = job.run_id.ok_or("deliver job names no decision")?;
+        store.decision_delivery(run_id).await
+    };
+    let decision = found
         .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("decision {run_id} no longer exists"))?;
+        .ok_or_else(|| format!("the decision of job {} no longer exists", job.id))?;
+    let run_id = decision.decision_id;
     let ctx = CallContext {
         application_id: Some(decision.application_id),
         deadline: Some(Instant::now() + DELIVERY_BUDGET),

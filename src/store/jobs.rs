@@ -16,7 +16,7 @@ pub const DELIVERY_ATTEMPTS: i32 = 30;
 
 /// The kinds of work this release knows. Workers claim only these, so that a pod of an
 /// older release never claims work it cannot do (it would fail it until it died).
-pub const KNOWN_KINDS: &[&str] = &["evaluate", "deliver"];
+pub const KNOWN_KINDS: &[&str] = &["evaluate", "deliver", "deliver_review"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
@@ -276,6 +276,46 @@ impl Store {
                 reason_codes: r.try_get("reason_codes")?,
                 policy_version: r.try_get("policy_version")?,
                 decided_at: r.try_get("decided_at")?,
+                decided_by: crate::upstream::rails::DecidedBy::Policy,
+                replaces: None,
+            })
+        })
+        .transpose()
+    }
+
+    /// An underwriter's review of a referred application, as Rails receives it: the
+    /// final decision, replacing the REFER it resolves. None if there is no review.
+    pub async fn review_delivery(
+        &self,
+        application_id: Uuid,
+    ) -> Result<Option<crate::upstream::rails::RailsDecision>, StoreError> {
+        let row = sqlx::query(
+            "SELECT r.id, r.run_id, r.outcome, r.reviewed_at, a.idempotency_key,
+                    a.rails_application_id, d.reason_codes, d.policy_version
+             FROM reviews r
+             JOIN applications a ON a.id = r.application_id
+             JOIN decisions d ON d.run_id = r.run_id
+             WHERE r.application_id = $1",
+        )
+        .bind(application_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            let outcome: String = r.try_get("outcome")?;
+            Ok(crate::upstream::rails::RailsDecision {
+                decision_id: r.try_get("id")?,
+                application_id,
+                submission_key: r.try_get("idempotency_key")?,
+                rails_application_id: r.try_get("rails_application_id")?,
+                decision: match outcome.as_str() {
+                    "approve" => "approved".to_owned(),
+                    _ => "declined".to_owned(),
+                },
+                reason_codes: r.try_get("reason_codes")?,
+                policy_version: r.try_get("policy_version")?,
+                decided_at: r.try_get("reviewed_at")?,
+                decided_by: crate::upstream::rails::DecidedBy::Underwriter,
+                replaces: Some(r.try_get("run_id")?),
             })
         })
         .transpose()

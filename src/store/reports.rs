@@ -454,9 +454,18 @@ impl Store {
         if inserted == 0 {
             return Ok(Reviewed::AlreadyReviewed);
         }
-        sqlx::query("SELECT pg_notify($1, $2)")
+        // The review's delivery to Rails, in the same transaction (outbox).
+        sqlx::query(
+            "INSERT INTO jobs (kind, application_id, max_attempts) VALUES ('deliver_review', $1, $2)",
+        )
+        .bind(application_id)
+        .bind(super::jobs::DELIVERY_ATTEMPTS)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("SELECT pg_notify($1, $2), pg_notify($3, '')")
             .bind(REPORT_CHANNEL)
             .bind(application_id.to_string())
+            .bind(super::JOBS_CHANNEL)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;

@@ -109,6 +109,23 @@ pub struct RailsDecision {
     pub reason_codes: Vec<String>,
     pub policy_version: String,
     pub decided_at: chrono::DateTime<chrono::Utc>,
+    /// Who decided: the underwriting policy, or an underwriter reviewing a REFER.
+    #[serde(default)]
+    pub decided_by: DecidedBy,
+    /// For an underwriter's decision: the REFER decision it resolves.
+    #[serde(default)]
+    pub replaces: Option<uuid::Uuid>,
+}
+
+/// Who made a delivered decision.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecidedBy {
+    /// The automated checks under the underwriting policy.
+    #[default]
+    Policy,
+    /// An underwriter (ReviewApplication). `reason_codes` are the REFER's.
+    Underwriter,
 }
 
 /// Rails's acknowledgement of a delivered decision.

@@ -24,6 +24,8 @@ pub struct PrivatePostgres {
     port: u16,
     user: Option<nix::unistd::User>,
     stopped: bool,
+    /// Stopped by `halt`, data kept, until `resume`.
+    halted: bool,
 }
 
 impl PrivatePostgres {
@@ -57,6 +59,7 @@ impl PrivatePostgres {
             port: 0,
             user,
             stopped: false,
+            halted: false,
         };
         pg.init()?;
         pg.start_server()?;
@@ -110,28 +113,94 @@ impl PrivatePostgres {
         let mut last_error = String::new();
         for _ in 0..5 {
             let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-            let options = format!(
-                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
-                self.dir.display()
-            );
-            let out = self
-                .command("pg_ctl")
-                .arg("-D")
-                .arg(self.data())
-                .args(["-w", "-t", "60", "-o", &options, "-l"])
-                .arg(self.dir.join("postgres.log"))
-                .arg("start")
-                .stdin(Stdio::null())
-                .output()
-                .context("cannot run pg_ctl")?;
-            if out.status.success() {
-                self.port = port;
-                return Ok(());
+            match self.pg_ctl_start(port)? {
+                Ok(()) => {
+                    self.port = port;
+                    return Ok(());
+                }
+                Err(log) => last_error = log,
             }
-            last_error = std::fs::read_to_string(self.dir.join("postgres.log")).unwrap_or_default();
         }
         bail!(
             "the private PostgreSQL did not start: {}",
+            last_error.trim()
+        )
+    }
+
+    /// `pg_ctl start` on `port`, waiting until the server accepts connections. The outer
+    /// error is pg_ctl failing to run; the inner one is the server not starting (with
+    /// its log).
+    fn pg_ctl_start(&self, port: u16) -> anyhow::Result<Result<(), String>> {
+        let options = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
+            self.dir.display()
+        );
+        let out = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(self.data())
+            .args(["-w", "-t", "60", "-o", &options, "-l"])
+            .arg(self.dir.join("postgres.log"))
+            .arg("start")
+            .stdin(Stdio::null())
+            .output()
+            .context("cannot run pg_ctl")?;
+        if out.status.success() {
+            return Ok(Ok(()));
+        }
+        Ok(Err(
+            std::fs::read_to_string(self.dir.join("postgres.log")).unwrap_or_default()
+        ))
+    }
+
+    /// Stops the server the way an operator's restart or a failover does (`pg_ctl stop
+    /// -m fast`: open sessions are terminated, in-flight transactions roll back) and
+    /// keeps its data directory, so [`PrivatePostgres::resume`] can start it again with
+    /// everything committed so far. Returns once the server has exited. For fault tests.
+    pub fn halt(&mut self) -> anyhow::Result<()> {
+        anyhow::ensure!(!self.stopped, "the private PostgreSQL was stopped for good");
+        anyhow::ensure!(!self.halted, "the private PostgreSQL is already halted");
+        let out = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(self.data())
+            .args(["-m", "fast", "-w", "-t", "60", "stop"])
+            .stdin(Stdio::null())
+            .output()
+            .context("cannot run pg_ctl")?;
+        if !out.status.success() {
+            bail!(
+                "pg_ctl stop failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        self.halted = true;
+        Ok(())
+    }
+
+    /// Starts a server halted by [`PrivatePostgres::halt`] again, on the same port (so
+    /// [`PrivatePostgres::url`] stays valid), and returns once it accepts connections.
+    /// The port can be briefly taken (a connection attempt in progress, another
+    /// process): it retries for up to about 30 seconds before giving up.
+    pub fn resume(&mut self) -> anyhow::Result<()> {
+        anyhow::ensure!(!self.stopped, "the private PostgreSQL was stopped for good");
+        anyhow::ensure!(self.halted, "the private PostgreSQL is not halted");
+        let mut last_error = String::new();
+        for attempt in 0..30 {
+            if attempt > 0 {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
+            match self.pg_ctl_start(self.port)? {
+                Ok(()) => {
+                    self.halted = false;
+                    return Ok(());
+                }
+                Err(log) => last_error = log,
+            }
+        }
+        bail!(
+            "the private PostgreSQL did not start again on port {}: {}",
+            self.port,
             last_error.trim()
         )
     }
@@ -199,7 +268,7 @@ fn shell_quote(p: &Path) -> String {
 
 /// Finds the directory holding initdb and pg_ctl: PATH first, then the newest
 /// /usr/lib/postgresql/<version>/bin.
-fn find_bin_dir() -> anyhow::Result<PathBuf> {
+pub(crate) fn find_bin_dir() -> anyhow::Result<PathBuf> {
     if let Some(path) = std::env::var_os("PATH") {
         for dir in std::env::split_paths(&path) {
             let initdb = dir.join("initdb");

@@ -41,17 +41,24 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// True when the database could not be reached (as opposed to a query failing).
+    /// True when the database could not be reached or went away under the query (as
+    /// opposed to a query failing): the caller may try again once it is back. SQLSTATE
+    /// classes: 08 (connection exception), 57P (server shutting down, restarting or
+    /// crashed: what a query in flight gets during a restart or failover), 53300 (too
+    /// many connections).
     pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
+        match self {
             StoreError::Database(
                 sqlx::Error::Io(_)
-                    | sqlx::Error::PoolTimedOut
-                    | sqlx::Error::PoolClosed
-                    | sqlx::Error::Tls(_)
-            )
-        )
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Tls(_),
+            ) => true,
+            StoreError::Database(sqlx::Error::Database(e)) => e
+                .code()
+                .is_some_and(|c| c.starts_with("08") || c.starts_with("57P") || c == "53300"),
+            _ => false,
+        }
     }
 }
 

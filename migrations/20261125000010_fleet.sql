@@ -1,23 +1,27 @@
 -- Many pods, one truth: the decision outbox, fleet-wide fetch leases, dead letters in
--- reporting. Additive only: the previous release ignores all of it.
+-- reporting. Additive only, and written to take no lock that blocks writers for longer
+-- than a catalogue update (pods keep serving while it runs): no table rewrite, no
+-- validating scan, no index build here (indexes: 20261125000011 and _12, CONCURRENTLY).
 
 -- The outbox: a decision's delivery to the Rails backend is a job of kind 'deliver'
 -- written in the same statement as the decision (store/reports.rs). `run_id` names the
--- decision (one per run); it is also the delivery's idempotency key. Workers claim only
--- the kinds they know, so a pod of the previous release never claims a delivery.
-ALTER TABLE jobs ADD COLUMN run_id uuid REFERENCES evaluation_runs (id) ON DELETE CASCADE;
+-- decision (one per run); it is also the delivery's idempotency key. Workers of this
+-- release on claim only the kinds they know (store/jobs.rs KNOWN_KINDS). The foreign
+-- key is added NOT VALID (no scan under lock) and validated in 20261125000013.
+ALTER TABLE jobs ADD COLUMN run_id uuid;
+ALTER TABLE jobs ADD CONSTRAINT jobs_run_id_fkey
+    FOREIGN KEY (run_id) REFERENCES evaluation_runs (id) ON DELETE CASCADE NOT VALID;
 
 -- An underwriter's review is a decision too: delivered as a job of kind
 -- 'deliver_review' (one per application, as reviews are), under the review's own id.
-ALTER TABLE reviews ADD COLUMN id uuid NOT NULL DEFAULT gen_random_uuid();
-CREATE UNIQUE INDEX jobs_deliver_review_idx ON jobs (application_id) WHERE kind = 'deliver_review';
+-- Column first, default second: a volatile default in ADD COLUMN would rewrite the
+-- table. Reviews made before this release have no id and are not delivered.
+ALTER TABLE reviews ADD COLUMN id uuid;
+ALTER TABLE reviews ALTER COLUMN id SET DEFAULT gen_random_uuid();
 
 -- When a worker first claimed the job: queue pickup latency (first_claimed_at -
 -- created_at) for operators and `dossier bench`.
 ALTER TABLE jobs ADD COLUMN first_claimed_at timestamptz;
-
--- One delivery per decision, whatever happens to the statement that writes it.
-CREATE UNIQUE INDEX jobs_deliver_run_idx ON jobs (run_id) WHERE kind = 'deliver';
 
 -- Fleet-wide coalescing: the pod that misses the shared cache first takes a lease on the
 -- question and fetches; other pods wait for its fill (NOTIFY dossier_cache_fill) or for

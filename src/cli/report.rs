@@ -109,7 +109,7 @@ pub enum Format {
 #[derive(Debug, Clone, clap::Args)]
 pub struct ReportArgs {
     /// The report: pipeline, decline_reasons, refer_reasons, check_outcomes,
-    /// review_queue, turnaround or upstream_usage (docs/reporting.md).
+    /// review_queue, turnaround, upstream_usage or dead_letters (docs/reporting.md).
     pub name: String,
     /// First day to include (YYYY-MM-DD, UTC, inclusive).
     #[arg(long)]

@@ -14,8 +14,11 @@ use super::{Store, StoreError};
 /// delivery that cannot succeed (reporting.dead_letters, `dossier jobs retry`).
 pub const DELIVERY_ATTEMPTS: i32 = 30;
 
-/// The kinds of work this release knows. Workers claim only these, so that a pod of an
-/// older release never claims work it cannot do (it would fail it until it died).
+/// The kinds of work this release knows. Workers claim only these, so that from this
+/// release on a pod never claims work it cannot do. (The release before this one had no
+/// such filter: while it still runs during the rollout, it may claim a delivery and fail
+/// it with "unknown job kind", which costs that delivery an attempt and a back-off; a
+/// pod of this release delivers it next. docs/operations.md, "Deploy".)
 pub const KNOWN_KINDS: &[&str] = &["evaluate", "deliver", "deliver_review"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,7 +146,7 @@ impl Store {
         sqlx::query(
             "UPDATE jobs SET
                  state = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END,
-                 run_at = now() + make_interval(secs => least(300, power(2, attempts)::int)),
+                 run_at = now() + make_interval(secs => least(300, power(2, least(attempts, 9))::int)),
                  lease_until = NULL, locked_by = NULL, last_error = $3,
                  finished_at = CASE WHEN attempts >= max_attempts THEN now() END
              WHERE id = $1 AND locked_by = $2",
@@ -295,7 +298,8 @@ impl Store {
              FROM reviews r
              JOIN applications a ON a.id = r.application_id
              JOIN decisions d ON d.run_id = r.run_id
-             WHERE r.application_id = $1",
+             -- Reviews made before reviews.id existed were never queued for delivery.
+             WHERE r.application_id = $1 AND r.id IS NOT NULL",
         )
         .bind(application_id)
         .fetch_optional(&self.pool)

@@ -252,9 +252,10 @@ impl HttpUpstream {
         }
         match serde_json::from_value::<T>(json) {
             Ok(v) => Ok((status, Some(v))),
+            // A type error quotes the offending value, which may be personal data.
             Err(e) => fail(UpstreamError::Malformed {
                 upstream,
-                detail: e.to_string(),
+                detail: mask_digits(&e.to_string()),
             }),
         }
     }

@@ -324,14 +324,17 @@ impl Layered {
                             self.count("stale");
                             Ok((old, CacheOutcome::Stale))
                         }
-                        _ => Err(UpstreamError::DeadlineExceeded {
-                            upstream: self.name,
-                        }),
+                        _ => {
+                            self.count("error");
+                            Err(UpstreamError::DeadlineExceeded {
+                                upstream: self.name,
+                            })
+                        }
                     };
                 }
             }
         }
-        let result = self.fetch_upstream(&q, &ctx, permit_by).await;
+        let result = self.fetch_upstream(&q, &ctx, permit_by, true).await;
         if leased
             && result.is_err()
             && let Err(e) = self
@@ -498,12 +501,13 @@ impl Layered {
             deadline: Some(deadline),
             ..*ctx
         };
-        let result = self.fetch_upstream(q, &ctx, deadline).await;
-        self.count(match &result {
-            Ok(_) => "sent",
-            Err(UpstreamError::RateLimited { .. }) => "rate_limited",
-            Err(_) => "error",
-        });
+        let result = self.fetch_upstream(q, &ctx, deadline, false).await;
+        match &result {
+            Ok(_) => self.count("sent"),
+            // Counted by the limiter that refused it.
+            Err(UpstreamError::RateLimited { .. }) => {}
+            Err(_) => self.count("error"),
+        }
         result
     }
 
@@ -512,11 +516,16 @@ impl Layered {
     /// `permit_by`, the deadline of the caller that started the fetch: a caller that
     /// cannot be served in time is told so (with a retry delay) rather than left to time
     /// out.
+    ///
+    /// Without `guarded`, the circuit breaker is neither asked nor told: deliveries
+    /// (`send_uncached`) are retried by the job queue with its own back-off, and a
+    /// failing callback endpoint must not open the breaker that look-ups depend on.
     async fn fetch_upstream(
         &self,
         q: &Question,
         ctx: &CallContext,
         permit_by: Instant,
+        guarded: bool,
     ) -> Result<Option<Value>, UpstreamError> {
         let deadline = ctx.deadline.expect("fetch contexts carry a deadline");
         let mut attempt = 1;
@@ -527,7 +536,11 @@ impl Layered {
                 self.fleet_permit(permit_deadline).await?;
             }
             let slot = self.limiter.slot(deadline).await?;
-            let admitted = self.breaker.admit()?;
+            let admitted = if guarded {
+                Some(self.breaker.admit()?)
+            } else {
+                None
+            };
             let started = Instant::now();
             let result = (q.send)(&self.http, ctx)
                 .await
@@ -542,10 +555,12 @@ impl Layered {
                 });
             drop(slot);
             metrics::histogram!("dossier_upstream_request_duration_seconds", "upstream" => self.name).record(started.elapsed().as_secs_f64());
-            self.breaker.record(
-                admitted,
-                result.as_ref().is_err_and(UpstreamError::is_outage),
-            );
+            if let Some(admitted) = admitted {
+                self.breaker.record(
+                    admitted,
+                    result.as_ref().is_err_and(UpstreamError::is_outage),
+                );
+            }
             match result {
                 Ok(v) => return Ok(v),
                 Err(e) => match retry::next_delay(&self.policy.retry, attempt, &e, deadline) {

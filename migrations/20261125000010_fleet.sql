@@ -33,6 +33,10 @@ CREATE UNLOGGED TABLE upstream_fetch_leases (
     key        bytea NOT NULL,
     holder     text NOT NULL,
     until      timestamptz NOT NULL,
+    -- Set by the fill: the answer is in upstream_cache and fresh until then. The row is
+    -- kept (not deleted) so that a pod whose read missed the fill (its snapshot was
+    -- taken just before it committed) conflicts with it instead of taking a new lease.
+    fresh_until timestamptz,
     PRIMARY KEY (upstream, kind, key)
 );
 

@@ -121,8 +121,9 @@ impl Store {
                  SELECT $1, $2, $3, $4, clock_timestamp() + make_interval(secs => $5)
                  WHERE NOT EXISTS (SELECT 1 FROM hit WHERE expires_at > now())
                  ON CONFLICT (upstream, kind, key) DO UPDATE
-                 SET holder = excluded.holder, until = excluded.until
+                 SET holder = excluded.holder, until = excluded.until, fresh_until = NULL
                  WHERE upstream_fetch_leases.until < clock_timestamp()
+                   AND coalesce(upstream_fetch_leases.fresh_until, '-infinity') < clock_timestamp()
                  RETURNING until
              )
              SELECT h.body, h.sealed, h.key_id, h.fetched_at, h.expires_at, h.stale_until,
@@ -251,7 +252,9 @@ impl Store {
                      fetched_at = excluded.fetched_at, expires_at = excluded.expires_at, stale_until = excluded.stale_until
                  WHERE upstream_cache.fetched_at < excluded.fetched_at
              ), released AS (
-                 DELETE FROM upstream_fetch_leases WHERE upstream = $1 AND kind = $2 AND key = $3
+                 -- Released, and marked filled (see the migration's fresh_until).
+                 UPDATE upstream_fetch_leases SET until = now(), fresh_until = $8
+                 WHERE upstream = $1 AND kind = $2 AND key = $3
              )
              SELECT pg_notify($10, $11)",
         )

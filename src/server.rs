@@ -58,6 +58,8 @@ pub struct Resolved {
 
 /// How often each pod checks for a newly loaded sanctions list.
 const SANCTIONS_REFRESH: Duration = Duration::from_secs(60);
+/// How often each pod deletes expired cache answers and spent fetch leases.
+const CACHE_PURGE: Duration = Duration::from_secs(600);
 
 impl Server {
     pub async fn build(args: ServeArgs, resolved: Resolved) -> anyhow::Result<Server> {
@@ -203,6 +205,7 @@ impl Server {
             underwriter.store.clone(),
             stopping.clone(),
         ));
+        let purge_task = tokio::spawn(purge_cache(underwriter.store.clone(), stopping.clone()));
         let health_task = tokio::spawn(watch_database(
             database_url,
             reporter.clone(),
@@ -282,6 +285,7 @@ impl Server {
         stopping.cancel();
         let _ = health_task.await;
         let _ = sanctions_task.await;
+        let _ = purge_task.await;
         set_health(&reporter, ServingStatus::NotServing).await;
         tokio::time::sleep(args.shutdown_delay).await;
 
@@ -397,6 +401,30 @@ async fn refresh_sanctions(
         }
         if let Err(e) = list.refresh_from(&store).await {
             tracing::warn!(error = %e, "sanctions list refresh failed; keeping the current list");
+        }
+    }
+}
+
+/// Deletes expired shared-cache answers and spent fetch leases every so often, so the
+/// tables stay the size of what is fresh. Each pod starts at a random point of the
+/// interval, so a fleet spreads the work.
+async fn purge_cache(store: Store, stopping: CancellationToken) {
+    use rand::Rng as _;
+    let first = CACHE_PURGE.mul_f64(rand::thread_rng().gen_range(0.1..1.0));
+    let mut wait = first;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stopping.cancelled() => return,
+        }
+        wait = CACHE_PURGE;
+        match store.cache_purge().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                rows = n,
+                "purged expired cache answers and spent fetch leases"
+            ),
+            Err(e) => tracing::warn!(error = %e, "cache purge failed; trying again later"),
         }
     }
 }

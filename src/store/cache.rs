@@ -274,13 +274,21 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes answers past their stale grace; returns how many.
+    /// Deletes answers past their stale grace, and fetch-lease rows that are neither
+    /// held nor guarding a fresh answer; returns how many rows went. Every pod runs it
+    /// now and then (`server.rs`); running it twice at once is harmless.
     pub async fn cache_purge(&self) -> Result<u64, StoreError> {
-        Ok(
-            sqlx::query("DELETE FROM upstream_cache WHERE stale_until < now()")
-                .execute(&self.pool)
-                .await?
-                .rows_affected(),
+        let answers = sqlx::query("DELETE FROM upstream_cache WHERE stale_until < now()")
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        let leases = sqlx::query(
+            "DELETE FROM upstream_fetch_leases
+             WHERE until < now() AND coalesce(fresh_until, '-infinity') < now()",
         )
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(answers + leases)
     }
 }

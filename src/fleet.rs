@@ -59,14 +59,26 @@ impl FleetSpec {
     }
 }
 
+/// Makes a database ready for replicas, as a deploy's migration job would: migrates it
+/// and loads the built-in sample sanctions list if none is loaded (replicas start
+/// without --migrate, as in production).
+pub async fn prepare_database(database_url: &str) -> anyhow::Result<()> {
+    crate::store::migrate(database_url).await?;
+    let pool = crate::store::connect(database_url, 2).await?;
+    // Loading the list needs no encryption key: it holds no applicant data.
+    let store = crate::store::Store::new(pool, crate::store::Vault::ephemeral());
+    let loaded = crate::upstream::sanctions::sample::load_if_none(&store).await;
+    store.pool.close().await;
+    loaded?;
+    Ok(())
+}
+
 /// One replica: its addresses and, while it runs, its process.
 pub struct Replica {
     pub name: String,
     pub grpc: SocketAddr,
     pub admin: SocketAddr,
     child: Option<Child>,
-    /// Times it has been started.
-    pub starts: u32,
 }
 
 impl Replica {
@@ -76,10 +88,6 @@ impl Replica {
 
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.grpc)
-    }
-
-    pub fn is_running(&self) -> bool {
-        self.child.is_some()
     }
 }
 
@@ -110,7 +118,6 @@ impl Fleet {
                 grpc: SocketAddr::from(([127, 0, 0, 1], grpc_port)),
                 admin: SocketAddr::from(([127, 0, 0, 1], free_port()?)),
                 child: None,
-                starts: 0,
             });
         }
         let mut fleet = Fleet { spec, replicas };
@@ -155,7 +162,6 @@ impl Fleet {
             .spawn()
             .with_context(|| format!("cannot start {}", spec.binary.display()))?;
         r.child = Some(child);
-        r.starts += 1;
         let (name, endpoint) = (r.name.clone(), r.endpoint());
         let give_up = tokio::time::Instant::now() + READY_WITHIN;
         loop {
@@ -204,12 +210,7 @@ impl Fleet {
         let Some(mut child) = self.replicas[i].child.take() else {
             anyhow::bail!("{} is not running", self.replicas[i].name);
         };
-        if let Some(pid) = child.id() {
-            nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(i32::try_from(pid)?),
-                nix::sys::signal::Signal::SIGTERM,
-            )?;
-        }
+        sigterm(&child)?;
         match tokio::time::timeout(EXIT_WITHIN, child.wait()).await {
             Ok(status) => Ok(status?),
             Err(_) => {
@@ -248,12 +249,7 @@ impl Fleet {
         let mut stops = Vec::new();
         for i in 0..n {
             if let Some(mut child) = self.replicas[i].child.take() {
-                if let Some(pid) = child.id() {
-                    let _ = nix::sys::signal::kill(
-                        nix::unistd::Pid::from_raw(pid as i32),
-                        nix::sys::signal::Signal::SIGTERM,
-                    );
-                }
+                let _ = sigterm(&child);
                 stops.push(async move {
                     if tokio::time::timeout(EXIT_WITHIN, child.wait())
                         .await
@@ -266,6 +262,17 @@ impl Fleet {
         }
         futures::future::join_all(stops).await;
     }
+}
+
+/// Sends SIGTERM to a child that has not been reaped yet.
+fn sigterm(child: &Child) -> anyhow::Result<()> {
+    if let Some(pid) = child.id() {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(i32::try_from(pid)?),
+            nix::sys::signal::Signal::SIGTERM,
+        )?;
+    }
+    Ok(())
 }
 
 /// Whether a gRPC health Check at `endpoint` answers SERVING.

@@ -23,7 +23,6 @@ use dossier::proto;
 use dossier::proto::data_service_client::DataServiceClient;
 use dossier::proto::underwriting_service_client::UnderwritingServiceClient;
 use dossier::sim::{SimConfig, Simulators};
-use dossier::store::{Store, Vault};
 use futures::{FutureExt as _, StreamExt as _};
 use rand::Rng;
 use sqlx::{Connection as _, Executor as _, PgPool};
@@ -94,14 +93,10 @@ impl Drop for Logs {
 /// Loads the sample sanctions list, as a deploy does once (`dossier sanctions load`);
 /// without a list every application is referred.
 async fn load_sanctions(database_url: &str) {
-    let pool = dossier::store::connect(database_url, 2)
+    // Migrating again is a no-op on a migrated database.
+    dossier::fleet::prepare_database(database_url)
         .await
-        .expect("connect to the test database");
-    let store = Store::new(pool, Vault::ephemeral());
-    dossier::upstream::sanctions::sample::load_if_none(&store)
-        .await
-        .expect("load the sample sanctions list");
-    store.pool.close().await;
+        .expect("migrate and load the sample sanctions list");
 }
 
 /// Starts `replicas` serve processes on a migrated database, with a short job lease so

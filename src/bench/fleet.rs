@@ -40,10 +40,8 @@ impl FleetBench<'_> {
 
         // A fresh database: the shared cache must start cold.
         let db_url = super::fresh_database(self.admin_url).await?;
-        crate::store::migrate(&db_url).await?;
+        crate::fleet::prepare_database(&db_url).await?;
         let pool = crate::store::connect(&db_url, 4).await?;
-        let store = crate::store::Store::new(pool.clone(), crate::store::Vault::ephemeral());
-        crate::upstream::sanctions::sample::load_if_none(&store).await?;
 
         let dir = tempfile::tempdir()?;
         let upstreams_file = dir.path().join("upstreams.toml");

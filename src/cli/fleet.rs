@@ -44,11 +44,7 @@ pub async fn run(args: FleetArgs) -> anyhow::Result<()> {
         }
     };
     // Migrate once, before any replica starts, as a deploy's migration job does.
-    crate::store::migrate(&database_url).await?;
-    let pool = crate::store::connect(&database_url, 2).await?;
-    let store = crate::store::Store::new(pool, crate::store::Vault::ephemeral());
-    crate::upstream::sanctions::sample::load_if_none(&store).await?;
-    store.pool.close().await;
+    crate::fleet::prepare_database(&database_url).await?;
 
     let sims = Simulators::start(SimConfig::default()).await?;
     let spec = FleetSpec {

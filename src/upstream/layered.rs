@@ -448,16 +448,11 @@ impl Layered {
                     };
                     return Shared::Fresh(a, outcome);
                 }
-                (old, FetchLease::Ours) => {
+                (old, FetchLease::Ours | FetchLease::Alone) => {
                     return Shared::Fetch {
                         stale: old.or(stale),
-                        lease: fills.is_some(),
-                    };
-                }
-                (old, FetchLease::Alone) => {
-                    return Shared::Fetch {
-                        stale: old.or(stale),
-                        lease: false,
+                        // Only a lease taken in the shared table is released on failure.
+                        lease: lease == FetchLease::Ours && fills.is_some(),
                     };
                 }
                 (old, FetchLease::NotNeeded | FetchLease::HeldElsewhere(_)) => {

@@ -1,0 +1,93 @@
+//! `dossier dev`: everything on one machine in one command — a private PostgreSQL
+//! (unless DATABASE_URL is set), the simulators, and the server.
+
+use std::net::SocketAddr;
+
+use crate::devdb::PrivatePostgres;
+use crate::sim::{SimConfig, Simulators, Upstream};
+use dossier_service::config::ServeArgs;
+use dossier_service::server::{Resolved, Server, shutdown_signal};
+use dossier_store::Vault;
+
+pub type Args = ServeArgs;
+
+pub async fn run(mut args: Args) -> anyhow::Result<()> {
+    let mut private_pg = None;
+    let database_url = match args.database_url.clone() {
+        Some(url) => url,
+        None => {
+            let pg = tokio::task::spawn_blocking(PrivatePostgres::start).await??;
+            tracing::info!(
+                port = pg.port(),
+                "started a private PostgreSQL (deleted on exit)"
+            );
+            let url = pg.url();
+            private_pg = Some(pg);
+            url
+        }
+    };
+    args.migrate = true;
+    args.grpc_addr
+        .get_or_insert(SocketAddr::from(([127, 0, 0, 1], 50051)));
+    // A free loopback port: two dev runs never collide, and metrics stay local.
+    args.admin_addr
+        .get_or_insert(SocketAddr::from(([127, 0, 0, 1], 0)));
+    let sims = Simulators::start(SimConfig::default()).await?;
+    let u = &mut args.upstreams;
+    u.rails_url
+        .get_or_insert_with(|| sims.base_url(Upstream::Rails));
+    u.rails_token
+        .get_or_insert_with(|| sims.rails_token().to_owned());
+    u.property_records_url
+        .get_or_insert_with(|| sims.base_url(Upstream::PropertyRecords));
+    u.valuation_url
+        .get_or_insert_with(|| sims.base_url(Upstream::Valuation));
+    u.identity_url
+        .get_or_insert_with(|| sims.base_url(Upstream::Identity));
+    u.licensing_url
+        .get_or_insert_with(|| sims.base_url(Upstream::Licensing));
+    u.registry_url
+        .get_or_insert_with(|| sims.base_url(Upstream::Registry));
+    let vault = match &args.encryption_keys {
+        Some(_) => dossier_service::cli_support::vault_from(&args)?,
+        None => {
+            tracing::warn!(
+                "no DOSSIER_ENCRYPTION_KEYS: using throw-away keys, so SSNs stored by this run cannot be read by another"
+            );
+            Vault::ephemeral()
+        }
+    };
+    let upstreams = args.upstreams.settings()?;
+    let server = Server::build(
+        args,
+        Resolved {
+            database_url: database_url.clone(),
+            vault,
+            upstreams,
+            seed_sanctions: Some(crate::sample_sanctions::seed()),
+        },
+    )
+    .await?;
+    let addr = server.local_addr();
+    let admin = server.admin_addr();
+    eprintln!(
+        "\nDossier dev is up on {addr}.\n\
+         \n  Database:   {}\
+         \n  Try:        cargo run --release -- evaluate --file examples/approve.json --addr http://{addr}\
+         \n  grpcurl:    grpcurl -plaintext {addr} list\
+         \n  Metrics:    curl http://{admin}/metrics\
+         \n  Stop:       Ctrl-C (stops the simulators{} too)\n",
+        dossier_store::redact_url(&database_url),
+        if private_pg.is_some() {
+            " and the private PostgreSQL"
+        } else {
+            ""
+        },
+    );
+    let result = server.run_until_stopped(shutdown_signal()).await;
+    sims.shutdown().await;
+    if let Some(mut pg) = private_pg {
+        tokio::task::spawn_blocking(move || pg.stop()).await?;
+    }
+    result
+}

@@ -1,0 +1,13 @@
+//! Developer tooling, never in the production build: the upstream simulators
+//! ([`sim`]), a private PostgreSQL ([`devdb`]), a local fleet of `dossier serve`
+//! processes ([`fleet`]), the benchmark ([`bench`]), the developer subcommands
+//! ([`cli`]) and the one [`harness`] that tests, the bench, `seed` and `policy check`
+//! start servers with.
+
+pub mod bench;
+pub mod cli;
+pub mod devdb;
+pub mod fleet;
+pub mod harness;
+pub mod sample_sanctions;
+pub mod sim;

@@ -1,0 +1,534 @@
+//! Simulators of every upstream: real HTTP servers (axum) on loopback, serving the wire
+//! types of `dossier_upstream`, with deterministic data, scenario triggers, and faults,
+//! latency and quotas that can be changed at runtime.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use dossier_devkit::sim::{Behaviour, Fault, SimConfig, Simulators, Upstream};
+//! let sims = Simulators::start(SimConfig::default()).await?;
+//! let base = sims.base_url(Upstream::Valuation); // "http://127.0.0.1:41234"
+//! sims.set_behaviour(Upstream::Valuation, Behaviour::with_fault(Fault::StalledBody));
+//! assert_eq!(sims.stats(Upstream::Valuation).total(), 0);
+//! sims.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! Each upstream's data is a pure function (`property_records::record_for`,
+//! `valuation::estimate_for`, …) that the HTTP handler calls, so tests can learn what a
+//! simulator will answer without HTTP. See `docs/simulators.md` for the triggers.
+
+pub mod faults;
+pub mod identity;
+pub mod licensing;
+pub mod property_records;
+pub mod rails;
+pub mod registry;
+pub mod stats;
+pub mod valuation;
+
+mod conn;
+mod seed;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use faults::{Behaviour, Fault};
+pub use stats::Stats;
+
+use conn::{ConnHandle, SimListener};
+
+/// The bearer token the Rails simulator expects unless configured otherwise.
+pub const DEFAULT_RAILS_TOKEN: &str = "dev-rails-token";
+
+/// How long [`Simulators::shutdown`] waits for a server to drain before aborting it.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
+
+/// One upstream Dossier talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Upstream {
+    Rails,
+    PropertyRecords,
+    Valuation,
+    Identity,
+    Licensing,
+    Registry,
+}
+
+impl Upstream {
+    pub const ALL: [Upstream; 6] = [
+        Upstream::Rails,
+        Upstream::PropertyRecords,
+        Upstream::Valuation,
+        Upstream::Identity,
+        Upstream::Licensing,
+        Upstream::Registry,
+    ];
+
+    /// "rails", "property_records", "valuation", "identity", "licensing", "registry".
+    pub fn name(self) -> &'static str {
+        match self {
+            Upstream::Rails => "rails",
+            Upstream::PropertyRecords => "property_records",
+            Upstream::Valuation => "valuation",
+            Upstream::Identity => "identity",
+            Upstream::Licensing => "licensing",
+            Upstream::Registry => "registry",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for Upstream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Upstream {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> anyhow::Result<Self> {
+        Upstream::ALL
+            .into_iter()
+            .find(|u| u.name() == s)
+            .ok_or_else(|| anyhow::anyhow!("unknown upstream {s:?}"))
+    }
+}
+
+/// Settings of one simulator.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UpstreamSettings {
+    /// Fixed port; `None` lets the OS choose a free one.
+    pub port: Option<u16>,
+    /// Latency, faults and quota at start (changeable at runtime).
+    pub behaviour: Behaviour,
+}
+
+/// Settings of all simulators. `Default`: loopback, OS-chosen ports, no latency, no faults,
+/// no quota, Rails token [`DEFAULT_RAILS_TOKEN`].
+///
+/// Deserialises from (and [`SimConfig::from_toml_file`] reads) a document with an optional
+/// top-level `bind` address and one optional table per upstream, named as
+/// [`Upstream::name`], holding `port`, the [`Behaviour`] fields, and for `[rails]` also
+/// `token`. See `docs/simulators.md`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimConfig {
+    /// Address every simulator binds; default 127.0.0.1.
+    pub bind: IpAddr,
+    /// The bearer token the Rails simulator requires.
+    pub rails_token: String,
+    pub rails: UpstreamSettings,
+    pub property_records: UpstreamSettings,
+    pub valuation: UpstreamSettings,
+    pub identity: UpstreamSettings,
+    pub licensing: UpstreamSettings,
+    pub registry: UpstreamSettings,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            rails_token: DEFAULT_RAILS_TOKEN.to_string(),
+            rails: UpstreamSettings::default(),
+            property_records: UpstreamSettings::default(),
+            valuation: UpstreamSettings::default(),
+            identity: UpstreamSettings::default(),
+            licensing: UpstreamSettings::default(),
+            registry: UpstreamSettings::default(),
+        }
+    }
+}
+
+impl SimConfig {
+    /// Read the TOML file given to `dossier simulate --config FILE`.
+    pub fn from_toml_file(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading simulator config {}", path.display()))?;
+        Self::from_toml_str(&text)
+            .with_context(|| format!("parsing simulator config {}", path.display()))
+    }
+
+    pub fn from_toml_str(text: &str) -> anyhow::Result<Self> {
+        let config: SimConfig = toml::from_str(text)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn settings(&self, upstream: Upstream) -> &UpstreamSettings {
+        match upstream {
+            Upstream::Rails => &self.rails,
+            Upstream::PropertyRecords => &self.property_records,
+            Upstream::Valuation => &self.valuation,
+            Upstream::Identity => &self.identity,
+            Upstream::Licensing => &self.licensing,
+            Upstream::Registry => &self.registry,
+        }
+    }
+
+    pub fn settings_mut(&mut self, upstream: Upstream) -> &mut UpstreamSettings {
+        match upstream {
+            Upstream::Rails => &mut self.rails,
+            Upstream::PropertyRecords => &mut self.property_records,
+            Upstream::Valuation => &mut self.valuation,
+            Upstream::Identity => &mut self.identity,
+            Upstream::Licensing => &mut self.licensing,
+            Upstream::Registry => &mut self.registry,
+        }
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        for upstream in Upstream::ALL {
+            self.settings(upstream)
+                .behaviour
+                .validate()
+                .map_err(|e| anyhow::anyhow!("[{upstream}] {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// The file format: explicit fields so that a misspelt setting is an error.
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct RawConfig {
+    bind: Option<IpAddr>,
+    rails: RawUpstream,
+    property_records: RawUpstream,
+    valuation: RawUpstream,
+    identity: RawUpstream,
+    licensing: RawUpstream,
+    registry: RawUpstream,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct RawUpstream {
+    port: Option<u16>,
+    token: Option<String>,
+    latency_ms: Option<u64>,
+    error_rate: Option<f64>,
+    quota_per_second: Option<f64>,
+    fault: Option<Fault>,
+    fault_rate: Option<f64>,
+}
+
+impl RawUpstream {
+    fn into_settings(self) -> UpstreamSettings {
+        let default = Behaviour::default();
+        UpstreamSettings {
+            port: self.port,
+            behaviour: Behaviour {
+                latency_ms: self.latency_ms.unwrap_or(default.latency_ms),
+                error_rate: self.error_rate.unwrap_or(default.error_rate),
+                quota_per_second: self.quota_per_second,
+                fault: self.fault.unwrap_or(default.fault),
+                fault_rate: self.fault_rate.unwrap_or(default.fault_rate),
+            },
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SimConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = RawConfig::deserialize(deserializer)?;
+        for (name, table) in [
+            ("property_records", &raw.property_records),
+            ("valuation", &raw.valuation),
+            ("identity", &raw.identity),
+            ("licensing", &raw.licensing),
+            ("registry", &raw.registry),
+        ] {
+            if table.token.is_some() {
+                return Err(serde::de::Error::custom(format!(
+                    "`token` is only meaningful in [rails], not in [{name}]"
+                )));
+            }
+        }
+        let default = SimConfig::default();
+        let rails_token = raw.rails.token.clone().unwrap_or(default.rails_token);
+        Ok(SimConfig {
+            bind: raw.bind.unwrap_or(default.bind),
+            rails_token,
+            rails: raw.rails.into_settings(),
+            property_records: raw.property_records.into_settings(),
+            valuation: raw.valuation.into_settings(),
+            identity: raw.identity.into_settings(),
+            licensing: raw.licensing.into_settings(),
+            registry: raw.registry.into_settings(),
+        })
+    }
+}
+
+/// The state one simulator's handlers and middleware share.
+pub(crate) struct SimState {
+    pub(crate) upstream: Upstream,
+    pub(crate) controls: faults::Controls,
+    pub(crate) stats: stats::Recorder,
+    /// Becomes `true` (or its sender is dropped) when the simulators shut down.
+    pub(crate) shutdown: watch::Receiver<bool>,
+    pub(crate) rails_token: String,
+    /// Decisions delivered to the Rails simulator (empty for the others).
+    pub(crate) deliveries: rails::Ledger,
+}
+
+struct Server {
+    addr: SocketAddr,
+    state: Arc<SimState>,
+    task: JoinHandle<()>,
+}
+
+/// The running simulators, one HTTP server per [`Upstream`].
+///
+/// Dropping it without [`Simulators::shutdown`] also stops the servers, in the background.
+pub struct Simulators {
+    /// Indexed by `Upstream::index`, in `Upstream::ALL` order.
+    servers: Vec<Server>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Simulators {
+    /// Binds every simulator on the configured address (127.0.0.1 by default), on an
+    /// OS-chosen free port (port 0) unless the config fixes ports, and starts serving.
+    pub async fn start(config: SimConfig) -> anyhow::Result<Simulators> {
+        config.validate()?;
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let mut servers = Vec::with_capacity(Upstream::ALL.len());
+        for upstream in Upstream::ALL {
+            let settings = config.settings(upstream);
+            let addr = SocketAddr::new(config.bind, settings.port.unwrap_or(0));
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the {upstream} simulator on {addr}"))?;
+            let addr = listener.local_addr()?;
+            let state = Arc::new(SimState {
+                upstream,
+                controls: faults::Controls::new(settings.behaviour.clone()),
+                stats: stats::Recorder::default(),
+                shutdown: shutdown_rx.clone(),
+                rails_token: config.rails_token.clone(),
+                deliveries: rails::Ledger::default(),
+            });
+            let app = router(state.clone());
+            let mut stop = shutdown_rx.clone();
+            let task = tokio::spawn(async move {
+                let served = axum::serve(
+                    SimListener::new(listener),
+                    app.into_make_service_with_connect_info::<ConnHandle>(),
+                )
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|stopping| *stopping).await;
+                })
+                .await;
+                if let Err(error) = served {
+                    tracing::error!(upstream = upstream.name(), %error, "simulator failed");
+                }
+            });
+            tracing::info!(upstream = upstream.name(), %addr, "simulator listening");
+            servers.push(Server { addr, state, task });
+        }
+        Ok(Simulators { servers, shutdown })
+    }
+
+    fn server(&self, upstream: Upstream) -> &Server {
+        &self.servers[upstream.index()]
+    }
+
+    /// The address a simulator listens on.
+    pub fn addr(&self, upstream: Upstream) -> SocketAddr {
+        self.server(upstream).addr
+    }
+
+    /// e.g. "http://127.0.0.1:41234" (loopback when bound to an unspecified address).
+    pub fn base_url(&self, upstream: Upstream) -> String {
+        let addr = self.addr(upstream);
+        let ip = match addr.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        format!("http://{}", SocketAddr::new(ip, addr.port()))
+    }
+
+    /// Every upstream with its base URL, in [`Upstream::ALL`] order.
+    pub fn base_urls(&self) -> Vec<(Upstream, String)> {
+        Upstream::ALL
+            .into_iter()
+            .map(|u| (u, self.base_url(u)))
+            .collect()
+    }
+
+    /// The bearer token the Rails simulator requires.
+    pub fn rails_token(&self) -> &str {
+        &self.server(Upstream::Rails).state.rails_token
+    }
+
+    /// Requests counted so far by one simulator.
+    pub fn stats(&self, upstream: Upstream) -> Stats {
+        self.server(upstream).state.stats.snapshot()
+    }
+
+    /// Decisions the Rails simulator has received, one entry per idempotency key.
+    pub fn deliveries(&self) -> rails::Deliveries {
+        self.server(Upstream::Rails).state.deliveries.snapshot()
+    }
+
+    pub fn reset_stats(&self, upstream: Upstream) {
+        self.server(upstream).state.stats.reset();
+        self.server(upstream).state.deliveries.reset();
+        self.server(upstream)
+            .state
+            .controls
+            .refused
+            .store(0, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Requests answered 429 (over the quota) since the last stats reset.
+    pub fn refused(&self, upstream: Upstream) -> u64 {
+        self.server(upstream)
+            .state
+            .controls
+            .refused
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The current behaviour of one simulator.
+    pub fn behaviour(&self, upstream: Upstream) -> Behaviour {
+        self.server(upstream).state.controls.behaviour()
+    }
+
+    /// Change one simulator's behaviour from now on (its quota starts with a full bucket).
+    ///
+    /// # Panics
+    /// If the behaviour is invalid (a rate outside 0.0–1.0, a quota that is not positive).
+    pub fn set_behaviour(&self, upstream: Upstream, behaviour: Behaviour) {
+        if let Err(e) = behaviour.validate() {
+            panic!("invalid behaviour for the {upstream} simulator: {e}");
+        }
+        self.server(upstream).state.controls.set(behaviour);
+    }
+
+    /// Stop accepting connections, let in-flight requests finish (latency is cut short and
+    /// stalled bodies are aborted), and wait for every server to stop.
+    pub async fn shutdown(self) {
+        self.shutdown.send_replace(true);
+        for (upstream, mut server) in Upstream::ALL.into_iter().zip(self.servers) {
+            if tokio::time::timeout(DRAIN_DEADLINE, &mut server.task)
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    upstream = upstream.name(),
+                    "simulator did not drain in time"
+                );
+                server.task.abort();
+            }
+        }
+    }
+}
+
+/// One simulator's whole router: its upstream's routes, the `/_sim` control routes, and the
+/// stats (outermost) and fault middleware.
+fn router(state: Arc<SimState>) -> Router {
+    let routes = match state.upstream {
+        Upstream::Rails => rails::routes(),
+        Upstream::PropertyRecords => property_records::routes(),
+        Upstream::Valuation => valuation::routes(),
+        Upstream::Identity => identity::routes(),
+        Upstream::Licensing => licensing::routes(),
+        Upstream::Registry => registry::routes(),
+    };
+    routes
+        .route("/_sim/config", get(get_config).put(put_config))
+        .route("/_sim/stats", get(get_stats))
+        .route("/_sim/stats/reset", post(reset_stats))
+        .route("/_sim/deliveries", get(get_deliveries))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            faults::middleware,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            stats::middleware,
+        ))
+        .with_state(state)
+}
+
+/// Control routes are neither counted nor subject to faults.
+pub(crate) fn is_control_path(path: &str) -> bool {
+    path == "/_sim" || path.starts_with("/_sim/")
+}
+
+async fn get_config(State(state): State<Arc<SimState>>) -> Json<Behaviour> {
+    Json(state.controls.behaviour())
+}
+
+async fn put_config(
+    State(state): State<Arc<SimState>>,
+    body: Result<Json<Behaviour>, JsonRejection>,
+) -> Response {
+    let behaviour = match body {
+        Ok(Json(behaviour)) => behaviour,
+        Err(rejection) => return bad_request(rejection.body_text()),
+    };
+    if let Err(e) = behaviour.validate() {
+        return bad_request(e);
+    }
+    tracing::info!(
+        upstream = state.upstream.name(),
+        ?behaviour,
+        "simulator behaviour changed"
+    );
+    state.controls.set(behaviour.clone());
+    Json(behaviour).into_response()
+}
+
+async fn get_stats(State(state): State<Arc<SimState>>) -> Json<Stats> {
+    Json(state.stats.snapshot())
+}
+
+async fn get_deliveries(State(state): State<Arc<SimState>>) -> Json<rails::Deliveries> {
+    Json(state.deliveries.snapshot())
+}
+
+async fn reset_stats(State(state): State<Arc<SimState>>) -> StatusCode {
+    state.stats.reset();
+    state.deliveries.reset();
+    StatusCode::NO_CONTENT
+}
+
+/// `{"error": code}` with the given status.
+pub(crate) fn json_error(status: StatusCode, code: &str) -> Response {
+    (status, Json(serde_json::json!({ "error": code }))).into_response()
+}
+
+/// `400 {"error":"bad_request","message":…}`.
+pub(crate) fn bad_request(message: impl Into<String>) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(serde_json::json!({ "error": "bad_request", "message": message.into() })),
+    )
+        .into_response()
+}

@@ -1,0 +1,558 @@
+//! dossier.v1.UnderwritingService.
+
+use std::collections::HashSet;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use futures::Stream;
+use prost::Message;
+use serde::{Deserialize, Serialize};
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use super::{RpcLog, convert, error, validate};
+use crate::proto;
+use crate::proto::underwriting_service_server::UnderwritingService;
+use crate::underwriting::{RunReason, Underwriter};
+use dossier_core::domain::{Application, Report};
+use dossier_store::applications::{Accepted, NewApplication, Source};
+use dossier_store::notify::Notifications;
+use dossier_store::reports::ListFilter;
+
+/// Time kept back from the caller's deadline to write the report and answer.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(300);
+/// EvaluateApplication's budget when the caller sets no deadline.
+const DEFAULT_EVALUATE_BUDGET: Duration = Duration::from_secs(30);
+const DEFAULT_PAGE_SIZE: i64 = 50;
+const MAX_PAGE_SIZE: i64 = 500;
+/// How often a watcher re-reads the report even without a notification.
+const WATCH_RESYNC: Duration = Duration::from_secs(5);
+
+pub struct UnderwritingApi {
+    pub underwriter: Underwriter,
+    pub notifications: Notifications,
+    /// Cancelled when the server starts draining: open WatchReport streams end.
+    pub stopping: tokio_util::sync::CancellationToken,
+}
+
+/// The validated source of a submit or evaluate request.
+enum Validated {
+    Inline(Box<Application>),
+    Rails(String),
+}
+
+impl UnderwritingApi {
+    fn validate_source(
+        &self,
+        key: &str,
+        key_required: bool,
+        source: Option<&proto::submit_application_request::Source>,
+    ) -> Result<Validated, Status> {
+        let mut violations = validate::idempotency_key(key, "idempotency_key", key_required)
+            .err()
+            .unwrap_or_default();
+        let program = &self.underwriter.policy.policy.program;
+        let validated = match source {
+            None => {
+                violations.push(tonic_types::FieldViolation::new(
+                    "source",
+                    "set either application or rails_application_id",
+                ));
+                None
+            }
+            Some(proto::submit_application_request::Source::Application(a)) => {
+                match validate::application(a, "application", program) {
+                    Ok(app) => Some(Validated::Inline(Box::new(app))),
+                    Err(v) => {
+                        violations.extend(v);
+                        None
+                    }
+                }
+            }
+            Some(proto::submit_application_request::Source::RailsApplicationId(id)) => {
+                match validate::rails_application_id(id, "rails_application_id") {
+                    Ok(()) => Some(Validated::Rails(id.clone())),
+                    Err(v) => {
+                        violations.extend(v);
+                        None
+                    }
+                }
+            }
+        };
+        match validated {
+            Some(v) if violations.is_empty() => Ok(v),
+            _ => Err(error::invalid(violations)),
+        }
+    }
+
+    /// Keyed fingerprint of the request payload: equal payloads → equal fingerprints,
+    /// and nothing about the payload (an SSN) can be recovered from it.
+    fn fingerprint(&self, source: &Option<proto::submit_application_request::Source>) -> Vec<u8> {
+        let canonical = proto::SubmitApplicationRequest {
+            idempotency_key: String::new(),
+            source: source.clone(),
+        }
+        .encode_to_vec();
+        self.underwriter
+            .store
+            .vault
+            .lookup_hash("request", &canonical)
+    }
+
+    async fn accept(
+        &self,
+        key: &str,
+        source: &Option<proto::submit_application_request::Source>,
+        validated: &Validated,
+        enqueue_after: Duration,
+    ) -> Result<Accepted, Status> {
+        let accepted = self
+            .underwriter
+            .store
+            .accept_application(NewApplication {
+                idempotency_key: key,
+                payload_hmac: self.fingerprint(source),
+                source: match validated {
+                    Validated::Inline(app) => Source::Inline(app),
+                    Validated::Rails(id) => Source::Rails(id),
+                },
+                enqueue_after: Some(enqueue_after),
+            })
+            .await
+            .map_err(error::store)?;
+        if let Accepted::Conflict { id } = accepted {
+            return Err(Status::already_exists(format!(
+                "idempotency_key {key:?} was already used for application {id} with a different payload; use a new key for a new application"
+            )));
+        }
+        Ok(accepted)
+    }
+
+    async fn load_report(&self, id: Uuid) -> Result<Report, Status> {
+        self.underwriter
+            .store
+            .report(id)
+            .await
+            .map_err(error::store)?
+            .ok_or_else(|| Status::not_found(format!("application {id} does not exist")))
+    }
+}
+
+fn parse_id(id: &str, field: &str) -> Result<Uuid, Status> {
+    Uuid::parse_str(id)
+        .map_err(|_| error::invalid_field(field, "must be an application id (a UUID)"))
+}
+
+fn note_application<T>(request: &Request<T>, id: impl ToString) {
+    if let Some(log) = request.extensions().get::<RpcLog>() {
+        log.set_application(id.to_string());
+    }
+}
+
+/// The caller's deadline from the grpc-timeout header, less a margin to answer in.
+fn caller_deadline<T>(request: &Request<T>) -> Instant {
+    let budget = request
+        .metadata()
+        .get("grpc-timeout")
+        .and_then(|v| v.to_str().ok())
+        .and_then(super::parse_grpc_timeout)
+        .unwrap_or(DEFAULT_EVALUATE_BUDGET);
+    Instant::now() + budget.saturating_sub(DEADLINE_MARGIN)
+}
+
+#[derive(Serialize, Deserialize)]
+struct PageToken {
+    /// Position: created_at (RFC 3339) and id of the last row returned.
+    c: chrono::DateTime<chrono::Utc>,
+    i: Uuid,
+    /// Fingerprint of the filters, so a token is not reused with other filters.
+    f: String,
+}
+
+fn filter_fingerprint(r: &proto::ListReportsRequest) -> String {
+    let f = proto::ListReportsRequest {
+        page_size: 0,
+        page_token: String::new(),
+        ..r.clone()
+    };
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(f.encode_to_vec());
+    hex::encode(&digest[..8])
+}
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<proto::WatchReportResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl UnderwritingService for UnderwritingApi {
+    async fn submit_application(
+        &self,
+        request: Request<proto::SubmitApplicationRequest>,
+    ) -> Result<Response<proto::SubmitApplicationResponse>, Status> {
+        let r = request.get_ref();
+        let validated = self.validate_source(&r.idempotency_key, true, r.source.as_ref())?;
+        let accepted = self
+            .accept(&r.idempotency_key, &r.source, &validated, Duration::ZERO)
+            .await?;
+        let (id, status, replayed) = match accepted {
+            Accepted::New { id } => (id, dossier_core::domain::Status::Pending, false),
+            Accepted::Replayed { id, status } => (id, status, true),
+            Accepted::Conflict { .. } => unreachable!("conflicts are refused in accept"),
+        };
+        note_application(&request, id);
+        Ok(Response::new(proto::SubmitApplicationResponse {
+            application_id: id.to_string(),
+            status: convert::status_to_proto(status) as i32,
+            replayed,
+        }))
+    }
+
+    async fn evaluate_application(
+        &self,
+        request: Request<proto::EvaluateApplicationRequest>,
+    ) -> Result<Response<proto::EvaluateApplicationResponse>, Status> {
+        let deadline = caller_deadline(&request);
+        let r = request.get_ref();
+        // Same payload shape as SubmitApplication, so idempotency spans both RPCs.
+        let source = r.source.clone().map(|s| match s {
+            proto::evaluate_application_request::Source::Application(a) => {
+                proto::submit_application_request::Source::Application(a)
+            }
+            proto::evaluate_application_request::Source::RailsApplicationId(id) => {
+                proto::submit_application_request::Source::RailsApplicationId(id)
+            }
+        });
+        let validated = self.validate_source(&r.idempotency_key, false, source.as_ref())?;
+        let key = if r.idempotency_key.is_empty() {
+            format!("evaluate-{}", Uuid::now_v7())
+        } else {
+            r.idempotency_key.clone()
+        };
+        // Persist with a job delayed past this call's budget: if this pod dies
+        // mid-evaluation a worker finishes it, so an accepted application is always
+        // decided; if it does not, the job is closed below without running.
+        let budget = deadline.saturating_duration_since(Instant::now()) + Duration::from_secs(5);
+        let accepted = self.accept(&key, &source, &validated, budget).await?;
+        let id = match accepted {
+            Accepted::New { id } | Accepted::Replayed { id, .. } => id,
+            Accepted::Conflict { .. } => unreachable!("conflicts are refused in accept"),
+        };
+        note_application(&request, id);
+        // A new inline application is still in hand: no need to read it back.
+        let known = match (&accepted, validated) {
+            (Accepted::New { .. }, Validated::Inline(app)) => Some(*app),
+            _ => None,
+        };
+        let report = self
+            .underwriter
+            .evaluate_known(id, known, RunReason::Initial, Some(deadline))
+            .await
+            .map_err(error::evaluate)?;
+        Ok(Response::new(proto::EvaluateApplicationResponse {
+            report: Some(convert::report(&report)),
+        }))
+    }
+
+    async fn get_report(
+        &self,
+        request: Request<proto::GetReportRequest>,
+    ) -> Result<Response<proto::GetReportResponse>, Status> {
+        let id = parse_id(&request.get_ref().application_id, "application_id")?;
+        note_application(&request, id);
+        let report = self.load_report(id).await?;
+        Ok(Response::new(proto::GetReportResponse {
+            report: Some(convert::report(&report)),
+        }))
+    }
+
+    async fn list_reports(
+        &self,
+        request: Request<proto::ListReportsRequest>,
+    ) -> Result<Response<proto::ListReportsResponse>, Status> {
+        let r = request.get_ref();
+        let mut violations = Vec::new();
+        if r.page_size < 0 || i64::from(r.page_size) > MAX_PAGE_SIZE {
+            violations.push(tonic_types::FieldViolation::new(
+                "page_size",
+                format!("must be between 0 and {MAX_PAGE_SIZE}"),
+            ));
+        }
+        let status = proto::ApplicationStatus::try_from(r.status).ok();
+        if status.is_none() {
+            violations.push(tonic_types::FieldViolation::new(
+                "status",
+                "is not an ApplicationStatus",
+            ));
+        }
+        let decision = proto::Decision::try_from(r.decision).ok();
+        if decision.is_none() {
+            violations.push(tonic_types::FieldViolation::new(
+                "decision",
+                "is not a Decision",
+            ));
+        }
+        let created_after = r.created_after.as_ref().map(convert::from_timestamp);
+        let created_before = r.created_before.as_ref().map(convert::from_timestamp);
+        if matches!(created_after, Some(None)) {
+            violations.push(tonic_types::FieldViolation::new(
+                "created_after",
+                "is not a valid timestamp",
+            ));
+        }
+        if matches!(created_before, Some(None)) {
+            violations.push(tonic_types::FieldViolation::new(
+                "created_before",
+                "is not a valid timestamp",
+            ));
+        }
+        let fingerprint = filter_fingerprint(r);
+        let after = if r.page_token.is_empty() {
+            None
+        } else {
+            let token = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(&r.page_token)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<PageToken>(&b).ok());
+            match token {
+                Some(t) if t.f == fingerprint => Some((t.c, t.i)),
+                Some(_) => {
+                    violations.push(tonic_types::FieldViolation::new(
+                        "page_token",
+                        "was issued for different filters; repeat the filters of the first request",
+                    ));
+                    None
+                }
+                None => {
+                    violations.push(tonic_types::FieldViolation::new(
+                        "page_token",
+                        "is not a token this service issued",
+                    ));
+                    None
+                }
+            }
+        };
+        if !violations.is_empty() {
+            return Err(error::invalid(violations));
+        }
+        let limit = if r.page_size == 0 {
+            DEFAULT_PAGE_SIZE
+        } else {
+            i64::from(r.page_size)
+        };
+        let filter = ListFilter {
+            status: status.and_then(convert::status_from_proto),
+            decision: decision.and_then(convert::decision_from_proto),
+            created_after: created_after.flatten(),
+            created_before: created_before.flatten(),
+            after,
+            // One extra row tells whether another page exists.
+            limit: limit + 1,
+        };
+        let mut rows = self
+            .underwriter
+            .store
+            .list_reports(&filter)
+            .await
+            .map_err(error::store)?;
+        let next_page_token = if rows.len() as i64 > limit {
+            rows.truncate(limit as usize);
+            let last = rows.last().expect("limit is at least 1");
+            let token = PageToken {
+                c: last.created_at,
+                i: last.application_id,
+                f: fingerprint,
+            };
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(serde_json::to_vec(&token).expect("token serialises"))
+        } else {
+            String::new()
+        };
+        Ok(Response::new(proto::ListReportsResponse {
+            reports: rows.iter().map(convert::summary).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn review_application(
+        &self,
+        request: Request<proto::ReviewApplicationRequest>,
+    ) -> Result<Response<proto::ReviewApplicationResponse>, Status> {
+        let r = request.get_ref();
+        let mut violations = Vec::new();
+        let id = Uuid::parse_str(&r.application_id).ok();
+        if id.is_none() {
+            violations.push(tonic_types::FieldViolation::new(
+                "application_id",
+                "must be an application id (a UUID)",
+            ));
+        }
+        let approve = match proto::ReviewOutcome::try_from(r.outcome) {
+            Ok(proto::ReviewOutcome::Approve) => Some(true),
+            Ok(proto::ReviewOutcome::Decline) => Some(false),
+            _ => {
+                violations.push(tonic_types::FieldViolation::new(
+                    "outcome",
+                    "must be REVIEW_OUTCOME_APPROVE or REVIEW_OUTCOME_DECLINE",
+                ));
+                None
+            }
+        };
+        let mut v = validate::Violations::new();
+        let note = v.required_text("note", &r.note, 2000);
+        let reviewer = v.required_text("reviewer", &r.reviewer, 200);
+        if let Err(more) = v.into_result(()) {
+            violations.extend(more);
+        }
+        let (Some(id), Some(approve)) = (id, approve) else {
+            return Err(error::invalid(violations));
+        };
+        if !violations.is_empty() {
+            return Err(error::invalid(violations));
+        }
+        note_application(&request, id);
+        use dossier_store::reports::Reviewed;
+        match self
+            .underwriter
+            .store
+            .record_review(id, approve, &note, &reviewer)
+            .await
+            .map_err(error::store)?
+        {
+            Reviewed::Recorded => {
+                tracing::info!(application_id = %id, reviewer = %reviewer, approve, "underwriter review recorded");
+            }
+            Reviewed::NotFound => {
+                return Err(Status::not_found(format!(
+                    "application {id} does not exist"
+                )));
+            }
+            Reviewed::NotReferred(None) => {
+                return Err(Status::failed_precondition(format!(
+                    "application {id} has no decision yet; only REFER decisions are reviewed"
+                )));
+            }
+            Reviewed::NotReferred(Some(d)) => {
+                return Err(Status::failed_precondition(format!(
+                    "application {id} was {}, not referred; only REFER decisions are reviewed",
+                    d.as_str().to_uppercase()
+                )));
+            }
+            Reviewed::AlreadyReviewed => {
+                return Err(Status::failed_precondition(format!(
+                    "application {id} has already been reviewed; a review is final"
+                )));
+            }
+        }
+        let report = self.load_report(id).await?;
+        Ok(Response::new(proto::ReviewApplicationResponse {
+            report: Some(convert::report(&report)),
+        }))
+    }
+
+    async fn refresh_application(
+        &self,
+        request: Request<proto::RefreshApplicationRequest>,
+    ) -> Result<Response<proto::RefreshApplicationResponse>, Status> {
+        let deadline = caller_deadline(&request);
+        let id = parse_id(&request.get_ref().application_id, "application_id")?;
+        note_application(&request, id);
+        let report = self
+            .underwriter
+            .refresh(id, Some(deadline))
+            .await
+            .map_err(error::evaluate)?;
+        Ok(Response::new(proto::RefreshApplicationResponse {
+            report: Some(convert::report(&report)),
+        }))
+    }
+
+    type WatchReportStream = WatchStream;
+
+    async fn watch_report(
+        &self,
+        request: Request<proto::WatchReportRequest>,
+    ) -> Result<Response<Self::WatchReportStream>, Status> {
+        let id = parse_id(&request.get_ref().application_id, "application_id")?;
+        note_application(&request, id);
+        // Subscribe before the first read, so no change between the two is missed.
+        let mut changes = self.notifications.subscribe_reports();
+        // Fail fast with NOT_FOUND rather than an empty stream.
+        self.load_report(id).await?;
+        let store = self.underwriter.store.clone();
+        let stopping = self.stopping.clone();
+        let stream = async_stream_from(move |tx| async move {
+            let mut sent: HashSet<(dossier_core::domain::CheckKind, String)> = HashSet::new();
+            loop {
+                let report = match store.report(id).await {
+                    Ok(Some(r)) => r,
+                    Ok(None) => {
+                        let _ = tx
+                            .send(Err(Status::not_found(format!(
+                                "application {id} was deleted"
+                            ))))
+                            .await;
+                        return;
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(error::store(e))).await;
+                        return;
+                    }
+                };
+                for check in &report.checks {
+                    if sent.insert((check.kind, check.subject.clone())) {
+                        let event = proto::WatchReportResponse {
+                            event: Some(proto::watch_report_response::Event::Check(
+                                convert::check_result(check),
+                            )),
+                        };
+                        if tx.send(Ok(event)).await.is_err() {
+                            return; // the caller went away
+                        }
+                    }
+                }
+                if report.decision.is_some() {
+                    let event = proto::WatchReportResponse {
+                        event: Some(proto::watch_report_response::Event::Decided(
+                            convert::report(&report),
+                        )),
+                    };
+                    let _ = tx.send(Ok(event)).await;
+                    return;
+                }
+                // Wait for a change to this application, or resync periodically.
+                let wait = async {
+                    loop {
+                        match changes.recv().await {
+                            Ok(changed) if changed == id => return,
+                            Ok(_) => continue,
+                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
+                            Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                                std::future::pending::<()>().await
+                            }
+                        }
+                    }
+                };
+                tokio::select! {
+                    _ = wait => {}
+                    _ = tokio::time::sleep(WATCH_RESYNC) => {}
+                    _ = tx.closed() => return,
+                    _ = stopping.cancelled() => {
+                        let _ = tx.send(Err(Status::unavailable("this server is shutting down; call WatchReport again to continue"))).await;
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+}
+
+/// A stream fed by a spawned task through a small channel (back-pressure included).
+fn async_stream_from<F, Fut>(f: F) -> impl Stream<Item = Result<proto::WatchReportResponse, Status>>
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Result<proto::WatchReportResponse, Status>>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(f(tx));
+    tokio_stream::wrappers::ReceiverStream::new(rx)
+}

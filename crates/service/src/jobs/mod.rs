@@ -1,0 +1,191 @@
+//! Background workers: claim jobs from PostgreSQL, run them under a renewed lease, and on
+//! shutdown hand back what they hold.
+//!
+//! Two kinds of work: `evaluate` (run an application's checks and decide, written by
+//! SubmitApplication in the same transaction as the application) and `deliver` (send a
+//! decision to the Rails backend, written in the same statement as the decision: the
+//! outbox; `deliver_review` likewise for an underwriter's review). All are safe to run
+//! twice: a decision is recorded once per application, and a delivery carries the
+//! decision's id as its idempotency key.
+
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::underwriting::{RunReason, Underwriter};
+use dossier_store::jobs::Job;
+use dossier_store::notify::Notifications;
+use dossier_upstream::CallContext;
+
+/// How long a claimed job is ours without renewal, unless configured
+/// (`--job-lease`). A dead pod's jobs are taken over after at most this long.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+/// Longest a delivery attempt to Rails may take (retries within it included).
+const DELIVERY_BUDGET: Duration = Duration::from_secs(30);
+/// Even without a notification, look for work this often (delayed jobs, lapsed leases).
+const POLL: Duration = Duration::from_secs(2);
+
+/// Starts `count` workers; they stop when `shutdown` is cancelled, handing back jobs.
+pub fn start(
+    underwriter: Underwriter,
+    notifications: Notifications,
+    count: usize,
+    lease: Duration,
+    worker_prefix: &str,
+    shutdown: CancellationToken,
+) -> JoinSet<()> {
+    let mut set = JoinSet::new();
+    for n in 0..count {
+        let worker = format!("{worker_prefix}/{n}");
+        set.spawn(run_worker(
+            underwriter.clone(),
+            notifications.clone(),
+            worker,
+            lease,
+            shutdown.clone(),
+        ));
+    }
+    set
+}
+
+async fn run_worker(
+    underwriter: Underwriter,
+    notifications: Notifications,
+    worker: String,
+    lease: Duration,
+    shutdown: CancellationToken,
+) {
+    let wake = notifications.jobs();
+    let mut backoff = Duration::from_millis(100);
+    while !shutdown.is_cancelled() {
+        match underwriter.store.claim_job(&worker, lease).await {
+            Ok(Some(job)) => {
+                backoff = Duration::from_millis(100);
+                run_job(&underwriter, &worker, job, lease, &shutdown).await;
+            }
+            Ok(None) => {
+                match underwriter.store.bury_exhausted_jobs().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::error!(
+                        jobs = n,
+                        "jobs moved to the dead-letter state after their last attempt's lease lapsed"
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "could not sweep exhausted jobs"),
+                }
+                tokio::select! {
+                    _ = wake.notified() => {}
+                    _ = tokio::time::sleep(POLL) => {}
+                    _ = shutdown.cancelled() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(worker, error = %e, "claiming a job failed; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.cancelled() => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+async fn run_job(
+    underwriter: &Underwriter,
+    worker: &str,
+    job: Job,
+    lease: Duration,
+    shutdown: &CancellationToken,
+) {
+    let store = &underwriter.store;
+    let work = async {
+        match job.kind.as_str() {
+            "evaluate" => evaluate(underwriter, &job).await,
+            "deliver" | "deliver_review" => deliver(underwriter, &job).await,
+            other => Err(format!("unknown job kind {other:?}")),
+        }
+    };
+    let renew = async {
+        let mut tick = tokio::time::interval(lease / 3);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            match store.renew_lease(job.id, worker, lease).await {
+                Ok(true) => {}
+                Ok(false) => return, // taken over: stop working on it
+                Err(e) => tracing::warn!(job = job.id, error = %e, "lease renewal failed"),
+            }
+        }
+    };
+    tokio::select! {
+        result = work => match result {
+            Ok(()) => {
+                if let Err(e) = store.complete_job(job.id, worker).await {
+                    tracing::warn!(job = job.id, error = %e, "could not mark job done; it will run again and find the decision made");
+                }
+                tracing::info!(job = job.id, kind = job.kind, application_id = ?job.application_id, attempts = job.attempts, "job done");
+            }
+            Err(e) => {
+                tracing::warn!(job = job.id, kind = job.kind, application_id = ?job.application_id, attempts = job.attempts, error = %e, "job failed; it will be retried with back-off, or dead-lettered after its last attempt");
+                if let Err(e) = store.fail_job(job.id, worker, &e).await {
+                    tracing::warn!(job = job.id, error = %e, "could not record the failure; the lease will lapse and the job run again");
+                }
+            }
+        },
+        _ = renew => {
+            tracing::warn!(job = job.id, "lost the lease on a job to another worker; abandoning it");
+        }
+        _ = shutdown.cancelled() => {
+            // Hand the job back at once rather than let its lease lapse: another pod
+            // picks it up immediately. Check results already written are idempotent.
+            if let Err(e) = store.release_job(job.id, worker).await {
+                tracing::warn!(job = job.id, error = %e, "could not hand back a job; its lease will lapse");
+            }
+        }
+    }
+}
+
+async fn evaluate(underwriter: &Underwriter, job: &Job) -> Result<(), String> {
+    let application_id = job
+        .application_id
+        .ok_or("evaluate job has no application")?;
+    underwriter
+        .evaluate(application_id, RunReason::Initial, None)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// Sends one decision to Rails (the outbox). Rails may see it more than once (a pod died
+/// after Rails acknowledged, before the job was marked done): the idempotency key, the
+/// decision id, lets it recognise the repeat.
+async fn deliver(underwriter: &Underwriter, job: &Job) -> Result<(), String> {
+    let store = &underwriter.store;
+    let found = if job.kind == "deliver_review" {
+        let application_id = job
+            .application_id
+            .ok_or("deliver_review job names no application")?;
+        store.review_delivery(application_id).await
+    } else {
+        let run_id = job.run_id.ok_or("deliver job names no decision")?;
+        store.decision_delivery(run_id).await
+    };
+    let decision = found
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("the decision of job {} no longer exists", job.id))?;
+    let run_id = decision.decision_id;
+    let ctx = CallContext {
+        application_id: Some(decision.application_id),
+        deadline: Some(Instant::now() + DELIVERY_BUDGET),
+        force_refresh: false,
+    };
+    let ack = underwriter
+        .upstreams
+        .rails
+        .deliver_decision(&decision.into(), &ctx)
+        .await
+        .map_err(|e| format!("delivering decision {run_id} to Rails failed: {e}"))?;
+    metrics::counter!("dossier_decisions_delivered_total", "duplicate" => if ack.duplicate { "true" } else { "false" }).increment(1);
+    Ok(())
+}

@@ -1,0 +1,466 @@
+//! Wiring: build every component from settings, serve gRPC, shut down gracefully.
+//! Shaped like zero2prod's `Application::build` / `run_until_stopped` so tests start
+//! the real server on port 0.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::api::RpcLogLayer;
+use crate::api::data::DataApi;
+use crate::api::underwriting::UnderwritingApi;
+use crate::config::ServeArgs;
+use crate::proto::data_service_server::DataServiceServer;
+use crate::proto::underwriting_service_server::UnderwritingServiceServer;
+use crate::underwriting::Underwriter;
+use dossier_core::policy::LoadedPolicy;
+use dossier_store::audit::{AuditSink, AuditWriter};
+use dossier_store::notify::Notifications;
+use dossier_store::{self as store, Store, Vault};
+use dossier_upstream::{UpstreamSettings, Upstreams};
+
+/// Services reported by grpc.health.v1 ("" is the whole server).
+const HEALTH_SERVICES: [&str; 3] = [
+    "",
+    "dossier.v1.UnderwritingService",
+    "dossier.v1.DataService",
+];
+/// How often the health reporter pings the database.
+const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A built, bound, not yet serving Dossier.
+pub struct Server {
+    listener: TcpListener,
+    admin_listener: TcpListener,
+    underwriter: Underwriter,
+    notifications: Notifications,
+    audit_writer: AuditWriter,
+    args: ServeArgs,
+    database_url: String,
+}
+
+/// What `Server::build` needs besides the flags: resolved secrets and upstreams.
+pub struct Resolved {
+    pub database_url: String,
+    pub vault: Vault,
+    pub upstreams: UpstreamSettings,
+    /// A sanctions list to load when none is active: the developer tools' sample list
+    /// (`dev`, tests, bench); `serve` never has one (production loads the real list with
+    /// `dossier sanctions load DIR`).
+    pub seed_sanctions: Option<SanctionsSeed>,
+}
+
+/// A sanctions list to start with, and where it came from (for the list's history).
+pub struct SanctionsSeed {
+    pub list: dossier_sanctions::SdnList,
+    pub source: String,
+}
+
+/// How often each pod checks for a newly loaded sanctions list.
+const SANCTIONS_REFRESH: Duration = Duration::from_secs(60);
+/// How often each pod deletes expired cache answers and spent fetch leases.
+const CACHE_PURGE: Duration = Duration::from_secs(600);
+
+impl Server {
+    pub async fn build(args: ServeArgs, resolved: Resolved) -> anyhow::Result<Server> {
+        // Before anything records a metric (the breakers export their state at birth).
+        crate::telemetry::metrics_handle();
+        if args.job_lease < Duration::from_secs(1) {
+            anyhow::bail!(
+                "--job-lease / DOSSIER_JOB_LEASE is {:?}; it must be at least 1s (leases are renewed every third of it)",
+                args.job_lease
+            );
+        }
+        let policy = match &args.policy_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read policy file {}", path.display()))?;
+                LoadedPolicy::parse(&text)
+                    .with_context(|| format!("policy file {} is refused", path.display()))?
+            }
+            None => LoadedPolicy::default_policy(),
+        };
+        if args.migrate {
+            let applied = store::migrate(&resolved.database_url).await?;
+            if !applied.is_empty() {
+                tracing::info!(?applied, "migrations applied");
+            }
+        }
+        let pool = store::connect(&resolved.database_url, args.db_max_connections).await?;
+        let pending = store::pending_migrations(&pool).await?;
+        if !pending.is_empty() {
+            let list: Vec<String> = pending.iter().map(|(v, d)| format!("{v} {d}")).collect();
+            anyhow::bail!(
+                "the database schema is older than this binary: {} migration(s) pending ({}). Run `dossier migrate` first, or start with --migrate",
+                pending.len(),
+                list.join(", ")
+            );
+        }
+        let (audit, audit_writer) = AuditSink::start(pool.clone());
+        let store = Store::new(pool.clone(), resolved.vault);
+        let notifications = Notifications::start(pool.clone());
+        let upstreams = Upstreams::new(
+            &resolved.upstreams,
+            &store.shared_state(audit, Some(notifications.clone())),
+        );
+        let grpc_addr = args
+            .grpc_addr
+            .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 50051)));
+        let listener = TcpListener::bind(grpc_addr).await.with_context(|| {
+            format!(
+                "cannot listen on {grpc_addr} (DOSSIER_GRPC_ADDR); is another process using it?"
+            )
+        })?;
+        let admin_addr = args
+            .admin_addr
+            .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 9090)));
+        let admin_listener = TcpListener::bind(admin_addr).await.with_context(|| {
+            format!(
+                "cannot listen on {admin_addr} (DOSSIER_ADMIN_ADDR); is another process using it?"
+            )
+        })?;
+        tracing::info!(policy_version = %policy.policy.version, policy_hash = %policy.hash, "policy loaded");
+        // Every policy a decision names is kept by hash, so decisions can be replayed.
+        store
+            .save_policy(&policy.hash, &policy.policy.version, &policy.source)
+            .await?;
+        if let Some(seed) = &resolved.seed_sanctions
+            && store.active_sanctions_version().await?.is_none()
+        {
+            let loaded = store
+                .replace_sanctions_list(&seed.list, &seed.source)
+                .await?;
+            tracing::info!(%loaded, source = %seed.source, "loaded a seed sanctions list");
+        }
+        let sanctions = Arc::new(dossier_upstream::sanctions::SanctionsList::empty());
+        if let Err(e) = sanctions.refresh_from(&store).await {
+            tracing::warn!(error = %e, "could not read the sanctions list; sanctions checks are UNAVAILABLE until it loads");
+        }
+        if sanctions.version().is_none() {
+            tracing::warn!(
+                "no sanctions list is loaded: sanctions checks are UNAVAILABLE (REFER) until `dossier sanctions load DIR` runs"
+            );
+        }
+        Ok(Server {
+            listener,
+            admin_listener,
+            underwriter: Underwriter {
+                store,
+                upstreams,
+                policy: Arc::new(policy),
+                sanctions,
+            },
+            notifications,
+            audit_writer,
+            args,
+            database_url: resolved.database_url,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Where `GET /metrics` is served.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.underwriter.store
+    }
+
+    /// Serves until `shutdown` resolves, then: health NOT_SERVING, optional delay, stop
+    /// accepting (GOAWAY), let in-flight calls finish within the grace period, hand
+    /// back jobs, flush the audit trail.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> anyhow::Result<()> {
+        let Server {
+            listener,
+            admin_listener,
+            underwriter,
+            notifications,
+            audit_writer,
+            args,
+            database_url,
+        } = self;
+        let addr = listener.local_addr()?;
+        let (reporter, health_service) = tonic_health::server::health_reporter();
+        set_health(&reporter, ServingStatus::Serving).await;
+
+        let stopping = CancellationToken::new();
+        let admin_stop = stopping.clone();
+        let admin_addr = admin_listener.local_addr()?;
+        let admin = tokio::spawn(crate::telemetry::serve_admin(admin_listener, async move {
+            admin_stop.cancelled().await
+        }));
+        tracing::info!(%admin_addr, "admin HTTP (GET /metrics)");
+        let sanctions_task = tokio::spawn(refresh_sanctions(
+            underwriter.sanctions.clone(),
+            underwriter.store.clone(),
+            stopping.clone(),
+        ));
+        let purge_task = tokio::spawn(purge_cache(underwriter.store.clone(), stopping.clone()));
+        let health_task = tokio::spawn(watch_database(
+            database_url,
+            reporter.clone(),
+            stopping.clone(),
+        ));
+
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+
+        let workers_stop = CancellationToken::new();
+        let worker_prefix = format!("{}:{}", hostname(), std::process::id());
+        let mut workers = crate::jobs::start(
+            underwriter.clone(),
+            notifications.clone(),
+            args.workers,
+            args.job_lease,
+            &worker_prefix,
+            workers_stop.clone(),
+        );
+
+        let streams_stop = CancellationToken::new();
+        let underwriting = UnderwritingServiceServer::new(UnderwritingApi {
+            underwriter: underwriter.clone(),
+            notifications,
+            stopping: streams_stop.clone(),
+        });
+        let data = DataServiceServer::new(DataApi {
+            upstreams: underwriter.upstreams.clone(),
+            sanctions: underwriter.sanctions.clone(),
+            sanctions_threshold: underwriter.policy.policy.sanctions.review_threshold,
+        });
+        drop(underwriter);
+
+        let (stop_accepting, accepting_stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tonic::transport::Server::builder()
+            // Deliberately no max_connection_age_grace: in tonic 0.14.9 setting it turns
+            // the graceful GOAWAY at max age into a hard close at age + grace
+            // (transport/server/mod.rs, connection_timeout_future). Without it, the
+            // connection is drained with GOAWAY at max age and in-flight calls finish.
+            .max_connection_age(args.max_connection_age)
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .layer(RpcLogLayer)
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(underwriting)
+            .add_service(data)
+            .serve_with_incoming_shutdown(
+                // TCP_NODELAY: tonic applies it only to listeners it binds itself, and
+                // without it small responses wait on Nagle's algorithm (≈40 ms).
+                tonic::transport::server::TcpIncoming::from(listener)
+                    .with_nodelay(Some(true))
+                    .with_keepalive(Some(Duration::from_secs(60))),
+                async {
+                    let _ = accepting_stopped.await;
+                },
+            );
+        let mut server = tokio::spawn(server);
+        tracing::info!(%addr, "dossier serving gRPC");
+
+        tokio::select! {
+            _ = shutdown => {}
+            result = &mut server => {
+                stopping.cancel();
+                workers_stop.cancel();
+                return result.context("gRPC server task panicked")?.context("gRPC server failed");
+            }
+        }
+        let grace_ends = Instant::now() + args.shutdown_grace;
+        tracing::info!(grace = ?args.shutdown_grace, delay = ?args.shutdown_delay, "shutdown requested: reporting NOT_SERVING");
+        stopping.cancel();
+        let _ = health_task.await;
+        let _ = sanctions_task.await;
+        let _ = purge_task.await;
+        set_health(&reporter, ServingStatus::NotServing).await;
+        tokio::time::sleep(args.shutdown_delay).await;
+
+        // Long-lived streams would hold the drain for the whole grace period: end them.
+        // Health watchers get NOT_SERVING, then their stream ends; report watchers are
+        // told to watch again (on another pod).
+        let mut reporter = reporter;
+        for service in HEALTH_SERVICES {
+            reporter.clear_service_status(service).await;
+        }
+        streams_stop.cancel();
+
+        // Stop accepting; tonic sends GOAWAY and waits for in-flight calls.
+        let _ = stop_accepting.send(());
+        workers_stop.cancel();
+        match tokio::time::timeout_at(grace_ends.into(), &mut server).await {
+            Ok(result) => result
+                .context("gRPC server task panicked")?
+                .context("gRPC server failed")?,
+            Err(_) => {
+                tracing::warn!("grace period over with calls still in flight; closing them");
+                server.abort();
+            }
+        }
+        while let Ok(Some(_)) =
+            tokio::time::timeout_at(grace_ends.into(), workers.join_next()).await
+        {}
+        workers.abort_all();
+        drop(reporter);
+        let _ = admin.await;
+        // Audit sinks live in handlers and workers; after an abort tonic's connection tasks
+        // may hold handlers a moment longer, so the flush is bounded.
+        if tokio::time::timeout(Duration::from_secs(5), audit_writer.flush())
+            .await
+            .is_err()
+        {
+            tracing::warn!("audit trail flush timed out; some upstream calls were not audited");
+        }
+        tracing::info!("dossier stopped");
+        Ok(())
+    }
+}
+
+async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
+    for service in HEALTH_SERVICES {
+        reporter.set_service_status(service, status).await;
+    }
+}
+
+/// SERVING only while the database answers. The probe has its own connection: a busy
+/// application pool is not an outage and must not take the pod out of rotation.
+async fn watch_database(
+    database_url: String,
+    reporter: HealthReporter,
+    stopping: CancellationToken,
+) {
+    let mut probe: Option<sqlx::PgConnection> = None;
+    let mut serving = true;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(HEALTH_INTERVAL) => {}
+            _ = stopping.cancelled() => return,
+        }
+        let up = database_answers(&database_url, &mut probe).await;
+        if up != serving {
+            serving = up;
+            if up {
+                tracing::info!("database reachable again: SERVING");
+            } else {
+                tracing::warn!("database unreachable: NOT_SERVING");
+            }
+            set_health(
+                &reporter,
+                if up {
+                    ServingStatus::Serving
+                } else {
+                    ServingStatus::NotServing
+                },
+            )
+            .await;
+        }
+    }
+}
+
+async fn database_answers(url: &str, probe: &mut Option<sqlx::PgConnection>) -> bool {
+    use sqlx::Connection;
+    const LIMIT: Duration = Duration::from_secs(1);
+    if probe.is_none() {
+        *probe = match tokio::time::timeout(LIMIT, sqlx::PgConnection::connect(url)).await {
+            Ok(Ok(conn)) => Some(conn),
+            _ => return false,
+        };
+    }
+    let conn = probe.as_mut().expect("connected above");
+    let ok = matches!(tokio::time::timeout(LIMIT, conn.ping()).await, Ok(Ok(())));
+    if !ok {
+        *probe = None; // reconnect next time
+    }
+    ok
+}
+
+/// Picks up a newly loaded sanctions list (loaded by `dossier sanctions load` from any
+/// machine) within a minute.
+async fn refresh_sanctions(
+    list: Arc<dossier_upstream::sanctions::SanctionsList>,
+    store: Store,
+    stopping: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(SANCTIONS_REFRESH) => {}
+            _ = stopping.cancelled() => return,
+        }
+        if let Err(e) = list.refresh_from(&store).await {
+            tracing::warn!(error = %e, "sanctions list refresh failed; keeping the current list");
+        }
+    }
+}
+
+/// Deletes expired shared-cache answers and spent fetch leases every so often, so the
+/// tables stay the size of what is fresh. Each pod starts at a random point of the
+/// interval, so a fleet spreads the work.
+async fn purge_cache(store: Store, stopping: CancellationToken) {
+    use rand::Rng as _;
+    let first = CACHE_PURGE.mul_f64(rand::thread_rng().gen_range(0.1..1.0));
+    let mut wait = first;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stopping.cancelled() => return,
+        }
+        wait = CACHE_PURGE;
+        match store.cache_purge().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                rows = n,
+                "purged expired cache answers and spent fetch leases"
+            ),
+            Err(e) => tracing::warn!(error = %e, "cache purge failed; trying again later"),
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|s| s.trim().to_owned())
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "dossier".to_owned())
+}
+
+/// Resolves SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

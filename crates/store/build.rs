@@ -1,0 +1,5 @@
+//! `sqlx::migrate!` embeds ../../migrations: a new migration file must rebuild the crate.
+
+fn main() {
+    println!("cargo:rerun-if-changed=../../migrations");
+}

@@ -1,0 +1,289 @@
+//! Accepting applications (idempotently) and reading them back with their PII unsealed.
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::crypto::Sealed;
+use super::{JOBS_CHANNEL, Store, StoreError};
+use dossier_core::domain::{Applicant, Application, Ssn, Status};
+
+/// The result of trying to accept an application under an idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Accepted {
+    /// A new application was stored.
+    New { id: Uuid },
+    /// The key was used before with the same payload: the existing application.
+    Replayed { id: Uuid, status: Status },
+    /// The key was used before with a different payload.
+    Conflict { id: Uuid },
+}
+
+/// What gets stored: the application without SSN and date of birth.
+#[derive(Serialize, Deserialize)]
+struct StoredApplication {
+    applicants: Vec<StoredApplicant>,
+    property: dossier_core::domain::Property,
+    contractor: dossier_core::domain::Contractor,
+    measures: Vec<dossier_core::domain::Measure>,
+    financing: dossier_core::domain::Financing,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredApplicant {
+    first_name: String,
+    middle_name: String,
+    last_name: String,
+    suffix: String,
+    /// "***-**-6789": lets an underwriter tell applicants apart without the SSN.
+    ssn_masked: String,
+    email: String,
+    stated_annual_income_cents: i64,
+}
+
+/// A new application to store.
+pub struct NewApplication<'a> {
+    pub idempotency_key: &'a str,
+    /// Keyed hash of the canonical request (see `api::convert::payload_fingerprint`).
+    pub payload_hmac: Vec<u8>,
+    pub source: Source<'a>,
+    /// Queue a background evaluation job in the same transaction, runnable after this
+    /// delay (zero: at once). EvaluateApplication delays it by its own budget, so a
+    /// worker only picks it up if the evaluating pod died. `None`: no job.
+    pub enqueue_after: Option<std::time::Duration>,
+}
+
+pub enum Source<'a> {
+    Inline(&'a Application),
+    Rails(&'a str),
+}
+
+impl Store {
+    /// Stores an application, its sealed PII and (optionally) its evaluation job in one
+    /// transaction, or reports that the idempotency key was already used.
+    pub async fn accept_application(
+        &self,
+        new: NewApplication<'_>,
+    ) -> Result<Accepted, StoreError> {
+        let id = Uuid::now_v7();
+        let (source, rails_id, app) = match &new.source {
+            Source::Inline(app) => ("inline", None, Some(*app)),
+            Source::Rails(rid) => ("rails", Some(*rid), None),
+        };
+        let mut tx = self.pool.begin().await?;
+        let inserted: Option<Uuid> = sqlx::query_scalar(
+            "INSERT INTO applications (id, idempotency_key, payload_hmac, source, rails_application_id, application)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (idempotency_key) DO NOTHING
+             RETURNING id",
+        )
+        .bind(id)
+        .bind(new.idempotency_key)
+        .bind(&new.payload_hmac)
+        .bind(source)
+        .bind(rails_id)
+        .bind(app.map(|a| sqlx::types::Json(strip_pii(a))))
+        .fetch_optional(&mut *tx)
+        .await?;
+        if inserted.is_none() {
+            tx.rollback().await?;
+            let row = sqlx::query(
+                "SELECT id, payload_hmac, status FROM applications WHERE idempotency_key = $1",
+            )
+            .bind(new.idempotency_key)
+            .fetch_one(&self.pool)
+            .await?;
+            let existing: Uuid = row.try_get("id")?;
+            let hmac: Vec<u8> = row.try_get("payload_hmac")?;
+            let status: String = row.try_get("status")?;
+            return Ok(if hmac == new.payload_hmac {
+                Accepted::Replayed {
+                    id: existing,
+                    status: parse_status(&status)?,
+                }
+            } else {
+                Accepted::Conflict { id: existing }
+            });
+        }
+        if let Some(app) = app {
+            self.insert_secrets(&mut tx, id, app).await?;
+        }
+        if let Some(delay) = new.enqueue_after {
+            sqlx::query(
+                "INSERT INTO jobs (kind, application_id, run_at) VALUES ('evaluate', $1, now() + make_interval(secs => $2))",
+            )
+            .bind(id)
+            .bind(delay.as_secs_f64())
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(JOBS_CHANNEL)
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(Accepted::New { id })
+    }
+
+    async fn insert_secrets(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        id: Uuid,
+        app: &Application,
+    ) -> Result<(), StoreError> {
+        for (position, a) in app.applicants.iter().enumerate() {
+            let ssn = self.vault.seal(a.ssn.expose().as_bytes(), "ssn");
+            let dob = self
+                .vault
+                .seal(a.date_of_birth.to_string().as_bytes(), "dob");
+            sqlx::query(
+                "INSERT INTO applicant_secrets (application_id, position, key_id, ssn_sealed, dob_sealed, ssn_lookup)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (application_id, position) DO NOTHING",
+            )
+            .bind(id)
+            .bind(position as i32)
+            .bind(&ssn.key_id)
+            .bind(&ssn.bytes)
+            .bind(&dob.bytes)
+            .bind(self.vault.lookup_hash("ssn", a.ssn.expose().as_bytes()))
+            .execute(&mut *tx)
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Stores an application fetched from Rails for an application submitted by id.
+    pub async fn attach_fetched_application(
+        &self,
+        id: Uuid,
+        app: &Application,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE applications SET application = $2, updated_at = now() WHERE id = $1 AND application IS NULL",
+        )
+        .bind(id)
+        .bind(sqlx::types::Json(strip_pii(app)))
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 1 {
+            self.insert_secrets(&mut tx, id, app).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Reads an application back with SSNs and dates of birth unsealed. `Ok(None)` when
+    /// it was submitted by Rails id and not fetched yet.
+    pub async fn load_application(&self, id: Uuid) -> Result<Option<Application>, StoreError> {
+        let stored: Option<sqlx::types::Json<StoredApplication>> =
+            sqlx::query_scalar("SELECT application FROM applications WHERE id = $1")
+                .bind(id)
+                .fetch_one(&self.pool)
+                .await?;
+        let Some(sqlx::types::Json(stored)) = stored else {
+            return Ok(None);
+        };
+        let secrets = sqlx::query(
+            "SELECT position, key_id, ssn_sealed, dob_sealed FROM applicant_secrets
+             WHERE application_id = $1 ORDER BY position",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        if secrets.len() != stored.applicants.len() {
+            return Err(StoreError::Corrupt(format!(
+                "application {id} has {} applicants but {} sealed records",
+                stored.applicants.len(),
+                secrets.len()
+            )));
+        }
+        let mut applicants = Vec::with_capacity(secrets.len());
+        for (a, row) in stored.applicants.into_iter().zip(secrets) {
+            let key_id: String = row.try_get("key_id")?;
+            let open = |col: &str, ctx: &str| -> Result<String, StoreError> {
+                let bytes: Vec<u8> = row.try_get(col)?;
+                let plain = self.vault.open(
+                    &Sealed {
+                        key_id: key_id.clone(),
+                        bytes,
+                    },
+                    ctx,
+                )?;
+                String::from_utf8(plain)
+                    .map_err(|_| StoreError::Corrupt(format!("{ctx} of {id} is not text")))
+            };
+            let ssn = Ssn::parse(&open("ssn_sealed", "ssn")?)
+                .map_err(|_| StoreError::Corrupt(format!("stored SSN of {id} is invalid")))?;
+            let dob: NaiveDate = open("dob_sealed", "dob")?.parse().map_err(|_| {
+                StoreError::Corrupt(format!("stored date of birth of {id} is invalid"))
+            })?;
+            applicants.push(Applicant {
+                first_name: a.first_name,
+                middle_name: a.middle_name,
+                last_name: a.last_name,
+                suffix: a.suffix,
+                ssn,
+                date_of_birth: dob,
+                email: a.email,
+                stated_annual_income_cents: a.stated_annual_income_cents,
+            });
+        }
+        Ok(Some(Application {
+            applicants,
+            property: stored.property,
+            contractor: stored.contractor,
+            measures: stored.measures,
+            financing: stored.financing,
+        }))
+    }
+
+    /// The Rails id of an application submitted by reference.
+    pub async fn rails_id(&self, id: Uuid) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT rails_application_id FROM applications WHERE id = $1")
+                .bind(id)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Application ids whose applicants include this SSN (via the keyed hash).
+    pub async fn find_by_ssn(&self, ssn: &Ssn) -> Result<Vec<Uuid>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT application_id FROM applicant_secrets WHERE ssn_lookup = $1",
+        )
+        .bind(self.vault.lookup_hash("ssn", ssn.expose().as_bytes()))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}
+
+fn strip_pii(app: &Application) -> StoredApplication {
+    StoredApplication {
+        applicants: app
+            .applicants
+            .iter()
+            .map(|a| StoredApplicant {
+                first_name: a.first_name.clone(),
+                middle_name: a.middle_name.clone(),
+                last_name: a.last_name.clone(),
+                suffix: a.suffix.clone(),
+                ssn_masked: a.ssn.masked(),
+                email: a.email.clone(),
+                stated_annual_income_cents: a.stated_annual_income_cents,
+            })
+            .collect(),
+        property: app.property.clone(),
+        contractor: app.contractor.clone(),
+        measures: app.measures.clone(),
+        financing: app.financing,
+    }
+}
+
+pub(crate) fn parse_status(s: &str) -> Result<Status, StoreError> {
+    Status::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown status {s:?}")))
+}

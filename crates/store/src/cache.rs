@@ -1,0 +1,226 @@
+//! The L2 cache: upstream answers shared by every pod.
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use dossier_upstream::shared::{CachedAnswer, Decoded, FetchLease};
+
+use super::{Store, StoreError};
+
+impl Store {
+    /// A cached answer still within its stale grace. `sealed` answers (personal data)
+    /// are unsealed with the vault.
+    pub async fn cache_get(
+        &self,
+        upstream: &str,
+        kind: &str,
+        key: &[u8],
+    ) -> Result<Option<CachedAnswer>, StoreError> {
+        let row = sqlx::query(
+            "SELECT body, sealed, key_id, fetched_at, expires_at, stale_until FROM upstream_cache
+             WHERE upstream = $1 AND kind = $2 AND key = $3 AND stale_until > now()",
+        )
+        .bind(upstream)
+        .bind(kind)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(r) => self.decode_cached(upstream, &r),
+            None => Ok(None),
+        }
+    }
+
+    /// The shared cache's answer, or the right to fetch it for the fleet: in one round
+    /// trip, reads the answer and, when there is no fresh one, takes the question's fetch
+    /// lease for `lease` unless another pod holds it. The holder fills the cache with
+    /// [`Store::cache_put`] (which releases the lease and announces the fill) or gives up
+    /// with [`Store::release_fetch_lease`].
+    pub async fn cache_get_or_lease(
+        &self,
+        upstream: &str,
+        kind: &str,
+        key: &[u8],
+        holder: &str,
+        lease: std::time::Duration,
+    ) -> Result<(Option<CachedAnswer>, FetchLease), StoreError> {
+        let r = sqlx::query(
+            "WITH hit AS (
+                 SELECT body, sealed, key_id, fetched_at, expires_at, stale_until FROM upstream_cache
+                 WHERE upstream = $1 AND kind = $2 AND key = $3 AND stale_until > now()
+             ), lease AS (
+                 INSERT INTO upstream_fetch_leases (upstream, kind, key, holder, until)
+                 SELECT $1, $2, $3, $4, clock_timestamp() + make_interval(secs => $5)
+                 WHERE NOT EXISTS (SELECT 1 FROM hit WHERE expires_at > now())
+                 ON CONFLICT (upstream, kind, key) DO UPDATE
+                 SET holder = excluded.holder, until = excluded.until, fresh_until = NULL
+                 WHERE upstream_fetch_leases.until < clock_timestamp()
+                   AND coalesce(upstream_fetch_leases.fresh_until, '-infinity') < clock_timestamp()
+                 RETURNING until
+             )
+             SELECT h.body, h.sealed, h.key_id, h.fetched_at, h.expires_at, h.stale_until,
+                    EXISTS (SELECT 1 FROM lease) AS leased,
+                    (SELECT l.until FROM upstream_fetch_leases l
+                     WHERE l.upstream = $1 AND l.kind = $2 AND l.key = $3) AS held_until
+             FROM (SELECT 1) AS one LEFT JOIN hit h ON true",
+        )
+        .bind(upstream)
+        .bind(kind)
+        .bind(key)
+        .bind(holder)
+        .bind(lease.as_secs_f64())
+        .fetch_one(&self.pool)
+        .await?;
+        let expires_at: Option<DateTime<Utc>> = r.try_get("expires_at")?;
+        let answer = match expires_at {
+            Some(_) => self.decode_cached(upstream, &r)?,
+            None => None,
+        };
+        let fresh_row = expires_at.is_some_and(|t| t > Utc::now());
+        let lease = if r.try_get::<bool, _>("leased")? {
+            FetchLease::Ours
+        } else if fresh_row && answer.is_some() {
+            FetchLease::NotNeeded
+        } else if fresh_row {
+            FetchLease::Alone
+        } else {
+            // None: another pod's lease committed after this statement's snapshot.
+            FetchLease::HeldElsewhere(r.try_get("held_until")?)
+        };
+        Ok((answer, lease))
+    }
+
+    /// Gives up a fetch lease without an answer (the fetch failed), waking the pods that
+    /// wait on it so one of them can try.
+    pub async fn release_fetch_lease(
+        &self,
+        upstream: &str,
+        kind: &str,
+        key: &[u8],
+        holder: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "WITH released AS (
+                 DELETE FROM upstream_fetch_leases
+                 WHERE upstream = $1 AND kind = $2 AND key = $3 AND holder = $4
+             )
+             SELECT pg_notify($5, $6)",
+        )
+        .bind(upstream)
+        .bind(kind)
+        .bind(key)
+        .bind(holder)
+        .bind(super::CACHE_FILL_CHANNEL)
+        .bind(hex::encode(key))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    fn decode_cached(
+        &self,
+        upstream: &str,
+        r: &sqlx::postgres::PgRow,
+    ) -> Result<Option<CachedAnswer>, StoreError> {
+        let sealed: Option<Vec<u8>> = r.try_get("sealed")?;
+        let body = match sealed {
+            Some(bytes) => {
+                let key_id: Option<String> = r.try_get("key_id")?;
+                let plain = self.vault.open(
+                    &crate::crypto::Sealed {
+                        key_id: key_id.unwrap_or_default(),
+                        bytes,
+                    },
+                    &format!("cache:{upstream}"),
+                );
+                match plain.ok().and_then(|p| serde_json::from_slice(&p).ok()) {
+                    Some(v) => Some(v),
+                    // Sealed under a key this pod does not hold (e.g. a dev run's
+                    // throw-away key): a miss, not an error.
+                    None => return Ok(None),
+                }
+            }
+            None => r
+                .try_get::<Option<sqlx::types::Json<serde_json::Value>>, _>("body")?
+                .map(|j| j.0),
+        };
+        Ok(Some(CachedAnswer {
+            body,
+            fetched_at: r.try_get("fetched_at")?,
+            expires_at: r.try_get("expires_at")?,
+            stale_until: r.try_get("stale_until")?,
+            decoded: Decoded::default(),
+        }))
+    }
+
+    /// Stores an answer unless a newer one is already there. With `seal`, a found body
+    /// is stored encrypted, never as plain jsonb.
+    pub async fn cache_put(
+        &self,
+        upstream: &str,
+        kind: &str,
+        key: &[u8],
+        a: &CachedAnswer,
+        seal: bool,
+    ) -> Result<(), StoreError> {
+        let (body, sealed) = match (&a.body, seal) {
+            (Some(b), true) => {
+                let text = serde_json::to_vec(b).expect("JSON values serialise");
+                (
+                    None,
+                    Some(self.vault.seal(&text, &format!("cache:{upstream}"))),
+                )
+            }
+            (b, _) => (b.as_ref().map(sqlx::types::Json), None),
+        };
+        // One statement: store the answer, release this question's fetch lease, and wake
+        // the pods waiting on it (NOTIFY is delivered at commit, with the answer visible).
+        sqlx::query(
+            "WITH put AS (
+                 INSERT INTO upstream_cache (upstream, kind, key, body, sealed, key_id, fetched_at, expires_at, stale_until)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                 ON CONFLICT (upstream, kind, key) DO UPDATE
+                 SET body = excluded.body, sealed = excluded.sealed, key_id = excluded.key_id,
+                     fetched_at = excluded.fetched_at, expires_at = excluded.expires_at, stale_until = excluded.stale_until
+                 WHERE upstream_cache.fetched_at < excluded.fetched_at
+             ), released AS (
+                 -- Released, and marked filled (see the migration's fresh_until).
+                 UPDATE upstream_fetch_leases SET until = now(), fresh_until = $8
+                 WHERE upstream = $1 AND kind = $2 AND key = $3
+             )
+             SELECT pg_notify($10, $11)",
+        )
+        .bind(upstream)
+        .bind(kind)
+        .bind(key)
+        .bind(body)
+        .bind(sealed.as_ref().map(|s| s.bytes.clone()))
+        .bind(sealed.as_ref().map(|s| s.key_id.clone()))
+        .bind(a.fetched_at)
+        .bind(a.expires_at)
+        .bind(a.stale_until)
+        .bind(super::CACHE_FILL_CHANNEL)
+        .bind(hex::encode(key))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes answers past their stale grace, and fetch-lease rows that are neither
+    /// held nor guarding a fresh answer; returns how many rows went. Every pod runs it
+    /// now and then (`server.rs`); running it twice at once is harmless.
+    pub async fn cache_purge(&self) -> Result<u64, StoreError> {
+        let answers = sqlx::query("DELETE FROM upstream_cache WHERE stale_until < now()")
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        let leases = sqlx::query(
+            "DELETE FROM upstream_fetch_leases
+             WHERE until < now() AND coalesce(fresh_until, '-infinity') < now()",
+        )
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(answers + leases)
+    }
+}

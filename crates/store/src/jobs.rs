@@ -1,0 +1,331 @@
+//! The durable work queue's SQL: claim with `FOR UPDATE SKIP LOCKED` under a lease,
+//! complete, fail with exponential back-off, and take over lapsed leases.
+
+use std::time::Duration;
+
+use dossier_core::domain::{DecidedBy, Decision, DecisionNotice};
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::{Store, StoreError};
+
+/// Attempts a decision's delivery to Rails gets before it is dead-lettered. With the
+/// back-off (2^n seconds, at most 5 minutes) that is about two hours of retrying: long
+/// enough to ride out a Rails deploy or outage, short enough that an operator hears of a
+/// delivery that cannot succeed (reporting.dead_letters, `dossier jobs retry`).
+pub const DELIVERY_ATTEMPTS: i32 = 30;
+
+/// The kinds of work this release knows. Workers claim only these, so that from this
+/// release on a pod never claims work it cannot do. (The release before this one had no
+/// such filter: while it still runs during the rollout, it may claim a delivery and fail
+/// it with "unknown job kind", which costs that delivery an attempt and a back-off; a
+/// pod of this release delivers it next. docs/operations.md, "Deploy".)
+pub const KNOWN_KINDS: &[&str] = &["evaluate", "deliver", "deliver_review"];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub id: i64,
+    pub kind: String,
+    pub application_id: Option<Uuid>,
+    /// The decision a `deliver` job sends.
+    pub run_id: Option<Uuid>,
+    pub attempts: i32,
+}
+
+/// A job as operators see it (`dossier jobs list`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct JobRow {
+    pub id: i64,
+    pub kind: String,
+    pub state: String,
+    pub application_id: Option<Uuid>,
+    pub run_id: Option<Uuid>,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub last_error: Option<String>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// What `retry_job` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retried {
+    /// Queued again with a fresh set of attempts.
+    Requeued,
+    NotFound,
+    /// Only dead jobs are re-run; the job is in this state.
+    NotDead,
+}
+
+impl Store {
+    /// Claims the next ready job, or a running one whose lease lapsed (its pod died).
+    pub async fn claim_job(
+        &self,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<Option<Job>, StoreError> {
+        let row = sqlx::query(
+            "UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_by = $1,
+                             lease_until = now() + make_interval(secs => $2),
+                             first_claimed_at = coalesce(first_claimed_at, clock_timestamp())
+             WHERE id = (
+                 SELECT id FROM jobs
+                 WHERE ((state = 'queued' AND run_at <= now())
+                     OR (state = 'running' AND lease_until < now() AND attempts < max_attempts))
+                   AND kind = ANY($3)
+                 ORDER BY run_at
+                 FOR UPDATE SKIP LOCKED
+                 LIMIT 1
+             )
+             RETURNING id, kind, application_id, run_id, attempts",
+        )
+        .bind(worker)
+        .bind(lease.as_secs_f64())
+        .bind(KNOWN_KINDS)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(Job {
+                id: r.try_get("id")?,
+                kind: r.try_get("kind")?,
+                application_id: r.try_get("application_id")?,
+                run_id: r.try_get("run_id")?,
+                attempts: r.try_get("attempts")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Dead-letters jobs whose lease lapsed on their last allowed attempt (their pod
+    /// died each time: the job itself may be what kills it). Returns how many.
+    pub async fn bury_exhausted_jobs(&self) -> Result<u64, StoreError> {
+        Ok(sqlx::query(
+            "UPDATE jobs SET state = 'dead', finished_at = now(), locked_by = NULL,
+                             last_error = coalesce(last_error || '; ', '') || 'lease lapsed on the last attempt (the worker died)'
+             WHERE state = 'running' AND lease_until < now() AND attempts >= max_attempts",
+        )
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
+    /// Extends a lease; false when the job is no longer ours (lease lapsed and taken).
+    pub async fn renew_lease(
+        &self,
+        job_id: i64,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        Ok(sqlx::query(
+            "UPDATE jobs SET lease_until = now() + make_interval(secs => $3)
+             WHERE id = $1 AND locked_by = $2 AND state = 'running'",
+        )
+        .bind(job_id)
+        .bind(worker)
+        .bind(lease.as_secs_f64())
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            == 1)
+    }
+
+    pub async fn complete_job(&self, job_id: i64, worker: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE jobs SET state = 'done', finished_at = now(), lease_until = NULL
+             WHERE id = $1 AND locked_by = $2",
+        )
+        .bind(job_id)
+        .bind(worker)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records a failed attempt: back to the queue after an exponential back-off, or
+    /// into the dead-letter state once attempts are exhausted.
+    pub async fn fail_job(&self, job_id: i64, worker: &str, error: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE jobs SET
+                 state = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END,
+                 run_at = now() + make_interval(secs => least(300, power(2, least(attempts, 9))::int)),
+                 lease_until = NULL, locked_by = NULL, last_error = $3,
+                 finished_at = CASE WHEN attempts >= max_attempts THEN now() END
+             WHERE id = $1 AND locked_by = $2",
+        )
+        .bind(job_id)
+        .bind(worker)
+        .bind(error)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Hands a job back untouched (shutdown): another worker may take it at once.
+    pub async fn release_job(&self, job_id: i64, worker: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE jobs SET state = 'queued', attempts = greatest(attempts - 1, 0), run_at = now(),
+                             lease_until = NULL, locked_by = NULL
+             WHERE id = $1 AND locked_by = $2 AND state = 'running'",
+        )
+        .bind(job_id)
+        .bind(worker)
+        .execute(&self.pool)
+        .await?;
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(super::JOBS_CHANNEL)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Whether a job for this application is still queued or running.
+    pub async fn has_open_job(&self, application_id: Uuid) -> Result<bool, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM jobs WHERE application_id = $1 AND state IN ('queued', 'running'))",
+        )
+        .bind(application_id)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+}
+
+impl Store {
+    /// Queues a dead job again with a fresh set of attempts (`dossier jobs retry`). Its
+    /// last error is kept until the next attempt overwrites it.
+    pub async fn retry_job(&self, job_id: i64) -> Result<Retried, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let state: Option<String> =
+            sqlx::query_scalar("SELECT state FROM jobs WHERE id = $1 FOR UPDATE")
+                .bind(job_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        match state.as_deref() {
+            None => return Ok(Retried::NotFound),
+            Some("dead") => {}
+            Some(_) => return Ok(Retried::NotDead),
+        }
+        sqlx::query(
+            "UPDATE jobs SET state = 'queued', attempts = 0, run_at = now(), finished_at = NULL,
+                             lease_until = NULL, locked_by = NULL
+             WHERE id = $1",
+        )
+        .bind(job_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(super::JOBS_CHANNEL)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Retried::Requeued)
+    }
+
+    /// Jobs in one state (or every state), newest first.
+    pub async fn list_jobs(
+        &self,
+        state: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<JobRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, kind, state, application_id, run_id, attempts, max_attempts, last_error,
+                    created_at, finished_at
+             FROM jobs WHERE $1::text IS NULL OR state = $1
+             ORDER BY id DESC LIMIT $2",
+        )
+        .bind(state)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(JobRow {
+                    id: r.try_get("id")?,
+                    kind: r.try_get("kind")?,
+                    state: r.try_get("state")?,
+                    application_id: r.try_get("application_id")?,
+                    run_id: r.try_get("run_id")?,
+                    attempts: r.try_get("attempts")?,
+                    max_attempts: r.try_get("max_attempts")?,
+                    last_error: r.try_get("last_error")?,
+                    created_at: r.try_get("created_at")?,
+                    finished_at: r.try_get("finished_at")?,
+                })
+            })
+            .collect()
+    }
+}
+
+impl Store {
+    /// The decision a `deliver` job announces; None if it is gone.
+    pub async fn decision_delivery(
+        &self,
+        run_id: Uuid,
+    ) -> Result<Option<DecisionNotice>, StoreError> {
+        let row = sqlx::query(
+            "SELECT d.run_id, d.application_id, a.idempotency_key, a.rails_application_id,
+                    d.decision, d.reason_codes, d.policy_version, d.decided_at
+             FROM decisions d JOIN applications a ON a.id = d.application_id
+             WHERE d.run_id = $1",
+        )
+        .bind(run_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            let decision: String = r.try_get("decision")?;
+            Ok(DecisionNotice {
+                decision_id: r.try_get("run_id")?,
+                application_id: r.try_get("application_id")?,
+                submission_key: r.try_get("idempotency_key")?,
+                rails_application_id: r.try_get("rails_application_id")?,
+                decision: Decision::parse(&decision).ok_or_else(|| {
+                    StoreError::Corrupt(format!("decision {decision:?} of run {run_id}"))
+                })?,
+                reason_codes: r.try_get("reason_codes")?,
+                policy_version: r.try_get("policy_version")?,
+                decided_at: r.try_get("decided_at")?,
+                decided_by: DecidedBy::Policy,
+                replaces: None,
+            })
+        })
+        .transpose()
+    }
+
+    /// An underwriter's review of a referred application, as announced: the final
+    /// decision, replacing the REFER it resolves. None if there is no review.
+    pub async fn review_delivery(
+        &self,
+        application_id: Uuid,
+    ) -> Result<Option<DecisionNotice>, StoreError> {
+        let row = sqlx::query(
+            "SELECT r.id, r.run_id, r.outcome, r.reviewed_at, a.idempotency_key,
+                    a.rails_application_id, d.reason_codes, d.policy_version
+             FROM reviews r
+             JOIN applications a ON a.id = r.application_id
+             JOIN decisions d ON d.run_id = r.run_id
+             -- Reviews made before reviews.id existed were never queued for delivery.
+             WHERE r.application_id = $1 AND r.id IS NOT NULL",
+        )
+        .bind(application_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            let outcome: String = r.try_get("outcome")?;
+            Ok(DecisionNotice {
+                decision_id: r.try_get("id")?,
+                application_id,
+                submission_key: r.try_get("idempotency_key")?,
+                rails_application_id: r.try_get("rails_application_id")?,
+                decision: match outcome.as_str() {
+                    "approve" => Decision::Approved,
+                    _ => Decision::Declined,
+                },
+                reason_codes: r.try_get("reason_codes")?,
+                policy_version: r.try_get("policy_version")?,
+                decided_at: r.try_get("reviewed_at")?,
+                decided_by: DecidedBy::Underwriter,
+                replaces: Some(r.try_get("run_id")?),
+            })
+        })
+        .transpose()
+    }
+}

@@ -1,0 +1,578 @@
+//! Evaluation runs, check results, decisions and the reports built from them.
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+use uuid::Uuid;
+
+use super::applications::parse_status;
+use super::{REPORT_CHANNEL, Store, StoreError};
+use dossier_core::domain::{
+    CheckKind, CheckResult, DataSource, Decision, DecisionRecord, Outcome, Report, ReportSummary,
+    ReviewRecord, Status,
+};
+
+/// Filters and position of a report listing.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ListFilter {
+    pub status: Option<Status>,
+    pub decision: Option<Decision>,
+    pub created_after: Option<DateTime<Utc>>,
+    pub created_before: Option<DateTime<Utc>>,
+    /// Continue after this (created_at, id), exclusive: keyset pagination, stable under
+    /// concurrent inserts.
+    pub after: Option<(DateTime<Utc>, Uuid)>,
+    pub limit: i64,
+}
+
+impl Store {
+    /// Opens a new evaluation run and marks the application running.
+    pub async fn start_run(&self, application_id: Uuid, reason: &str) -> Result<Uuid, StoreError> {
+        let run_id = Uuid::now_v7();
+        // One statement (one round trip), atomic.
+        sqlx::query(
+            "WITH run AS (
+                 INSERT INTO evaluation_runs (id, application_id, reason) VALUES ($1, $2, $3) RETURNING application_id
+             )
+             UPDATE applications SET status = 'running', updated_at = now()
+             WHERE id = (SELECT application_id FROM run) AND status = 'pending'",
+        )
+        .bind(run_id)
+        .bind(application_id)
+        .bind(reason)
+        .execute(&self.pool)
+        .await?;
+        Ok(run_id)
+    }
+
+    /// Records one finished check (idempotent per run, kind and subject) and announces it.
+    pub async fn record_check(
+        &self,
+        run_id: Uuid,
+        application_id: Uuid,
+        r: &CheckResult,
+    ) -> Result<(), StoreError> {
+        self.record_checks(run_id, application_id, std::slice::from_ref(r))
+            .await
+    }
+
+    /// Records finished checks and announces them, in one statement (one round trip,
+    /// atomic): a group of checks fed by the same upstream answers lands together.
+    pub async fn record_checks(
+        &self,
+        run_id: Uuid,
+        application_id: Uuid,
+        results: &[CheckResult],
+    ) -> Result<(), StoreError> {
+        if results.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<serde_json::Value> = results
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "kind": r.kind.as_str(),
+                    "subject": r.subject,
+                    "outcome": r.outcome.as_str(),
+                    "reason_codes": r.reason_codes,
+                    "message": r.message,
+                    "upstream": r.source.as_ref().map(|s| s.upstream.clone()),
+                    "fetched_at": r.source.as_ref().map(|s| s.fetched_at),
+                    "cached": r.source.as_ref().is_some_and(|s| s.cached),
+                    "stale": r.source.as_ref().is_some_and(|s| s.stale),
+                    "evidence": r.evidence,
+                    "finished_at": r.finished_at,
+                    "cache": r.source.as_ref().map(|s| s.cache.as_str()),
+                })
+            })
+            .collect();
+        sqlx::query(
+            "WITH inserted AS (
+                 INSERT INTO check_results (run_id, application_id, kind, subject, outcome, reason_codes, message,
+                                            upstream, fetched_at, cached, stale, evidence, finished_at, cache)
+                 SELECT $1, $2, r.kind, r.subject, r.outcome,
+                        ARRAY(SELECT jsonb_array_elements_text(r.reason_codes)), r.message,
+                        r.upstream, r.fetched_at, r.cached, r.stale, coalesce(r.evidence, '{}'), r.finished_at, r.cache
+                 FROM jsonb_to_recordset($3) AS r(kind text, subject text, outcome text, reason_codes jsonb,
+                      message text, upstream text, fetched_at timestamptz, cached bool, stale bool,
+                      evidence jsonb, finished_at timestamptz, cache text)
+                 ON CONFLICT (run_id, kind, subject) DO NOTHING
+                 RETURNING 1
+             )
+             SELECT pg_notify($4, $5) FROM (SELECT count(*) FROM inserted) AS c",
+        )
+        .bind(run_id)
+        .bind(application_id)
+        .bind(sqlx::types::Json(rows))
+        .bind(REPORT_CHANNEL)
+        .bind(application_id.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The status of an application, if it exists.
+    pub async fn application_status(
+        &self,
+        application_id: Uuid,
+    ) -> Result<Option<Status>, StoreError> {
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM applications WHERE id = $1")
+                .bind(application_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        status.as_deref().map(parse_status).transpose()
+    }
+
+    /// Records the decision of a run and marks the application decided, atomically and
+    /// in one round trip. A second decision for the same run is ignored, and with `once`
+    /// a decision for an application that already has one (a run that lost its lease
+    /// and was taken over) is ignored too: an application is decided exactly once. The
+    /// row lock on the application queues concurrent deciders; the second one re-reads
+    /// the row after the first commits and sees it decided. Returns whether this
+    /// decision was recorded.
+    pub async fn record_decision(
+        &self,
+        run_id: Uuid,
+        application_id: Uuid,
+        d: &DecisionRecord,
+        complete: bool,
+        once: bool,
+        inputs: &serde_json::Value,
+    ) -> Result<bool, StoreError> {
+        let recorded: bool = sqlx::query_scalar(
+            "WITH app AS (
+                 SELECT id, status FROM applications WHERE id = $2 FOR UPDATE
+             ), decided AS (
+                 INSERT INTO decisions (run_id, application_id, decision, reason_codes, policy_version, policy_hash, figures, decided_at)
+                 SELECT $1, app.id, $3, $4, $5, $6, $7, $8 FROM app
+                 WHERE NOT ($10 AND app.status = 'decided')
+                 ON CONFLICT (run_id) DO NOTHING
+                 RETURNING run_id
+             ), run AS (
+                 UPDATE evaluation_runs SET finished_at = $8, complete = $9, inputs = $12
+                 WHERE id IN (SELECT run_id FROM decided)
+             ), job AS (
+                 -- A queued evaluation job of a decided application has nothing left to do.
+                 UPDATE jobs SET state = 'done', finished_at = now()
+                 WHERE application_id = $2 AND kind = 'evaluate' AND state = 'queued'
+                   AND EXISTS (SELECT 1 FROM decided)
+             ), application AS (
+                 UPDATE applications SET status = 'decided', decided_at = $8, updated_at = now()
+                 WHERE id = $2 AND EXISTS (SELECT 1 FROM decided)
+             ), outbox AS (
+                 -- The decision's delivery to Rails, in the same transaction (outbox).
+                 INSERT INTO jobs (kind, application_id, run_id, max_attempts)
+                 SELECT 'deliver', $2, run_id, $14 FROM decided
+             )
+             SELECT EXISTS (SELECT 1 FROM decided)
+                    AND pg_notify($11, $2::text) IS NOT NULL
+                    AND pg_notify($13, '') IS NOT NULL",
+        )
+        .bind(run_id)
+        .bind(application_id)
+        .bind(d.decision.as_str())
+        .bind(&d.reason_codes)
+        .bind(&d.policy_version)
+        .bind(&d.policy_hash)
+        .bind(sqlx::types::Json(&d.figures))
+        .bind(d.decided_at)
+        .bind(complete)
+        .bind(once)
+        .bind(REPORT_CHANNEL)
+        .bind(sqlx::types::Json(inputs))
+        .bind(super::JOBS_CHANNEL)
+        .bind(super::jobs::DELIVERY_ATTEMPTS)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(recorded)
+    }
+
+    /// The report of an application: its latest run's checks and decision.
+    pub async fn report(&self, application_id: Uuid) -> Result<Option<Report>, StoreError> {
+        // One snapshot for every read: a report read while a run is being decided must
+        // not pair the decision with only some of its checks.
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .await?;
+        let Some(app) = sqlx::query(
+            "SELECT id, idempotency_key, rails_application_id, status, created_at FROM applications WHERE id = $1",
+        )
+        .bind(application_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let run: Option<PgRow> = sqlx::query(
+            "SELECT r.id, r.complete FROM evaluation_runs r
+             WHERE r.application_id = $1
+             -- The decided run wins over a later run that lost the race to decide.
+             ORDER BY EXISTS (SELECT 1 FROM decisions d WHERE d.run_id = r.id) DESC, r.started_at DESC, r.id DESC
+             LIMIT 1",
+        )
+        .bind(application_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (checks, decision, complete) = match run {
+            None => (Vec::new(), None, false),
+            Some(run) => {
+                let run_id: Uuid = run.try_get("id")?;
+                let complete: Option<bool> = run.try_get("complete")?;
+                let checks = run_checks_on(&mut tx, run_id).await?;
+                let decision = sqlx::query(
+                    "SELECT decision, reason_codes, policy_version, policy_hash, figures, decided_at
+                     FROM decisions WHERE run_id = $1",
+                )
+                .bind(run_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|row| decision_from_row(&row))
+                .transpose()?;
+                (checks, decision, complete.unwrap_or(false))
+            }
+        };
+        let review = sqlx::query(
+            "SELECT outcome, note, reviewer, reviewed_at FROM reviews WHERE application_id = $1",
+        )
+        .bind(application_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|row| -> Result<ReviewRecord, StoreError> {
+            Ok(ReviewRecord {
+                approve: row.try_get::<String, _>("outcome")? == "approve",
+                note: row.try_get("note")?,
+                reviewer: row.try_get("reviewer")?,
+                reviewed_at: row.try_get("reviewed_at")?,
+            })
+        })
+        .transpose()?;
+        let run_count: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM evaluation_runs WHERE application_id = $1")
+                .bind(application_id)
+                .fetch_one(&mut *tx)
+                .await?;
+        Ok(Some(Report {
+            review,
+            run_count: run_count as i32,
+            application_id,
+            idempotency_key: app.try_get("idempotency_key")?,
+            rails_application_id: app.try_get("rails_application_id")?,
+            status: parse_status(&app.try_get::<String, _>("status")?)?,
+            created_at: app.try_get("created_at")?,
+            checks,
+            decision,
+            complete,
+        }))
+    }
+
+    /// Check results of one run in a stable order (kind, then subject).
+    pub async fn run_checks(&self, run_id: Uuid) -> Result<Vec<CheckResult>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        run_checks_on(&mut conn, run_id).await
+    }
+}
+
+async fn run_checks_on(
+    conn: &mut sqlx::PgConnection,
+    run_id: Uuid,
+) -> Result<Vec<CheckResult>, StoreError> {
+    {
+        let rows = sqlx::query(
+            "SELECT kind, subject, outcome, reason_codes, message, upstream, fetched_at, cached, stale, evidence, finished_at, cache
+             FROM check_results WHERE run_id = $1 ORDER BY finished_at, kind, subject",
+        )
+        .bind(run_id)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut checks = rows
+            .iter()
+            .map(check_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        checks.sort_by(|a, b| (a.kind, &a.subject).cmp(&(b.kind, &b.subject)));
+        Ok(checks)
+    }
+}
+
+impl Store {
+    /// The latest run of an application, if any.
+    pub async fn latest_run(&self, application_id: Uuid) -> Result<Option<Uuid>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM evaluation_runs WHERE application_id = $1 ORDER BY started_at DESC, id DESC LIMIT 1",
+        )
+        .bind(application_id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    pub async fn list_reports(&self, f: &ListFilter) -> Result<Vec<ReportSummary>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT a.id, a.idempotency_key, a.status, a.created_at, a.decided_at, d.decision, d.reason_codes
+             FROM applications a
+             LEFT JOIN LATERAL (
+                 SELECT decision, reason_codes FROM decisions
+                 WHERE application_id = a.id ORDER BY decided_at DESC LIMIT 1
+             ) d ON true
+             WHERE ($1::text IS NULL OR a.status = $1)
+               AND ($2::text IS NULL OR d.decision = $2)
+               AND ($3::timestamptz IS NULL OR a.created_at >= $3)
+               AND ($4::timestamptz IS NULL OR a.created_at < $4)
+               AND ($5::timestamptz IS NULL OR (a.created_at, a.id) < ($5, $6::uuid))
+             ORDER BY a.created_at DESC, a.id DESC
+             LIMIT $7",
+        )
+        .bind(f.status.map(Status::as_str))
+        .bind(f.decision.map(Decision::as_str))
+        .bind(f.created_after)
+        .bind(f.created_before)
+        .bind(f.after.map(|a| a.0))
+        .bind(f.after.map(|a| a.1))
+        .bind(f.limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let decision: Option<String> = row.try_get("decision")?;
+                Ok(ReportSummary {
+                    application_id: row.try_get("id")?,
+                    idempotency_key: row.try_get("idempotency_key")?,
+                    status: parse_status(&row.try_get::<String, _>("status")?)?,
+                    decision: decision.as_deref().map(parse_decision).transpose()?,
+                    reason_codes: row
+                        .try_get::<Option<Vec<String>>, _>("reason_codes")?
+                        .unwrap_or_default(),
+                    created_at: row.try_get("created_at")?,
+                    decided_at: row.try_get("decided_at")?,
+                })
+            })
+            .collect()
+    }
+}
+
+fn parse_decision(s: &str) -> Result<Decision, StoreError> {
+    Decision::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown decision {s:?}")))
+}
+
+fn check_from_row(row: &PgRow) -> Result<CheckResult, StoreError> {
+    let kind: String = row.try_get("kind")?;
+    let outcome: String = row.try_get("outcome")?;
+    let upstream: Option<String> = row.try_get("upstream")?;
+    let fetched_at: Option<DateTime<Utc>> = row.try_get("fetched_at")?;
+    let evidence: sqlx::types::Json<serde_json::Value> = row.try_get("evidence")?;
+    Ok(CheckResult {
+        kind: CheckKind::parse(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown check kind {kind:?}")))?,
+        subject: row.try_get("subject")?,
+        outcome: Outcome::parse(&outcome)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown outcome {outcome:?}")))?,
+        reason_codes: row.try_get("reason_codes")?,
+        message: row.try_get("message")?,
+        source: match (upstream, fetched_at) {
+            (Some(upstream), Some(fetched_at)) => Some(DataSource {
+                upstream,
+                fetched_at,
+                cached: row.try_get("cached")?,
+                stale: row.try_get("stale")?,
+                cache: row
+                    .try_get::<Option<String>, _>("cache")?
+                    .and_then(|c| dossier_core::domain::CacheOutcome::parse(&c))
+                    .unwrap_or_default(),
+            }),
+            _ => None,
+        },
+        evidence: evidence.0,
+        finished_at: row.try_get("finished_at")?,
+    })
+}
+
+fn decision_from_row(row: &PgRow) -> Result<DecisionRecord, StoreError> {
+    let decision: String = row.try_get("decision")?;
+    let figures: sqlx::types::Json<serde_json::Value> = row.try_get("figures")?;
+    Ok(DecisionRecord {
+        decision: parse_decision(&decision)?,
+        reason_codes: row.try_get("reason_codes")?,
+        policy_version: row.try_get("policy_version")?,
+        policy_hash: row.try_get("policy_hash")?,
+        figures: figures.0,
+        decided_at: row.try_get("decided_at")?,
+    })
+}
+
+/// What happened to a review.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reviewed {
+    Recorded,
+    NotFound,
+    /// The current decision is not REFER (or there is none yet); carries what it is.
+    NotReferred(Option<Decision>),
+    AlreadyReviewed,
+}
+
+impl Store {
+    /// Records an underwriter's review of the current REFER decision, once.
+    pub async fn record_review(
+        &self,
+        application_id: Uuid,
+        approve: bool,
+        note: &str,
+        reviewer: &str,
+    ) -> Result<Reviewed, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let exists: Option<String> =
+            sqlx::query_scalar("SELECT status FROM applications WHERE id = $1 FOR UPDATE")
+                .bind(application_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if exists.is_none() {
+            return Ok(Reviewed::NotFound);
+        }
+        let current: Option<(Uuid, String)> = sqlx::query_as(
+            "SELECT d.run_id, d.decision FROM decisions d WHERE d.application_id = $1 ORDER BY d.decided_at DESC LIMIT 1",
+        )
+        .bind(application_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((run_id, decision)) = current else {
+            return Ok(Reviewed::NotReferred(None));
+        };
+        if decision != "refer" {
+            return Ok(Reviewed::NotReferred(Some(parse_decision(&decision)?)));
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO reviews (application_id, run_id, outcome, note, reviewer) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (application_id) DO NOTHING",
+        )
+        .bind(application_id)
+        .bind(run_id)
+        .bind(if approve { "approve" } else { "decline" })
+        .bind(note)
+        .bind(reviewer)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            return Ok(Reviewed::AlreadyReviewed);
+        }
+        // The review's delivery to Rails, in the same transaction (outbox).
+        sqlx::query(
+            "INSERT INTO jobs (kind, application_id, max_attempts) VALUES ('deliver_review', $1, $2)",
+        )
+        .bind(application_id)
+        .bind(super::jobs::DELIVERY_ATTEMPTS)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("SELECT pg_notify($1, $2), pg_notify($3, '')")
+            .bind(REPORT_CHANNEL)
+            .bind(application_id.to_string())
+            .bind(super::JOBS_CHANNEL)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Reviewed::Recorded)
+    }
+}
+
+/// A stored decision with what it was computed from.
+#[derive(Debug, Clone)]
+pub struct StoredRun {
+    pub run_id: Uuid,
+    pub decision: DecisionRecord,
+    pub inputs: Option<serde_json::Value>,
+    pub checks: Vec<CheckResult>,
+    pub policy_source: Option<String>,
+}
+
+impl Store {
+    /// Keeps the exact text of a policy, by hash, for replay.
+    pub async fn save_policy(
+        &self,
+        hash: &str,
+        version: &str,
+        source: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO policies (hash, version, source) VALUES ($1, $2, $3) ON CONFLICT (hash) DO NOTHING")
+            .bind(hash)
+            .bind(version)
+            .bind(source)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Every decided run of an application, oldest first, with its inputs and policy.
+    pub async fn decided_runs(&self, application_id: Uuid) -> Result<Vec<StoredRun>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT r.id, r.inputs, d.decision, d.reason_codes, d.policy_version, d.policy_hash, d.figures, d.decided_at, p.source
+             FROM evaluation_runs r
+             JOIN decisions d ON d.run_id = r.id
+             LEFT JOIN policies p ON p.hash = d.policy_hash
+             WHERE r.application_id = $1
+             ORDER BY d.decided_at",
+        )
+        .bind(application_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut runs = Vec::new();
+        for row in rows {
+            let run_id: Uuid = row.try_get("id")?;
+            runs.push(StoredRun {
+                run_id,
+                decision: decision_from_row(&row)?,
+                inputs: row
+                    .try_get::<Option<sqlx::types::Json<serde_json::Value>>, _>("inputs")?
+                    .map(|j| j.0),
+                checks: self.run_checks(run_id).await?,
+                policy_source: row.try_get("source")?,
+            });
+        }
+        Ok(runs)
+    }
+}
+
+/// The parts of a report that are not its latest run's checks and decision.
+#[derive(Debug, Clone)]
+pub struct ReportHeader {
+    pub idempotency_key: String,
+    pub rails_application_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub review: Option<ReviewRecord>,
+    pub run_count: i32,
+}
+
+impl Store {
+    pub async fn report_header(
+        &self,
+        application_id: Uuid,
+    ) -> Result<Option<ReportHeader>, StoreError> {
+        let row = sqlx::query(
+            "SELECT a.idempotency_key, a.rails_application_id, a.created_at,
+                    (SELECT count(*) FROM evaluation_runs r WHERE r.application_id = a.id) AS run_count,
+                    v.outcome, v.note, v.reviewer, v.reviewed_at
+             FROM applications a LEFT JOIN reviews v ON v.application_id = a.id
+             WHERE a.id = $1",
+        )
+        .bind(application_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            let outcome: Option<String> = r.try_get("outcome")?;
+            Ok(ReportHeader {
+                idempotency_key: r.try_get("idempotency_key")?,
+                rails_application_id: r.try_get("rails_application_id")?,
+                created_at: r.try_get("created_at")?,
+                run_count: r.try_get::<i64, _>("run_count")? as i32,
+                review: match outcome {
+                    Some(o) => Some(ReviewRecord {
+                        approve: o == "approve",
+                        note: r.try_get("note")?,
+                        reviewer: r.try_get("reviewer")?,
+                        reviewed_at: r.try_get("reviewed_at")?,
+                    }),
+                    None => None,
+                },
+            })
+        })
+        .transpose()
+    }
+}

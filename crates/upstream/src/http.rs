@@ -1,0 +1,297 @@
+//! The HTTP call every upstream client makes: one request with a per-try timeout
+//! bounded by the caller's deadline, every failure typed, every real request audited.
+//! Rate limiting, caching, coalescing and retries wrap this in later layers.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use super::error::UpstreamError;
+use super::shared::{AuditRecord, AuditTrail};
+use dossier_core::domain::DataSource;
+
+/// Settings of one upstream.
+#[derive(Clone)]
+pub struct UpstreamConfig {
+    pub name: &'static str,
+    pub base_url: String,
+    /// Sent as `Authorization: Bearer …` when set.
+    pub credential: Option<String>,
+    /// Longest a single try may take.
+    pub timeout: Duration,
+    /// What one request costs, for reporting.
+    pub cost_cents: i32,
+}
+
+impl std::fmt::Debug for UpstreamConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamConfig")
+            .field("name", &self.name)
+            .field("base_url", &self.base_url)
+            .field(
+                "credential",
+                &self.credential.as_ref().map(|_| "<redacted>"),
+            )
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Per-call context: which application asks, and by when it needs the answer.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CallContext {
+    pub application_id: Option<Uuid>,
+    pub deadline: Option<Instant>,
+    /// Skip caches (the rate limit still applies).
+    pub force_refresh: bool,
+}
+
+/// An answer with where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fetched<T> {
+    pub value: T,
+    pub source: DataSource,
+}
+
+impl<T> Fetched<T> {
+    /// The same answer in another type: a vendor's wire type into Dossier's evidence.
+    pub fn into<U: From<T>>(self) -> Fetched<U> {
+        Fetched {
+            value: self.value.into(),
+            source: self.source,
+        }
+    }
+}
+
+/// The HTTP half of an upstream client.
+#[derive(Debug, Clone)]
+pub struct HttpUpstream {
+    pub config: UpstreamConfig,
+    http: reqwest::Client,
+    audit: Arc<dyn AuditTrail>,
+}
+
+const SNIPPET: usize = 200;
+
+impl HttpUpstream {
+    pub fn new(config: UpstreamConfig, audit: Arc<dyn AuditTrail>) -> HttpUpstream {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .user_agent(concat!("dossier/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("static reqwest configuration is valid");
+        HttpUpstream {
+            config,
+            http,
+            audit,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.config.base_url.trim_end_matches('/'), path)
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.get(self.url(path))
+    }
+
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.post(self.url(path))
+    }
+
+    /// GET `{base}{prefix}/{segment}/{segment}…` with every segment percent-escaped:
+    /// segments are caller input and must not be able to change the path.
+    pub fn get_segments(
+        &self,
+        prefix: &str,
+        segments: &[&str],
+    ) -> Result<reqwest::RequestBuilder, UpstreamError> {
+        let upstream = self.config.name;
+        let mut url =
+            reqwest::Url::parse(&self.url(prefix)).map_err(|e| UpstreamError::Connect {
+                upstream,
+                detail: format!("base URL {:?} is not a URL: {e}", self.config.base_url),
+            })?;
+        url.path_segments_mut()
+            .map_err(|_| UpstreamError::Connect {
+                upstream,
+                detail: format!("base URL {:?} cannot carry a path", self.config.base_url),
+            })?
+            .pop_if_empty()
+            .extend(segments);
+        Ok(self.http.get(url))
+    }
+
+    /// Sends one request and decodes a JSON body. `Ok(None)` is a 404: the upstream
+    /// knows nothing of the subject, which is an answer, not a failure.
+    pub async fn send_json<T: DeserializeOwned>(
+        &self,
+        endpoint: &'static str,
+        request: reqwest::RequestBuilder,
+        ctx: &CallContext,
+    ) -> Result<Option<Fetched<T>>, UpstreamError> {
+        let upstream = self.config.name;
+        let (timeout, deadline_bound) = match ctx.deadline {
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(UpstreamError::DeadlineExceeded { upstream });
+                }
+                (left.min(self.config.timeout), left < self.config.timeout)
+            }
+            None => (self.config.timeout, false),
+        };
+        let mut request = request.timeout(timeout);
+        if let Some(token) = &self.config.credential {
+            request = request.bearer_auth(token);
+        }
+        let started = Instant::now();
+        let called_at = Utc::now();
+        let mut result = self.exchange::<T>(request, timeout).await;
+        if deadline_bound && matches!(result, Err((_, UpstreamError::Timeout { .. }))) {
+            // The caller's deadline, not the upstream's timeout, cut this short.
+            result = Err((None, UpstreamError::DeadlineExceeded { upstream }));
+        }
+        let (status, outcome, error) = match &result {
+            Ok((status, Some(_))) => (Some(*status), "ok".to_owned(), None),
+            Ok((status, None)) => (Some(*status), "not_found".to_owned(), None),
+            Err((status, e)) => (*status, e.kind().to_owned(), Some(e.to_string())),
+        };
+        self.audit
+            .record(AuditRecord {
+                upstream,
+                endpoint,
+                http_status: status,
+                outcome,
+                error,
+                latency_ms: started.elapsed().as_millis().min(u32::MAX as u128) as u32,
+                application_id: ctx.application_id,
+                cache: if ctx.force_refresh { "bypass" } else { "miss" },
+                cost_cents: self.config.cost_cents,
+                called_at,
+            })
+            .await;
+        match result {
+            Ok((_, value)) => Ok(value.map(|value| Fetched {
+                value,
+                source: DataSource {
+                    upstream: upstream.to_owned(),
+                    fetched_at: called_at,
+                    cached: false,
+                    stale: false,
+                    cache: dossier_core::domain::CacheOutcome::Fetched,
+                },
+            })),
+            Err((_, e)) => Err(e),
+        }
+    }
+
+    async fn exchange<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+        timeout: Duration,
+    ) -> Result<(u16, Option<T>), (Option<u16>, UpstreamError)> {
+        let upstream = self.config.name;
+        let classify = |e: reqwest::Error| -> UpstreamError {
+            if e.is_timeout() {
+                UpstreamError::Timeout {
+                    upstream,
+                    timeout_ms: timeout.as_millis() as u64,
+                }
+            } else if e.is_connect() || e.is_request() {
+                UpstreamError::Connect {
+                    upstream,
+                    detail: root_cause(&e),
+                }
+            } else {
+                UpstreamError::Body {
+                    upstream,
+                    detail: root_cause(&e),
+                }
+            }
+        };
+        let response = request.send().await.map_err(|e| (None, classify(e)))?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| (Some(status), classify(e)))?;
+        let fail = |e| Err((Some(status), e));
+        match status {
+            200..=299 => {}
+            404 => return Ok((status, None)),
+            401 | 403 => return fail(UpstreamError::Unauthorized { upstream, status }),
+            429 => {
+                return fail(UpstreamError::RateLimited {
+                    upstream,
+                    retry_after,
+                });
+            }
+            _ => {
+                return fail(UpstreamError::Status {
+                    upstream,
+                    status,
+                    snippet: snippet(&body),
+                });
+            }
+        }
+        let json: serde_json::Value = match serde_json::from_slice(&body) {
+            Ok(v) => v,
+            Err(e) => {
+                return fail(UpstreamError::Malformed {
+                    upstream,
+                    detail: format!("{e} (body starts: {})", snippet(&body)),
+                });
+            }
+        };
+        // Some vendors answer 200 with {"error": ...}: a failure, never a result.
+        if json.get("error").is_some() && json.as_object().is_some_and(|o| o.len() <= 3) {
+            return fail(UpstreamError::ErrorBody {
+                upstream,
+                snippet: snippet(&body),
+            });
+        }
+        match serde_json::from_value::<T>(json) {
+            Ok(v) => Ok((status, Some(v))),
+            // A type error quotes the offending value, which may be personal data.
+            Err(e) => fail(UpstreamError::Malformed {
+                upstream,
+                detail: mask_digits(&e.to_string()),
+            }),
+        }
+    }
+}
+
+/// The start of a response body for error messages, with every digit masked: a body
+/// may echo the request (an SSN, a date of birth), and these messages reach logs, the
+/// audit table and callers.
+fn snippet(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(SNIPPET)]);
+    mask_digits(&text.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+/// Replaces every ASCII digit with '#'. Used on anything derived from an upstream's
+/// body (decoder errors quote values too).
+pub fn mask_digits(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_ascii_digit() { '#' } else { c })
+        .collect()
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}

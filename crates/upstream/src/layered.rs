@@ -1,0 +1,620 @@
+//! One upstream behind its full protection stack, in this order:
+//!
+//! 1. L1 cache (moka, this pod's memory, bounded, per-kind TTL)
+//! 2. coalescing (concurrent identical questions share one fetch task)
+//! 3. L2 cache (PostgreSQL, shared by every pod), with a fleet-wide fetch lease: on a
+//!    miss one pod fetches and the others wait for its fill (LISTEN/NOTIFY)
+//! 4. rate limit (governor) — wait for a permit within the deadline, or refuse
+//! 5. concurrency cap, circuit breaker, retries (full jitter, Retry-After), per-try timeout
+//! 6. stale-if-error: an expired answer within its grace when the upstream fails
+//!
+//! Each step is a small type in its own file; this file only composes them. Answers are
+//! cached as JSON values so one cache serves every answer type; an answer is checked
+//! against its type before it is cached, so a wrong-shaped 200 is never cached.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use futures::future::BoxFuture;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::breaker::Breaker;
+use super::coalesce::Coalescer;
+use super::error::UpstreamError;
+use super::http::{CallContext, Fetched, HttpUpstream};
+use super::limit::Limiter;
+use super::retry;
+use super::settings::UpstreamPolicy;
+use super::shared::{CacheFills, CachedAnswer, FetchLease, FleetLimiter, FleetPermit, SharedCache};
+use dossier_core::domain::{CacheOutcome, DataSource};
+
+/// Budget of a call made without a deadline.
+const NO_DEADLINE_BUDGET: Duration = Duration::from_secs(30);
+
+/// How to ask the upstream one question over HTTP, after the protections.
+pub type SendFn = Arc<
+    dyn Fn(&HttpUpstream, &CallContext) -> BoxFuture<'static, Result<Option<Value>, UpstreamError>>
+        + Send
+        + Sync,
+>;
+
+/// One question for an upstream.
+pub struct Question {
+    /// Kind of answer, for TTLs and cache keys: "property", "avm", "identity"…
+    pub kind: &'static str,
+    /// The question in canonical form (it may hold PII: only its keyed hash is stored).
+    pub key: String,
+    /// Checks that an answer has the expected shape before it is cached.
+    pub validate: fn(&Value) -> Result<(), String>,
+    pub send: SendFn,
+}
+
+/// Shape check for answers of type `T`.
+pub fn shape_of<T: DeserializeOwned>(v: &Value) -> Result<(), String> {
+    T::deserialize(v)
+        .map(|_| ())
+        .map_err(|e| super::http::mask_digits(&e.to_string()))
+}
+
+type FlightResult = Result<(Arc<CachedAnswer>, CacheOutcome), UpstreamError>;
+
+pub struct Layered {
+    pub name: &'static str,
+    pub policy: UpstreamPolicy,
+    pub http: HttpUpstream,
+    l1: moka::future::Cache<String, Arc<CachedAnswer>>,
+    flights: Coalescer<FlightResult>,
+    shared: Arc<dyn SharedCache>,
+    fleet: Arc<dyn FleetLimiter>,
+    limiter: Limiter,
+    breaker: Breaker,
+    /// Answers are personal data (Rails applications hold SSNs; identity answers are
+    /// about a person): sealed in the shared cache.
+    sensitive: bool,
+    /// Cache fills announced by other pods; None: no fleet-wide coalescing.
+    fills: Option<Arc<dyn CacheFills>>,
+    /// This pod's name on the fetch leases it takes.
+    holder: String,
+}
+
+impl std::fmt::Debug for Layered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Layered")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// L1 entries live until their stale grace ends; freshness is checked on read.
+struct UntilStale;
+
+impl moka::Expiry<String, Arc<CachedAnswer>> for UntilStale {
+    fn expire_after_create(
+        &self,
+        _: &String,
+        v: &Arc<CachedAnswer>,
+        _: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(
+            (v.stale_until - Utc::now())
+                .to_std()
+                .unwrap_or(Duration::ZERO),
+        )
+    }
+    fn expire_after_update(
+        &self,
+        k: &String,
+        v: &Arc<CachedAnswer>,
+        at: std::time::Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        self.expire_after_create(k, v, at)
+    }
+}
+
+impl Layered {
+    pub fn new(
+        http: HttpUpstream,
+        policy: UpstreamPolicy,
+        shared: &super::shared::SharedState,
+    ) -> Arc<Layered> {
+        let name = http.config.name;
+        Arc::new(Layered {
+            fills: shared.fills.clone(),
+            holder: format!("{}/{}", std::process::id(), uuid::Uuid::new_v4().simple()),
+            name,
+            l1: moka::future::Cache::builder()
+                .max_capacity(policy.l1_capacity)
+                .expire_after(UntilStale)
+                .build(),
+            flights: Coalescer::default(),
+            limiter: Limiter::new(
+                name,
+                policy.rate_per_second,
+                policy.burst,
+                policy.concurrency,
+            ),
+            breaker: Breaker::new(name, policy.breaker.clone()),
+            sensitive: matches!(name, "rails" | "identity"),
+            http,
+            policy,
+            shared: shared.cache.clone(),
+            fleet: shared.limiter.clone(),
+        })
+    }
+
+    pub fn breaker(&self) -> &Breaker {
+        &self.breaker
+    }
+
+    /// The fleet-wide permit (PostgreSQL), after this pod's own limiter said yes. If the
+    /// database cannot be asked, the pod's own limiter is all that applies: a database
+    /// outage already takes the pod out of rotation (health NOT_SERVING).
+    async fn fleet_permit(&self, deadline: Instant) -> Result<(), UpstreamError> {
+        let interval = Duration::from_secs_f64(1.0 / self.policy.rate_per_second);
+        let max_wait = deadline.saturating_duration_since(Instant::now());
+        match self
+            .fleet
+            .permit(self.name, interval, self.policy.burst, max_wait)
+            .await
+        {
+            Ok(FleetPermit::Granted { after }) => {
+                if !after.is_zero() {
+                    tokio::time::sleep(after).await;
+                }
+                Ok(())
+            }
+            Ok(FleetPermit::Refused { retry_after }) => {
+                self.count("rate_limited");
+                Err(UpstreamError::RateLimited {
+                    upstream: self.name,
+                    retry_after: Some(retry_after),
+                })
+            }
+            Err(e) => {
+                tracing::warn!(upstream = self.name, error = %e, "fleet rate limit unreachable; using this pod's limit only");
+                Ok(())
+            }
+        }
+    }
+
+    /// Forgets this pod's cached answers (operators: after a vendor correction).
+    pub async fn clear_l1(&self) {
+        self.l1.invalidate_all();
+        self.l1.run_pending_tasks().await;
+    }
+
+    /// Asks a question and decodes the answer. `Ok(None)`: the upstream knows nothing.
+    pub async fn ask<T: DeserializeOwned + Clone + Send + Sync + 'static>(
+        self: &Arc<Self>,
+        q: Question,
+        ctx: &CallContext,
+    ) -> Result<Option<Fetched<T>>, UpstreamError> {
+        let (answer, outcome) = self.answer(q, ctx).await?;
+        let source = DataSource {
+            upstream: self.name.to_owned(),
+            fetched_at: answer.fetched_at,
+            cached: matches!(outcome, CacheOutcome::L1Hit | CacheOutcome::L2Hit),
+            stale: outcome == CacheOutcome::Stale,
+            cache: outcome,
+        };
+        match &answer.body {
+            None => Ok(None),
+            Some(body) => answer
+                .decoded
+                .get_or_try_init(|| T::deserialize(body))
+                .map(|value| {
+                    Some(Fetched {
+                        value: T::clone(&value),
+                        source,
+                    })
+                })
+                .map_err(|e| UpstreamError::Malformed {
+                    upstream: self.name,
+                    detail: format!(
+                        "cached answer no longer decodes: {}",
+                        super::http::mask_digits(&e.to_string())
+                    ),
+                }),
+        }
+    }
+
+    fn count(&self, outcome: &'static str) {
+        metrics::counter!("dossier_upstream_requests_total", "upstream" => self.name, "outcome" => outcome).increment(1);
+    }
+
+    async fn answer(self: &Arc<Self>, q: Question, ctx: &CallContext) -> FlightResult {
+        let deadline = ctx
+            .deadline
+            .unwrap_or_else(|| Instant::now() + NO_DEADLINE_BUDGET);
+        let key_hash = self
+            .shared
+            .key_hash(&format!("cache:{}:{}", self.name, q.kind), q.key.as_bytes());
+        let l1_key = hex::encode(&key_hash);
+        if !ctx.force_refresh
+            && let Some(hit) = self.l1.get(&l1_key).await
+            && hit.expires_at > Utc::now()
+        {
+            self.count("l1_hit");
+            return Ok((hit, CacheOutcome::L1Hit));
+        }
+        // A forced refresh coalesces only with other forced refreshes.
+        let flight_key = if ctx.force_refresh {
+            format!("fresh:{l1_key}")
+        } else {
+            l1_key.clone()
+        };
+        // The shared fetch gets at least one full try even if this caller is in a hurry;
+        // later callers wait on it with their own deadlines.
+        let fetch_deadline = deadline.max(Instant::now() + self.policy.timeout);
+        let fetch_ctx = CallContext {
+            deadline: Some(fetch_deadline),
+            ..*ctx
+        };
+        let me = self.clone();
+        let name = self.name;
+        let (flight, joined) = self.flights.join_or_start(
+            &flight_key,
+            move || me.fetch(q, key_hash, l1_key, fetch_ctx, deadline),
+            || {
+                Err(UpstreamError::Internal {
+                    upstream: "unknown",
+                    detail: "the fetch task panicked".into(),
+                })
+            },
+        );
+        match tokio::time::timeout_at(deadline.into(), flight).await {
+            Ok(Ok((answer, outcome))) if joined => {
+                self.count("coalesced");
+                Ok((
+                    answer,
+                    if outcome == CacheOutcome::Stale {
+                        outcome
+                    } else {
+                        CacheOutcome::Coalesced
+                    },
+                ))
+            }
+            Ok(result) => result,
+            Err(_) => Err(UpstreamError::DeadlineExceeded { upstream: name }),
+        }
+    }
+
+    /// Runs in its own task (see coalesce.rs).
+    async fn fetch(
+        self: Arc<Self>,
+        q: Question,
+        key_hash: Vec<u8>,
+        l1_key: String,
+        ctx: CallContext,
+        permit_by: Instant,
+    ) -> FlightResult {
+        let now = Utc::now();
+        // A forced refresh wants new data: it never falls back to a cached answer.
+        let mut stale = if ctx.force_refresh {
+            None
+        } else {
+            self.l1.get(&l1_key).await.filter(|a| a.stale_until > now)
+        };
+        let mut leased = false;
+        if !ctx.force_refresh {
+            match self.shared_answer(&q, &key_hash, &ctx).await {
+                Shared::Fresh(a, outcome) => {
+                    let a = Arc::new(a);
+                    self.l1.insert(l1_key, a.clone()).await;
+                    self.count(if outcome == CacheOutcome::Coalesced {
+                        "fleet_coalesced"
+                    } else {
+                        "l2_hit"
+                    });
+                    return Ok((a, outcome));
+                }
+                Shared::Fetch { stale: old, lease } => {
+                    stale = stale.or(old.map(Arc::new));
+                    leased = lease;
+                }
+                Shared::TimedOut { stale: old } => {
+                    return match stale.or(old.map(Arc::new)) {
+                        Some(old) if old.stale_until > Utc::now() => {
+                            self.count("stale");
+                            Ok((old, CacheOutcome::Stale))
+                        }
+                        _ => {
+                            self.count("error");
+                            Err(UpstreamError::DeadlineExceeded {
+                                upstream: self.name,
+                            })
+                        }
+                    };
+                }
+            }
+        }
+        let result = self.fetch_upstream(&q, &ctx, permit_by, true).await;
+        if leased
+            && result.is_err()
+            && let Err(e) = self
+                .shared
+                .release_lease(self.name, q.kind, &key_hash, &self.holder)
+                .await
+        {
+            tracing::warn!(upstream = self.name, error = %e, "could not release a fetch lease; it lapses on its own");
+        }
+        match result {
+            Ok(body) => {
+                let fetched_at = Utc::now();
+                let ttl = self
+                    .policy
+                    .ttl_for(if body.is_some() { q.kind } else { "not_found" });
+                let ttl = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(1));
+                let grace = chrono::Duration::from_std(self.policy.stale_grace)
+                    .unwrap_or(chrono::Duration::zero());
+                let answer = Arc::new(CachedAnswer {
+                    body,
+                    fetched_at,
+                    expires_at: fetched_at + ttl,
+                    stale_until: fetched_at + ttl + grace,
+                    decoded: Default::default(),
+                });
+                self.l1.insert(l1_key, answer.clone()).await;
+                // Filled before answering, so another pod asking right after finds it.
+                if let Err(e) = self
+                    .shared
+                    .put(self.name, q.kind, &key_hash, &answer, self.sensitive)
+                    .await
+                {
+                    tracing::warn!(upstream = self.name, error = %e, "L2 cache write failed");
+                }
+                self.count("fetched");
+                Ok((answer, CacheOutcome::Fetched))
+            }
+            Err(e) => match stale {
+                Some(old) if old.stale_until > Utc::now() => {
+                    tracing::warn!(upstream = self.name, error = %e, fetched_at = %old.fetched_at, "upstream failed; serving a stale answer");
+                    self.count("stale");
+                    Ok((old, CacheOutcome::Stale))
+                }
+                _ => {
+                    if !matches!(e, UpstreamError::RateLimited { .. }) {
+                        self.count("error");
+                    }
+                    Err(e)
+                }
+            },
+        }
+    }
+
+    /// Asks the shared cache, and when it has no fresh answer settles which pod fetches:
+    /// this one (it took the fetch lease) or another, whose fill this one waits for until
+    /// the lease lapses or the fetch's deadline passes. Without the database, this pod
+    /// fetches on its own: the shared cache is an optimisation.
+    async fn shared_answer(&self, q: &Question, key_hash: &[u8], ctx: &CallContext) -> Shared {
+        let deadline = ctx.deadline.expect("fetch contexts carry a deadline");
+        // Subscribed before asking, so a fill that commits after the question is seen.
+        let mut fills = self.fills.as_ref().map(|f| f.subscribe());
+        let wanted = hex::encode(key_hash);
+        let mut stale = None;
+        let mut waited = false;
+        loop {
+            let lease_for = deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_secs(1));
+            let asked = match &fills {
+                Some(_) => {
+                    self.shared
+                        .get_or_lease(self.name, q.kind, key_hash, &self.holder, lease_for)
+                        .await
+                }
+                None => self.shared.get(self.name, q.kind, key_hash).await.map(|a| {
+                    let fresh = a.as_ref().is_some_and(|a| a.expires_at > Utc::now());
+                    (
+                        a,
+                        if fresh {
+                            FetchLease::NotNeeded
+                        } else {
+                            FetchLease::Ours
+                        },
+                    )
+                }),
+            };
+            let (answer, lease) = match asked {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::warn!(upstream = self.name, error = %e, "L2 cache read failed");
+                    return Shared::Fetch {
+                        stale,
+                        lease: false,
+                    };
+                }
+            };
+            match (answer, lease) {
+                (Some(a), FetchLease::NotNeeded) => {
+                    // Found after waiting: another pod's fetch answered for this one.
+                    let outcome = if waited {
+                        CacheOutcome::Coalesced
+                    } else {
+                        CacheOutcome::L2Hit
+                    };
+                    return Shared::Fresh(a, outcome);
+                }
+                (old, FetchLease::Ours | FetchLease::Alone) => {
+                    return Shared::Fetch {
+                        stale: old.or(stale),
+                        // Only a lease taken in the shared table is released on failure.
+                        lease: lease == FetchLease::Ours && fills.is_some(),
+                    };
+                }
+                (old, FetchLease::NotNeeded | FetchLease::HeldElsewhere(_)) => {
+                    stale = old.or(stale);
+                    let until = match lease {
+                        FetchLease::HeldElsewhere(Some(t)) => t,
+                        _ => Utc::now(),
+                    };
+                    // Look again at the fill, when the lease lapses, or at the latest
+                    // every 250 ms (a notification lost while LISTEN reconnects).
+                    let lapse = (until - Utc::now()).to_std().unwrap_or_default();
+                    let look_again = Instant::now()
+                        + lapse.clamp(Duration::from_millis(20), Duration::from_millis(250));
+                    if Instant::now() >= deadline {
+                        return Shared::TimedOut { stale };
+                    }
+                    let wait_until = look_again.min(deadline);
+                    if !waited {
+                        self.count("fleet_wait");
+                    }
+                    waited = true;
+                    if let Some(rx) = fills.as_mut() {
+                        wait_for_fill(rx, &wanted, wait_until).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends a request that must not be cached or coalesced (a delivery, a write) through
+    /// the same rate limit, concurrency cap, breaker and retries as every fetch.
+    pub async fn send_uncached(
+        &self,
+        q: &Question,
+        ctx: &CallContext,
+    ) -> Result<Option<Value>, UpstreamError> {
+        let deadline = ctx
+            .deadline
+            .unwrap_or_else(|| Instant::now() + NO_DEADLINE_BUDGET);
+        let ctx = CallContext {
+            deadline: Some(deadline),
+            ..*ctx
+        };
+        let result = self.fetch_upstream(q, &ctx, deadline, false).await;
+        match &result {
+            Ok(_) => self.count("sent"),
+            // Counted by the limiter that refused it.
+            Err(UpstreamError::RateLimited { .. }) => {}
+            Err(_) => self.count("error"),
+        }
+        result
+    }
+
+    /// Rate limit, concurrency cap, breaker, then tries with back-off until an answer,
+    /// a final failure, or the deadline. The first permit is waited for only until
+    /// `permit_by`, the deadline of the caller that started the fetch: a caller that
+    /// cannot be served in time is told so (with a retry delay) rather than left to time
+    /// out.
+    ///
+    /// Without `guarded`, the circuit breaker is neither asked nor told: deliveries
+    /// (`send_uncached`) are retried by the job queue with its own back-off, and a
+    /// failing callback endpoint must not open the breaker that look-ups depend on.
+    async fn fetch_upstream(
+        &self,
+        q: &Question,
+        ctx: &CallContext,
+        permit_by: Instant,
+        guarded: bool,
+    ) -> Result<Option<Value>, UpstreamError> {
+        let deadline = ctx.deadline.expect("fetch contexts carry a deadline");
+        let mut attempt = 1;
+        loop {
+            let permit_deadline = if attempt == 1 { permit_by } else { deadline };
+            self.limiter.rate_permit(permit_deadline).await?;
+            if self.policy.fleet_limit {
+                self.fleet_permit(permit_deadline).await?;
+            }
+            let slot = self.limiter.slot(deadline).await?;
+            let admitted = if guarded {
+                Some(self.breaker.admit()?)
+            } else {
+                None
+            };
+            let started = Instant::now();
+            let result = (q.send)(&self.http, ctx)
+                .await
+                .and_then(|answer| match answer {
+                    Some(v) => (q.validate)(&v).map(|()| Some(v)).map_err(|detail| {
+                        UpstreamError::Malformed {
+                            upstream: self.name,
+                            detail,
+                        }
+                    }),
+                    None => Ok(None),
+                });
+            drop(slot);
+            metrics::histogram!("dossier_upstream_request_duration_seconds", "upstream" => self.name).record(started.elapsed().as_secs_f64());
+            if let Some(admitted) = admitted {
+                self.breaker.record(
+                    admitted,
+                    result.as_ref().is_err_and(UpstreamError::is_outage),
+                );
+            }
+            match result {
+                Ok(v) => return Ok(v),
+                Err(e) => match retry::next_delay(&self.policy.retry, attempt, &e, deadline) {
+                    Some(wait) => {
+                        tracing::debug!(upstream = self.name, attempt, ?wait, error = %e, "retrying");
+                        tokio::time::sleep(wait).await;
+                        attempt += 1;
+                    }
+                    None => return Err(e),
+                },
+            }
+        }
+    }
+}
+
+/// A `SendFn` for a GET or POST built by `build`, decoded as JSON.
+pub fn http_send(
+    endpoint: &'static str,
+    build: impl Fn(&HttpUpstream) -> Result<reqwest::RequestBuilder, UpstreamError>
+    + Send
+    + Sync
+    + 'static,
+) -> SendFn {
+    Arc::new(move |http: &HttpUpstream, ctx: &CallContext| {
+        let request = build(http);
+        let http = http.clone();
+        let ctx = *ctx;
+        Box::pin(async move {
+            Ok(http
+                .send_json::<Value>(endpoint, request?, &ctx)
+                .await?
+                .map(|f| f.value))
+        })
+    })
+}
+
+/// What the shared cache said about a question.
+enum Shared {
+    /// A fresh answer: from the cache (L2Hit) or filled by another pod's fetch while this
+    /// one waited (Coalesced).
+    Fresh(CachedAnswer, CacheOutcome),
+    /// This pod fetches; `lease` when it holds the fleet's fetch lease (to release on
+    /// failure). `stale` is an expired answer within its grace, for stale-if-error.
+    Fetch {
+        stale: Option<CachedAnswer>,
+        lease: bool,
+    },
+    /// Another pod's fetch did not finish within this fetch's deadline.
+    TimedOut { stale: Option<CachedAnswer> },
+}
+
+/// Waits until `key` is announced as filled, or `until`.
+async fn wait_for_fill(
+    rx: &mut tokio::sync::broadcast::Receiver<Arc<str>>,
+    key: &str,
+    until: Instant,
+) {
+    let _ = tokio::time::timeout_at(until.into(), async {
+        loop {
+            match rx.recv().await {
+                Ok(filled) if &*filled == key => return,
+                Ok(_) => {}
+                // Missed some: look at the cache again now.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                    std::future::pending::<()>().await
+                }
+            }
+        }
+    })
+    .await;
+}

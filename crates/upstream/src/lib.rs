@@ -1,0 +1,129 @@
+//! Clients for every upstream Dossier protects: the vendors and the Rails backend.
+//!
+//! Each upstream lives in its own file with its wire types (the JSON it speaks), its
+//! client, and the conversion of its answers into Dossier's evidence
+//! (`dossier_core::evidence`): vendor JSON stops at this crate. The simulators
+//! (`dossier-devkit`) serve the same wire types. Every client asks through its
+//! [`layered::Layered`] stack: caches, coalescing, rate limit, breaker, retries. What the
+//! stack needs from the fleet's shared state (PostgreSQL) is named by the traits in
+//! [`shared`], which the store implements.
+
+pub mod breaker;
+pub mod coalesce;
+pub mod error;
+pub mod http;
+pub mod identity;
+pub mod layered;
+pub mod licensing;
+pub mod limit;
+pub mod property_records;
+pub mod rails;
+pub mod registry;
+pub mod retry;
+pub mod sanctions;
+pub mod settings;
+pub mod shared;
+pub mod valuation;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub use error::UpstreamError;
+pub use http::{CallContext, Fetched, HttpUpstream, UpstreamConfig};
+pub use settings::UpstreamPolicy;
+
+pub use shared::SharedState;
+
+/// The policy of every HTTP upstream, base URLs and credentials resolved.
+#[derive(Clone)]
+pub struct UpstreamSettings {
+    pub policies: BTreeMap<String, UpstreamPolicy>,
+    /// Bearer credentials by upstream name.
+    pub credentials: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for UpstreamSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamSettings")
+            .field("policies", &self.policies)
+            .field("credentials", &self.credentials.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl UpstreamSettings {
+    pub fn policy(&self, name: &str) -> UpstreamPolicy {
+        self.policies
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| UpstreamPolicy::default_for(name))
+    }
+}
+
+/// One client per upstream, shared by every handler and worker of a process.
+#[derive(Debug, Clone)]
+pub struct Upstreams {
+    pub rails: rails::RailsClient,
+    pub property_records: property_records::PropertyRecordsClient,
+    pub valuation: valuation::ValuationClient,
+    pub identity: identity::IdentityClient,
+    pub licensing: licensing::LicensingClient,
+    pub registry: registry::RegistryClient,
+    /// The protection stacks by upstream name (breaker state, tests).
+    pub stacks: BTreeMap<&'static str, Arc<layered::Layered>>,
+}
+
+impl Upstreams {
+    pub fn new(s: &UpstreamSettings, shared: &SharedState) -> Upstreams {
+        let mut stacks = BTreeMap::new();
+        let mut stack = |name: &'static str| {
+            let policy = s.policy(name);
+            let http = HttpUpstream::new(
+                UpstreamConfig {
+                    name,
+                    base_url: policy.base_url.clone().unwrap_or_default(),
+                    credential: s.credentials.get(name).cloned(),
+                    timeout: policy.timeout,
+                    cost_cents: policy.cost_cents,
+                },
+                shared.audit.clone(),
+            );
+            let l = layered::Layered::new(http, policy, shared);
+            stacks.insert(name, l.clone());
+            l
+        };
+        Upstreams {
+            rails: rails::RailsClient::new(stack("rails")),
+            property_records: property_records::PropertyRecordsClient::new(stack(
+                "property_records",
+            )),
+            valuation: valuation::ValuationClient::new(stack("valuation")),
+            identity: identity::IdentityClient::new(stack("identity")),
+            licensing: licensing::LicensingClient::new(stack("licensing")),
+            registry: registry::RegistryClient::new(stack("registry")),
+            stacks,
+        }
+    }
+}
+
+/// An upstream's answer as an evaluation uses it and replay stores it: found, not
+/// found, or failed with the error's reason code (never its personal data: error
+/// messages carry none).
+pub fn answer_of<T>(
+    r: Result<Option<Fetched<T>>, UpstreamError>,
+) -> dossier_core::judge::Answer<T> {
+    use dossier_core::judge::Answer;
+    match r {
+        Ok(Some(f)) => Answer::Found {
+            value: f.value,
+            source: f.source,
+        },
+        Ok(None) => Answer::NotFound,
+        Err(e) => Answer::Failed {
+            reason_code: e.reason_code().to_owned(),
+            message: e.to_string(),
+            upstream: e.upstream().to_owned(),
+            kind: e.kind().to_owned(),
+        },
+    }
+}

@@ -1,0 +1,13 @@
+//! Dossier's integration tests, one binary: each module runs the real parts (a
+//! PostgreSQL database per test, gRPC over a real socket, the simulators over HTTP, and
+//! for `fleet` and parts of `server_lifecycle` the real `dossier` binary). The shared
+//! harness is `dossier_devkit::harness`.
+
+mod data_api;
+mod fleet;
+mod outbox;
+mod reporting;
+mod sanctions;
+mod server_lifecycle;
+mod underwriting_api;
+mod upstream_layers;

@@ -14,6 +14,7 @@ use crate::evidence::PropertyRecord;
 use crate::evidence::SanctionsHit;
 use crate::evidence::{BankruptcySearch, IdentityResult, IncomeVerification};
 use crate::policy::{LoadedPolicy, Policy};
+use crate::reason::ReasonCode;
 
 /// One upstream answer as a run used it, storable for replay.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -121,7 +122,7 @@ fn failed(
         kind,
         subject,
         None,
-        Verdict::unavailable(reason_code, message),
+        Verdict::unavailable_as(reason_code, message),
     );
     r.evidence = json!({ "upstream": upstream, "error": error });
     r
@@ -146,7 +147,7 @@ fn with_answer<T>(
 
 fn property_not_found() -> Verdict {
     Verdict::fail(
-        "PROPERTY_NOT_FOUND",
+        ReasonCode::PropertyNotFound,
         "The county has no record of this property; check the address or APN.",
         json!({}),
     )
@@ -227,7 +228,7 @@ pub fn applicant_checks(index: usize, a: &ApplicantInputs, p: &Policy) -> Vec<Ch
     let subject = format!("applicant {}", index + 1);
     let unexpected = || {
         Verdict::unavailable(
-            "UPSTREAM_ERROR",
+            ReasonCode::UpstreamError,
             "the identity vendor answered 404 for a search",
         )
     };
@@ -266,7 +267,7 @@ pub fn bankruptcy_check(
     };
     let unexpected = || {
         Verdict::unavailable(
-            "UPSTREAM_ERROR",
+            ReasonCode::UpstreamError,
             "the identity vendor answered 404 for a search",
         )
     };

@@ -11,3 +11,4 @@ pub mod domain;
 pub mod evidence;
 pub mod judge;
 pub mod policy;
+pub mod reason;

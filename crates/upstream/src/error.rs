@@ -1,6 +1,7 @@
 //! Typed upstream failures. Every way an upstream can misbehave ends here, never in a
 //! panic; each maps to a stable reason code for the check it affects.
 
+use dossier_core::reason::ReasonCode;
 use std::time::Duration;
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
@@ -78,18 +79,20 @@ impl UpstreamError {
     }
 
     /// The reason code a check reports when this failure made it UNAVAILABLE.
-    pub fn reason_code(&self) -> &'static str {
+    pub fn reason_code(&self) -> ReasonCode {
         match self {
-            UpstreamError::Timeout { .. } => "UPSTREAM_TIMEOUT",
-            UpstreamError::DeadlineExceeded { .. } => "DEADLINE_EXCEEDED",
-            UpstreamError::RateLimited { .. } => "UPSTREAM_RATE_LIMITED",
-            UpstreamError::Connect { .. } | UpstreamError::Status { .. } => "UPSTREAM_ERROR",
-            UpstreamError::Unauthorized { .. } => "UPSTREAM_AUTH_FAILED",
-            UpstreamError::CircuitOpen { .. } => "UPSTREAM_CIRCUIT_OPEN",
-            UpstreamError::Internal { .. } => "UPSTREAM_ERROR",
+            UpstreamError::Timeout { .. } => ReasonCode::UpstreamTimeout,
+            UpstreamError::DeadlineExceeded { .. } => ReasonCode::DeadlineExceeded,
+            UpstreamError::RateLimited { .. } => ReasonCode::UpstreamRateLimited,
+            UpstreamError::Connect { .. } | UpstreamError::Status { .. } => {
+                ReasonCode::UpstreamError
+            }
+            UpstreamError::Unauthorized { .. } => ReasonCode::UpstreamAuthFailed,
+            UpstreamError::CircuitOpen { .. } => ReasonCode::UpstreamCircuitOpen,
+            UpstreamError::Internal { .. } => ReasonCode::UpstreamError,
             UpstreamError::ErrorBody { .. }
             | UpstreamError::Malformed { .. }
-            | UpstreamError::Body { .. } => "UPSTREAM_BAD_RESPONSE",
+            | UpstreamError::Body { .. } => ReasonCode::UpstreamBadResponse,
         }
     }
 
@@ -249,7 +252,7 @@ mod tests {
         ];
         for (e, code, retryable) in cases {
             assert_eq!(
-                (e.reason_code(), e.is_retryable()),
+                (e.reason_code().as_str(), e.is_retryable()),
                 (code, retryable),
                 "{e:?}"
             );

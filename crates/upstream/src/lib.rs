@@ -120,7 +120,7 @@ pub fn answer_of<T>(
         },
         Ok(None) => Answer::NotFound,
         Err(e) => Answer::Failed {
-            reason_code: e.reason_code().to_owned(),
+            reason_code: e.reason_code().as_str().to_owned(),
             message: e.to_string(),
             upstream: e.upstream().to_owned(),
             kind: e.kind().to_owned(),

@@ -8,6 +8,7 @@ use crate::domain::Measure;
 use crate::evidence::BusinessRecord;
 use crate::evidence::LicenseRecord;
 use crate::policy::Policy;
+use crate::reason::ReasonCode;
 
 /// Active, unexpired, bonded, with a classification covering every financed measure.
 pub fn contractor_license(
@@ -18,7 +19,7 @@ pub fn contractor_license(
 ) -> Verdict {
     let Some(license) = license else {
         return Verdict::fail(
-            "LICENSE_NOT_FOUND",
+            ReasonCode::LicenseNotFound,
             "The licence board has no licence with this number.",
             json!({}),
         );
@@ -36,20 +37,20 @@ pub fn contractor_license(
     let mut findings = Vec::new();
     if license.status != "ACTIVE" {
         findings.push(Verdict::fail(
-            "LICENSE_NOT_ACTIVE",
+            ReasonCode::LicenseNotActive,
             format!("The contractor licence is {}.", license.status),
             json!({}),
         ));
     } else if license.expires_on < today {
         findings.push(Verdict::fail(
-            "LICENSE_EXPIRED",
+            ReasonCode::LicenseExpired,
             format!("The contractor licence expired on {}.", license.expires_on),
             json!({}),
         ));
     }
     if !license.bonded {
         findings.push(Verdict::fail(
-            "LICENSE_NOT_BONDED",
+            ReasonCode::LicenseNotBonded,
             "No contractor's bond is on file.",
             json!({}),
         ));
@@ -63,7 +64,7 @@ pub fn contractor_license(
             .unwrap_or_default();
         if !license.classifications.iter().any(|c| accepted.contains(c)) {
             findings.push(Verdict::fail(
-                "LICENSE_CLASSIFICATION_MISSING",
+                ReasonCode::LicenseClassificationMissing,
                 format!(
                     "No licence classification covers {} (needs one of {}).",
                     m.kind.as_str(),
@@ -85,7 +86,7 @@ pub fn contractor_license(
 pub fn business_registration(record: Option<&BusinessRecord>) -> Verdict {
     let Some(record) = record else {
         return Verdict::fail(
-            "BUSINESS_NOT_REGISTERED",
+            ReasonCode::BusinessNotRegistered,
             "The business registry has no record of this business.",
             json!({}),
         );
@@ -98,7 +99,7 @@ pub fn business_registration(record: Option<&BusinessRecord>) -> Verdict {
     });
     if record.status != "ACTIVE" {
         return Verdict::fail(
-            "BUSINESS_NOT_IN_GOOD_STANDING",
+            ReasonCode::BusinessNotInGoodStanding,
             format!("The business is {} in the registry.", record.status),
             evidence,
         );

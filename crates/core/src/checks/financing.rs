@@ -9,6 +9,7 @@ use crate::domain::{Financing, Measure};
 use crate::evidence::AvmEstimate;
 use crate::evidence::PropertyRecord;
 use crate::policy::Policy;
+use crate::reason::ReasonCode;
 
 fn basis_points(ratio: f64) -> i128 {
     (ratio * 10_000.0).round() as i128
@@ -35,7 +36,7 @@ pub fn assessment_limit(
 ) -> Verdict {
     let Some(avm) = avm else {
         return Verdict::review(
-            "ASSESSMENT_LIMIT_UNVERIFIED",
+            ReasonCode::AssessmentLimitUnverified,
             "No market value is available, so the assessment limit cannot be computed.",
             json!({ "amount_cents": financing.amount_cents }),
         );
@@ -75,7 +76,7 @@ pub fn assessment_limit(
     let mut findings = Vec::new();
     if total_assessments > max_assessment {
         findings.push(Verdict::fail(
-            "ASSESSMENT_LIMIT_EXCEEDED",
+            ReasonCode::AssessmentLimitExceeded,
             format!(
                 "Assessments would total {} ({} requested + {} existing); the limit for a value of {} is {}.",
                 dollars(total_assessments),
@@ -89,7 +90,7 @@ pub fn assessment_limit(
     }
     if combined > max_combined {
         findings.push(Verdict::fail(
-            "COMBINED_DEBT_LIMIT_EXCEEDED",
+            ReasonCode::CombinedDebtLimitExceeded,
             format!(
                 "Mortgage debt plus assessments would be {}, above {} of the value ({}).",
                 dollars(combined),
@@ -101,7 +102,7 @@ pub fn assessment_limit(
     }
     if annual_tax_and_assessments > max_annual {
         findings.push(Verdict::fail(
-            "ANNUAL_TAX_BURDEN_EXCEEDED",
+            ReasonCode::AnnualTaxBurdenExceeded,
             format!(
                 "Property tax and assessments would cost {} a year, above {} of the value ({}).",
                 dollars(annual_tax_and_assessments),
@@ -148,7 +149,7 @@ pub fn term(measures: &[Measure], financing: &Financing, policy: &Policy) -> Ver
     });
     if financing.term_years > life as i32 {
         return Verdict::fail(
-            "TERM_EXCEEDS_USEFUL_LIFE",
+            ReasonCode::TermExceedsUsefulLife,
             format!(
                 "A {}-year term outlives the financed measures (weighted useful life {} years).",
                 financing.term_years, life

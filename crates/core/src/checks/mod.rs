@@ -12,6 +12,7 @@ pub mod sanctions;
 use serde_json::Value;
 
 use crate::domain::Outcome;
+use crate::reason::ReasonCode;
 
 /// What a check concluded, before the engine stamps kind, subject, source and time on it.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,25 +33,31 @@ impl Verdict {
         }
     }
 
-    pub fn fail(code: &str, message: impl Into<String>, evidence: Value) -> Verdict {
+    pub fn fail(code: ReasonCode, message: impl Into<String>, evidence: Value) -> Verdict {
         Verdict {
             outcome: Outcome::Fail,
-            reason_codes: vec![code.to_owned()],
+            reason_codes: vec![code.as_str().to_owned()],
             message: message.into(),
             evidence,
         }
     }
 
-    pub fn review(code: &str, message: impl Into<String>, evidence: Value) -> Verdict {
+    pub fn review(code: ReasonCode, message: impl Into<String>, evidence: Value) -> Verdict {
         Verdict {
             outcome: Outcome::Review,
-            reason_codes: vec![code.to_owned()],
+            reason_codes: vec![code.as_str().to_owned()],
             message: message.into(),
             evidence,
         }
     }
 
-    pub fn unavailable(code: &str, message: impl Into<String>) -> Verdict {
+    pub fn unavailable(code: ReasonCode, message: impl Into<String>) -> Verdict {
+        Verdict::unavailable_as(code.as_str(), message)
+    }
+
+    /// UNAVAILABLE with a code read back from a stored answer (replay): a code an
+    /// earlier release wrote is kept as it was, known to this release or not.
+    pub fn unavailable_as(code: &str, message: impl Into<String>) -> Verdict {
         Verdict {
             outcome: Outcome::Unavailable,
             reason_codes: vec![code.to_owned()],

@@ -6,6 +6,7 @@ use serde_json::json;
 use super::Verdict;
 use crate::evidence::{BankruptcySearch, IdentityResult};
 use crate::policy::Policy;
+use crate::reason::ReasonCode;
 
 pub fn identity(result: &IdentityResult, policy: &Policy) -> Verdict {
     let rules = &policy.identity;
@@ -17,14 +18,14 @@ pub fn identity(result: &IdentityResult, policy: &Policy) -> Verdict {
         .find(|f| rules.failing_flags.contains(f))
     {
         return Verdict::fail(
-            "IDENTITY_FLAGGED",
+            ReasonCode::IdentityFlagged,
             format!("The identity vendor flagged this person: {flag}."),
             evidence,
         );
     }
     if result.score < rules.min_score {
         return Verdict::fail(
-            "IDENTITY_NOT_VERIFIED",
+            ReasonCode::IdentityNotVerified,
             format!(
                 "Identity match score {} is below {}; ask for identity documents.",
                 result.score, rules.min_score
@@ -71,7 +72,7 @@ pub fn bankruptcy(
         let closed = matches!(f.disposition.as_str(), "DISCHARGED" | "DISMISSED");
         if f.disposition == "OPEN" || (!closed && f.closed_on.is_none()) {
             findings.push(Verdict::fail(
-                "BANKRUPTCY_OPEN",
+                ReasonCode::BankruptcyOpen,
                 format!(
                     "An open chapter {} bankruptcy filed {}.",
                     f.chapter, f.filed_on
@@ -80,7 +81,7 @@ pub fn bankruptcy(
             ));
         } else if f.filed_on >= lookback_start && f.closed_on.is_none_or(|c| c > closed_by) {
             findings.push(Verdict::fail(
-                "BANKRUPTCY_RECENT",
+                ReasonCode::BankruptcyRecent,
                 format!(
                     "A chapter {} bankruptcy filed {} was {} less than {} years ago.",
                     f.chapter,
@@ -95,7 +96,7 @@ pub fn bankruptcy(
             // recent payment record.
             match worst_days_late {
                 Some(days) if days > policy.mortgage.max_days_late => findings.push(Verdict::fail(
-                    "BANKRUPTCY_LATE_PAYMENTS",
+                    ReasonCode::BankruptcyLatePayments,
                     format!(
                         "A chapter {} bankruptcy {} {} is allowed only with no payment over {} days late; a mortgage is {days} days late.",
                         f.chapter,
@@ -107,7 +108,7 @@ pub fn bankruptcy(
                 )),
                 Some(_) => {}
                 None => findings.push(Verdict::review(
-                    "BANKRUPTCY_PAYMENT_HISTORY_UNKNOWN",
+                    ReasonCode::BankruptcyPaymentHistoryUnknown,
                     format!(
                         "A chapter {} bankruptcy in the look-back is allowed only with a clean payment record, which could not be read; check it by hand.",
                         f.chapter
@@ -302,7 +303,7 @@ pub fn ability_to_pay(
     });
     if income <= 0 {
         return Verdict::fail(
-            "INCOME_NOT_VERIFIED",
+            ReasonCode::IncomeNotVerified,
             "No income could be verified for the household.",
             evidence,
         );
@@ -310,7 +311,7 @@ pub fn ability_to_pay(
     let mut findings = Vec::new();
     if dti > rules.max_debt_to_income {
         findings.push(Verdict::fail(
-            "DEBT_TO_INCOME_EXCEEDED",
+            ReasonCode::DebtToIncomeExceeded,
             format!(
                 "Obligations with the assessment would take {:.0} % of verified income; at most {:.0} % allowed.",
                 dti * 100.0,
@@ -321,7 +322,7 @@ pub fn ability_to_pay(
     }
     if residual_monthly < rules.min_residual_monthly_cents {
         findings.push(Verdict::fail(
-            "RESIDUAL_INCOME_INSUFFICIENT",
+            ReasonCode::ResidualIncomeInsufficient,
             format!(
                 "{} a month would remain after obligations; at least {} required.",
                 super::dollars(residual_monthly),

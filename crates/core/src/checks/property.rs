@@ -9,6 +9,7 @@ use super::names::{self, Owner};
 use crate::evidence::AvmEstimate;
 use crate::evidence::PropertyRecord;
 use crate::policy::Policy;
+use crate::reason::ReasonCode;
 
 /// Every owner of record must be an applicant. A trust or company owner needs an
 /// underwriter (trustees may sign for a trust).
@@ -26,7 +27,7 @@ pub fn ownership(record: &PropertyRecord, applicants: &[(String, String)]) -> Ve
     let evidence = json!({ "owners_of_record": record.owners, "vesting": record.vesting });
     if owners.is_empty() {
         return Verdict::review(
-            "OWNER_UNKNOWN",
+            ReasonCode::OwnerUnknown,
             "The county record lists no owner; confirm title manually.",
             evidence,
         );
@@ -35,13 +36,13 @@ pub fn ownership(record: &PropertyRecord, applicants: &[(String, String)]) -> Ve
     for owner in &owners {
         match owner {
             Owner::Entity(name) => findings.push(Verdict::review(
-                "OWNER_IS_ENTITY",
+                ReasonCode::OwnerIsEntity,
                 format!("Title is held by \"{name}\"; confirm the applicants may sign for it."),
                 json!({}),
             )),
             Owner::Person(p) if !names::owner_is_applicant(p, &applicant_names) => {
                 findings.push(Verdict::fail(
-                    "OWNER_NOT_APPLICANT",
+                    ReasonCode::OwnerNotApplicant,
                     format!(
                         "Owner of record {} {} is not an applicant; every owner must sign.",
                         p.first, p.last
@@ -69,7 +70,7 @@ pub fn eligibility(record: &PropertyRecord, state: &str, policy: &Policy) -> Ver
     let mut findings = Vec::new();
     if !program.participating_states.iter().any(|s| s == state) {
         findings.push(Verdict::fail(
-            "STATE_NOT_PARTICIPATING",
+            ReasonCode::StateNotParticipating,
             format!("The program does not operate in {state}."),
             json!({}),
         ));
@@ -80,7 +81,7 @@ pub fn eligibility(record: &PropertyRecord, state: &str, policy: &Policy) -> Ver
             .any(|p| record.postal_code.starts_with(p.as_str()))
     {
         findings.push(Verdict::fail(
-            "OUTSIDE_PROGRAM_BOUNDARY",
+            ReasonCode::OutsideProgramBoundary,
             format!(
                 "ZIP code {} is outside the program's area in {state} (ZIP codes starting {}).",
                 record.postal_code,
@@ -94,7 +95,7 @@ pub fn eligibility(record: &PropertyRecord, state: &str, policy: &Policy) -> Ver
         .contains(&record.property_type)
     {
         findings.push(Verdict::fail(
-            "PROPERTY_TYPE_INELIGIBLE",
+            ReasonCode::PropertyTypeIneligible,
             format!(
                 "Property type {} is not financed by the program.",
                 record.property_type
@@ -104,7 +105,7 @@ pub fn eligibility(record: &PropertyRecord, state: &str, policy: &Policy) -> Ver
     }
     if record.units > program.max_units {
         findings.push(Verdict::fail(
-            "PROPERTY_TOO_MANY_UNITS",
+            ReasonCode::PropertyTooManyUnits,
             format!(
                 "The property has {} units; the program finances at most {}.",
                 record.units, program.max_units
@@ -143,14 +144,14 @@ pub fn property_tax(record: &PropertyRecord, policy: &Policy, today: NaiveDate) 
     });
     if record.tax.delinquent {
         return Verdict::fail(
-            "PROPERTY_TAX_DELINQUENT",
+            ReasonCode::PropertyTaxDelinquent,
             "Property taxes are currently delinquent.",
             evidence,
         );
     }
     if late > rules.max_late_payments {
         return Verdict::fail(
-            "PROPERTY_TAX_LATE_PAYMENTS",
+            ReasonCode::PropertyTaxLatePayments,
             format!(
                 "{late} late property-tax payments in the last {} years; at most {} allowed.",
                 rules.lookback_years, rules.max_late_payments
@@ -178,7 +179,7 @@ pub fn mortgage(record: &PropertyRecord, policy: &Policy) -> Verdict {
     for m in &record.mortgages {
         if m.notice_of_default {
             findings.push(Verdict::fail(
-                "MORTGAGE_NOTICE_OF_DEFAULT",
+                ReasonCode::MortgageNoticeOfDefault,
                 format!(
                     "A notice of default is recorded on the {} mortgage.",
                     m.lender
@@ -188,7 +189,7 @@ pub fn mortgage(record: &PropertyRecord, policy: &Policy) -> Verdict {
         }
         if m.days_late > rules.max_days_late {
             findings.push(Verdict::fail(
-                "MORTGAGE_DELINQUENT",
+                ReasonCode::MortgageDelinquent,
                 format!(
                     "The {} mortgage is {} days late; at most {} allowed.",
                     m.lender, m.days_late, rules.max_days_late
@@ -198,7 +199,7 @@ pub fn mortgage(record: &PropertyRecord, policy: &Policy) -> Verdict {
         }
         if m.late_payments_12m > rules.max_late_payments {
             findings.push(Verdict::fail(
-                "MORTGAGE_LATE_PAYMENTS",
+                ReasonCode::MortgageLatePayments,
                 format!(
                     "{} late payments on the {} mortgage in the last {} months; at most {} allowed.",
                     m.late_payments_12m, m.lender, rules.lookback_months, rules.max_late_payments
@@ -226,7 +227,7 @@ pub fn involuntary_liens(record: &PropertyRecord, policy: &Policy) -> Verdict {
         .collect();
     if let Some(first) = over.first() {
         return Verdict::fail(
-            "INVOLUNTARY_LIEN",
+            ReasonCode::InvoluntaryLien,
             format!(
                 "{} involuntary lien(s) above {}; the largest is a {} of {}.",
                 over.len(),
@@ -247,7 +248,7 @@ pub fn involuntary_liens(record: &PropertyRecord, policy: &Policy) -> Verdict {
 pub fn valuation(avm: Option<&AvmEstimate>, policy: &Policy) -> Verdict {
     let Some(avm) = avm else {
         return Verdict::review(
-            "VALUATION_UNAVAILABLE",
+            ReasonCode::ValuationUnavailable,
             "The valuation vendor has no estimate for this property; order an appraisal.",
             json!({}),
         );
@@ -262,7 +263,7 @@ pub fn valuation(avm: Option<&AvmEstimate>, policy: &Policy) -> Verdict {
     });
     if avm.confidence < policy.valuation.min_confidence {
         return Verdict::review(
-            "VALUATION_LOW_CONFIDENCE",
+            ReasonCode::ValuationLowConfidence,
             format!(
                 "AVM confidence {} is below {}; confirm the value with an appraisal.",
                 avm.confidence, policy.valuation.min_confidence

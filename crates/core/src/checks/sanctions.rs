@@ -5,6 +5,7 @@ use serde_json::json;
 use super::Verdict;
 use crate::evidence::SanctionsHit;
 use crate::policy::SanctionsRules;
+use crate::reason::ReasonCode;
 
 /// `hits` are the candidates at or above the review threshold, best first; `list_loaded`
 /// is false when no list has been loaded yet (never treated as clear).
@@ -16,7 +17,7 @@ pub fn screen(
 ) -> Verdict {
     if !list_loaded {
         return Verdict::unavailable(
-            "SANCTIONS_LIST_UNAVAILABLE",
+            ReasonCode::SanctionsListUnavailable,
             "No sanctions list is loaded; load one with `dossier sanctions load DIR`.",
         );
     }
@@ -41,7 +42,7 @@ pub fn screen(
     });
     match hits.first() {
         Some(best) if best.score >= rules.match_threshold => Verdict::fail(
-            "SANCTIONS_MATCH",
+            ReasonCode::SanctionsMatch,
             format!(
                 "\"{screened}\" matches SDN entry {} \"{}\" ({}) with score {:.2}; financing is prohibited unless compliance clears it.",
                 best.entry_id, best.list_name, best.program, best.score
@@ -49,7 +50,7 @@ pub fn screen(
             evidence,
         ),
         Some(best) if best.score >= rules.review_threshold => Verdict::review(
-            "SANCTIONS_NEAR_MATCH",
+            ReasonCode::SanctionsNearMatch,
             format!(
                 "\"{screened}\" resembles SDN entry {} \"{}\" ({}), score {:.2}; compare date of birth and address before proceeding.",
                 best.entry_id, best.list_name, best.program, best.score

@@ -16,6 +16,7 @@ use uuid::Uuid;
 use dossier_core::domain::{Application, CheckKind, CheckResult, DecisionRecord, Report};
 use dossier_core::judge;
 use dossier_core::policy::{self, LoadedPolicy};
+use dossier_core::reason::ReasonCode;
 use dossier_sanctions::Subject;
 use dossier_store::{Store, StoreError};
 use dossier_upstream::identity::PersonQuery;
@@ -184,9 +185,11 @@ impl Underwriter {
         let (results, inputs) = self
             .run_checks(run_id, application_id, &application, &ctx)
             .await?;
-        let complete = !results
-            .iter()
-            .any(|r| r.reason_codes.iter().any(|c| c == "DEADLINE_EXCEEDED"));
+        let complete = !results.iter().any(|r| {
+            r.reason_codes
+                .iter()
+                .any(|c| *c == ReasonCode::DeadlineExceeded)
+        });
         let decision = decide(&self.policy, &application.property.address.state, &results);
         let recorded = self
             .store

@@ -4,13 +4,14 @@
 use chrono::{NaiveDate, NaiveTime};
 use tonic::{Request, Response, Status};
 
-use super::{convert, error, validate};
+use super::error::{self, ApiError};
+use super::{convert, validate};
 use crate::proto;
 use crate::proto::data_service_server::DataService;
 use dossier_core::domain::{DataSource, Ssn};
 use dossier_upstream::identity::PersonQuery;
 use dossier_upstream::property_records::PropertyQuery;
-use dossier_upstream::{CallContext, UpstreamError, Upstreams};
+use dossier_upstream::{CallContext, Upstreams};
 
 pub struct DataApi {
     pub upstreams: Upstreams,
@@ -54,23 +55,6 @@ fn provenance(s: &DataSource) -> proto::Provenance {
         upstream: s.upstream.clone(),
         fetched_time: Some(convert::timestamp(s.fetched_at)),
         cache: cache as i32,
-    }
-}
-
-fn upstream_status(e: UpstreamError) -> Status {
-    match e {
-        UpstreamError::RateLimited { retry_after, .. } => {
-            use tonic_types::{ErrorDetails, StatusExt};
-            Status::with_error_details(
-                tonic::Code::ResourceExhausted,
-                format!("{e}; retry later"),
-                ErrorDetails::with_retry_info(retry_after),
-            )
-        }
-        UpstreamError::DeadlineExceeded { .. } | UpstreamError::Timeout { .. } => {
-            Status::deadline_exceeded(e.to_string())
-        }
-        _ => Status::unavailable(e.to_string()),
     }
 }
 
@@ -127,7 +111,7 @@ impl DataService for DataApi {
             self.upstreams.property_records.lookup(&query, &ctx),
             self.upstreams.valuation.estimate(&query, &ctx)
         );
-        let record = record.map_err(upstream_status)?.ok_or_else(|| {
+        let record = record.map_err(ApiError::from)?.ok_or_else(|| {
             Status::not_found("the county has no record of this property; check the address or APN")
         })?;
         // A missing or failed valuation leaves the profile without one rather than
@@ -237,8 +221,8 @@ impl DataService for DataApi {
             self.upstreams.identity.verify(&query, &ctx),
             self.upstreams.identity.bankruptcies(&query, &ctx)
         );
-        let identity = identity.map_err(upstream_status)?;
-        let bankruptcies = bankruptcies.map_err(upstream_status)?;
+        let identity = identity.map_err(ApiError::from)?;
+        let bankruptcies = bankruptcies.map_err(ApiError::from)?;
         let full_name = [
             query.first_name.as_str(),
             query.middle_name.as_str(),
@@ -292,8 +276,8 @@ impl DataService for DataApi {
             self.upstreams.licensing.license(&state, &number, &ctx),
             self.upstreams.registry.business(&name, &state, &ctx)
         );
-        let license = license.map_err(upstream_status)?;
-        let business = business.map_err(upstream_status)?;
+        let license = license.map_err(ApiError::from)?;
+        let business = business.map_err(ApiError::from)?;
         let mut sources = Vec::new();
         let (sanctions_matches, sanctions_source) =
             self.screen(&name, dossier_sanctions::Subject::Company)?;

@@ -6,6 +6,7 @@ use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 
 use crate::underwriting::EvaluateError;
 use dossier_store::StoreError;
+use dossier_upstream::UpstreamError;
 
 pub fn invalid(violations: Vec<FieldViolation>) -> Status {
     let summary = violations
@@ -24,7 +25,37 @@ pub fn invalid_field(field: &str, description: &str) -> Status {
     invalid(vec![FieldViolation::new(field, description)])
 }
 
-pub fn store(e: StoreError) -> Status {
+/// Every failure an RPC answers with besides invalid input, mapped to a gRPC status in
+/// one place (`From<ApiError> for Status`). The store's and the upstreams' error types
+/// know nothing of gRPC, so the mapping lives here rather than beside them; handlers
+/// convert with `map_err(ApiError::from)?`.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Evaluate(#[from] EvaluateError),
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+}
+
+impl From<EvaluateError> for Status {
+    fn from(e: EvaluateError) -> Status {
+        ApiError::from(e).into()
+    }
+}
+
+impl From<ApiError> for Status {
+    fn from(e: ApiError) -> Status {
+        match e {
+            ApiError::Store(e) => store(e),
+            ApiError::Evaluate(e) => evaluate(e),
+            ApiError::Upstream(e) => upstream(e),
+        }
+    }
+}
+
+fn store(e: StoreError) -> Status {
     if e.is_unavailable() {
         tracing::warn!(error = %e, "database unavailable");
         Status::unavailable("the database is unavailable; retry with backoff")
@@ -34,7 +65,7 @@ pub fn store(e: StoreError) -> Status {
     }
 }
 
-pub fn evaluate(e: EvaluateError) -> Status {
+fn evaluate(e: EvaluateError) -> Status {
     match e {
         EvaluateError::Store(e) => store(e),
         EvaluateError::NotFound(id) => {
@@ -50,12 +81,27 @@ pub fn evaluate(e: EvaluateError) -> Status {
             "application {id} has no decision yet; refresh it once it is decided"
         )),
         EvaluateError::Replay(why) => Status::failed_precondition(why),
-        EvaluateError::UnknownJob(kind) => Status::internal(format!("unknown job kind {kind:?}")),
         EvaluateError::Rails(e) => {
             tracing::warn!(error = %e, "Rails fetch failed");
             Status::unavailable(format!(
                 "fetching the application from the Rails backend failed: {e}"
             ))
         }
+    }
+}
+
+/// A data look-up's upstream failure: RESOURCE_EXHAUSTED with RetryInfo when rate
+/// limited, DEADLINE_EXCEEDED when out of time, UNAVAILABLE otherwise.
+fn upstream(e: UpstreamError) -> Status {
+    match e {
+        UpstreamError::RateLimited { retry_after, .. } => Status::with_error_details(
+            Code::ResourceExhausted,
+            format!("{e}; retry later"),
+            ErrorDetails::with_retry_info(retry_after),
+        ),
+        UpstreamError::DeadlineExceeded { .. } | UpstreamError::Timeout { .. } => {
+            Status::deadline_exceeded(e.to_string())
+        }
+        _ => Status::unavailable(e.to_string()),
     }
 }

@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{RpcLog, convert, error, validate};
+use super::error::{self, ApiError};
+use super::{RpcLog, convert, validate};
 use crate::proto;
 use crate::proto::underwriting_service_server::UnderwritingService;
 use crate::underwriting::{RunReason, Underwriter};
@@ -120,7 +121,7 @@ impl UnderwritingApi {
                 enqueue_after: Some(enqueue_after),
             })
             .await
-            .map_err(error::store)?;
+            .map_err(ApiError::from)?;
         if let Accepted::Conflict { id } = accepted {
             return Err(Status::already_exists(format!(
                 "idempotency_key {key:?} was already used for application {id} with a different payload; use a new key for a new application"
@@ -134,7 +135,7 @@ impl UnderwritingApi {
             .store
             .report(id)
             .await
-            .map_err(error::store)?
+            .map_err(ApiError::from)?
             .ok_or_else(|| Status::not_found(format!("application {id} does not exist")))
     }
 }
@@ -246,7 +247,7 @@ impl UnderwritingService for UnderwritingApi {
             .underwriter
             .evaluate_known(id, known, RunReason::Initial, Some(deadline))
             .await
-            .map_err(error::evaluate)?;
+            .map_err(ApiError::from)?;
         Ok(Response::new(proto::EvaluateApplicationResponse {
             report: Some(convert::report(&report)),
         }))
@@ -352,7 +353,7 @@ impl UnderwritingService for UnderwritingApi {
             .store
             .list_reports(&filter)
             .await
-            .map_err(error::store)?;
+            .map_err(ApiError::from)?;
         let next_page_token = if rows.len() as i64 > limit {
             rows.truncate(limit as usize);
             let last = rows.last().expect("limit is at least 1");
@@ -415,7 +416,7 @@ impl UnderwritingService for UnderwritingApi {
             .store
             .record_review(id, approve, &note, &reviewer)
             .await
-            .map_err(error::store)?
+            .map_err(ApiError::from)?
         {
             Reviewed::Recorded => {
                 tracing::info!(application_id = %id, reviewer = %reviewer, approve, "underwriter review recorded");
@@ -459,7 +460,7 @@ impl UnderwritingService for UnderwritingApi {
             .underwriter
             .refresh(id, Some(deadline))
             .await
-            .map_err(error::evaluate)?;
+            .map_err(ApiError::from)?;
         Ok(Response::new(proto::RefreshApplicationResponse {
             report: Some(convert::report(&report)),
         }))
@@ -493,7 +494,7 @@ impl UnderwritingService for UnderwritingApi {
                         return;
                     }
                     Err(e) => {
-                        let _ = tx.send(Err(error::store(e))).await;
+                        let _ = tx.send(Err(ApiError::from(e).into())).await;
                         return;
                     }
                 };

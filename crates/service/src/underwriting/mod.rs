@@ -39,8 +39,6 @@ pub enum EvaluateError {
     NotDecided(Uuid),
     #[error("{0}")]
     Replay(String),
-    #[error("unknown job kind {0:?}; was it queued by a newer release?")]
-    UnknownJob(String),
 }
 
 /// Everything needed to underwrite: the store, the upstream clients and the policy.

@@ -9,6 +9,7 @@
 pub mod checks;
 pub mod domain;
 pub mod evidence;
+pub mod intake;
 pub mod judge;
 pub mod policy;
 pub mod reason;

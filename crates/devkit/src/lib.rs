@@ -9,5 +9,6 @@ pub mod cli;
 pub mod devdb;
 pub mod fleet;
 pub mod harness;
+pub mod rails_request;
 pub mod sample_sanctions;
 pub mod sim;

@@ -437,7 +437,7 @@ async fn evaluate_latencies(
         // Distinct applications, so every upstream answer is cold.
         let app = crate::sim::rails::application_for(&format!("bench-{tag}-{i}"))
             .context("the Rails simulator builds applications")?;
-        let application = dossier_service::underwriting::rails_conversion::to_proto(&app);
+        let application = crate::rails_request::to_proto(&app);
         let mut r = tonic::Request::new(proto::EvaluateApplicationRequest {
             idempotency_key: format!("bench-{tag}-{i}-{}", uuid::Uuid::new_v4()),
             source: Some(proto::evaluate_application_request::Source::Application(

@@ -88,9 +88,7 @@ pub fn application(i: usize, tag: &str) -> anyhow::Result<proto::Application> {
         Scenario::Trust => move_to(&mut app, format!("{} Trust Ave", 100 + i))?,
         Scenario::LowConfidenceValuation => move_to(&mut app, format!("{} Lowconf Ct", 100 + i))?,
     }
-    Ok(dossier_service::underwriting::rails_conversion::to_proto(
-        &app,
-    ))
+    Ok(crate::rails_request::to_proto(&app))
 }
 
 /// Moves the application to `line1` (same city) and makes the applicants the new

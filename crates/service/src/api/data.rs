@@ -98,7 +98,7 @@ impl DataService for DataApi {
         let r = request.get_ref();
         let mut v = validate::Violations::new();
         let address = validate::address(r.address.as_ref(), "address", &mut v);
-        v.into_result(()).map_err(error::invalid)?;
+        v.into_result(()).map_err(error::invalid_draft)?;
         let query = PropertyQuery {
             line1: address.line1,
             city: address.city,
@@ -201,7 +201,7 @@ impl DataService for DataApi {
             v.add("date_of_birth", "is required and must be a calendar date");
         }
         let address = validate::address(r.address.as_ref(), "address", &mut v);
-        v.into_result(()).map_err(error::invalid)?;
+        v.into_result(()).map_err(error::invalid_draft)?;
         let (Some(ssn), Some(date_of_birth)) = (ssn, dob) else {
             unreachable!("validated above")
         };
@@ -270,7 +270,7 @@ impl DataService for DataApi {
         let name = v.required_text("business_name", &r.business_name, 200);
         let number = v.required_text("license_number", &r.license_number, 20);
         let state = v.state("license_state", &r.license_state);
-        v.into_result(()).map_err(error::invalid)?;
+        v.into_result(()).map_err(error::invalid_draft)?;
         let ctx = ctx(&request, r.force_refresh);
         let (license, business) = tokio::join!(
             self.upstreams.licensing.license(&state, &number, &ctx),

@@ -21,6 +21,11 @@ pub fn invalid(violations: Vec<FieldViolation>) -> Status {
     )
 }
 
+/// INVALID_ARGUMENT for intake's violations.
+pub fn invalid_draft(violations: Vec<dossier_core::intake::Violation>) -> Status {
+    invalid(super::validate::field_violations(violations))
+}
+
 pub fn invalid_field(field: &str, description: &str) -> Status {
     invalid(vec![FieldViolation::new(field, description)])
 }
@@ -74,8 +79,13 @@ fn evaluate(e: EvaluateError) -> Status {
         EvaluateError::RailsNotFound(id) => {
             Status::not_found(format!("the Rails backend has no application {id}"))
         }
-        EvaluateError::RailsInvalid(why) => Status::failed_precondition(format!(
-            "the application the Rails backend returned cannot be underwritten: {why}"
+        EvaluateError::RailsInvalid(violations) => Status::failed_precondition(format!(
+            "the application the Rails backend returned cannot be underwritten: {}; fix it in Rails and submit it again",
+            violations
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
         )),
         EvaluateError::NotDecided(id) => Status::failed_precondition(format!(
             "application {id} has no decision yet; refresh it once it is decided"

@@ -401,7 +401,7 @@ impl UnderwritingService for UnderwritingApi {
         let note = v.required_text("note", &r.note, 2000);
         let reviewer = v.required_text("reviewer", &r.reviewer, 200);
         if let Err(more) = v.into_result(()) {
-            violations.extend(more);
+            violations.extend(validate::field_violations(more));
         }
         let (Some(id), Some(approve)) = (id, approve) else {
             return Err(error::invalid(violations));

@@ -1,72 +1,39 @@
 //! Request validation: every bad field is reported, not just the first, each as a
-//! google.rpc.BadRequest field violation with the proto field path.
+//! google.rpc.BadRequest field violation with the proto field path. Applications are
+//! validated by `dossier_core::intake` (the same validation the Rails conversion uses):
+//! this file converts the request message into a draft and the violations into field
+//! violations, and checks what only requests have (idempotency keys, ids).
 
-use chrono::{Datelike, NaiveDate, Utc};
+use chrono::NaiveDate;
+use dossier_core::domain::{self, Application};
+use dossier_core::intake::{self, Violation};
+use dossier_core::policy::Program;
 use tonic_types::FieldViolation;
 
 use crate::proto;
-use dossier_core::domain::{self, Application, Ssn, is_us_state};
-use dossier_core::policy::Program;
 
-const MAX_NAME: usize = 100;
-const MAX_APPLICANTS: usize = 4;
-const MAX_MEASURES: usize = 20;
+pub use dossier_core::intake::Violations;
 
-/// Collects every violation of a request.
-#[derive(Default)]
-pub struct Violations {
-    list: Vec<FieldViolation>,
+/// Intake's violations as google.rpc.BadRequest field violations.
+pub fn field_violations(violations: Vec<Violation>) -> Vec<FieldViolation> {
+    violations
+        .into_iter()
+        .map(|v| FieldViolation::new(v.field, v.description))
+        .collect()
 }
 
-impl Violations {
-    pub fn new() -> Self {
-        Violations::default()
-    }
-
-    pub fn into_result<T>(self, value: T) -> Result<T, Vec<FieldViolation>> {
-        if self.list.is_empty() {
-            Ok(value)
-        } else {
-            Err(self.list)
-        }
-    }
-
-    pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
-        self.list.push(FieldViolation::new(field, description));
-    }
-
-    pub fn required_text(&mut self, field: &str, value: &str, max: usize) -> String {
-        let v = value.trim();
-        if v.is_empty() {
-            self.add(field, "is required");
-        } else if v.chars().count() > max {
-            self.add(field, format!("must be at most {max} characters"));
-        } else if v.chars().any(char::is_control) {
-            self.add(field, "must not contain control characters");
-        }
-        v.to_owned()
-    }
-
-    pub fn state(&mut self, field: &str, value: &str) -> String {
-        let v = value.trim().to_ascii_uppercase();
-        if v.is_empty() {
-            self.add(field, "is required");
-        } else if !is_us_state(&v) {
-            self.add(
-                field,
-                format!("{value:?} is not a two-letter US state code such as \"CA\""),
-            );
-        }
-        v
-    }
+/// Validates an inline application against the program's limits.
+pub fn application(
+    a: &proto::Application,
+    prefix: &str,
+    program: &Program,
+) -> Result<Application, Vec<FieldViolation>> {
+    intake::application(&draft(a), prefix, program).map_err(field_violations)
 }
 
-fn join(prefix: &str, field: &str) -> String {
-    if prefix.is_empty() {
-        field.to_owned()
-    } else {
-        format!("{prefix}.{field}")
-    }
+/// A request address, validated (violations under `prefix`).
+pub fn address(a: Option<&proto::Address>, prefix: &str, v: &mut Violations) -> domain::Address {
+    intake::address(a.map(address_draft).as_ref(), prefix, v)
 }
 
 pub fn idempotency_key(key: &str, field: &str, required: bool) -> Result<(), Vec<FieldViolation>> {
@@ -99,265 +66,68 @@ pub fn rails_application_id(id: &str, field: &str) -> Result<(), Vec<FieldViolat
 }
 
 pub fn date(d: Option<&proto::Date>) -> Option<NaiveDate> {
-    let d = d?;
-    NaiveDate::from_ymd_opt(
-        d.year,
-        u32::try_from(d.month).ok()?,
-        u32::try_from(d.day).ok()?,
-    )
+    d.map(date_draft).and_then(intake::DateDraft::to_date)
 }
 
-pub fn address(a: Option<&proto::Address>, prefix: &str, v: &mut Violations) -> domain::Address {
-    let Some(a) = a else {
-        v.add(prefix, "is required");
-        return domain::Address {
-            line1: String::new(),
-            line2: String::new(),
-            city: String::new(),
-            state: String::new(),
-            postal_code: String::new(),
-        };
-    };
-    let line1 = v.required_text(&join(prefix, "line1"), &a.line1, 200);
-    let city = v.required_text(&join(prefix, "city"), &a.city, 100);
-    let state = v.state(&join(prefix, "state"), &a.state);
-    let zip = a.postal_code.trim();
-    let zip_ok = match zip.len() {
-        5 => zip.bytes().all(|b| b.is_ascii_digit()),
-        10 => {
-            zip[..5].bytes().all(|b| b.is_ascii_digit())
-                && &zip[5..6] == "-"
-                && zip[6..].bytes().all(|b| b.is_ascii_digit())
-        }
-        _ => false,
-    };
-    if !zip_ok {
-        v.add(
-            join(prefix, "postal_code"),
-            "must be a ZIP code: 12345 or 12345-6789",
-        );
-    }
-    domain::Address {
-        line1,
-        line2: a.line2.trim().to_owned(),
-        city,
-        state,
-        postal_code: zip.to_owned(),
+fn date_draft(d: &proto::Date) -> intake::DateDraft {
+    intake::DateDraft {
+        year: d.year,
+        month: d.month,
+        day: d.day,
     }
 }
 
-/// Validates an inline application against the program's limits.
-pub fn application(
-    a: &proto::Application,
-    prefix: &str,
-    program: &Program,
-) -> Result<Application, Vec<FieldViolation>> {
-    let mut vp = Violations::new();
-    let today = Utc::now().date_naive();
-
-    if a.applicants.is_empty() {
-        vp.add(
-            join(prefix, "applicants"),
-            "at least one applicant is required",
-        );
-    } else if a.applicants.len() > MAX_APPLICANTS {
-        vp.add(
-            join(prefix, "applicants"),
-            format!("at most {MAX_APPLICANTS} applicants"),
-        );
+fn address_draft(a: &proto::Address) -> intake::AddressDraft {
+    intake::AddressDraft {
+        line1: a.line1.clone(),
+        line2: a.line2.clone(),
+        city: a.city.clone(),
+        state: a.state.clone(),
+        postal_code: a.postal_code.clone(),
     }
-    let mut applicants = Vec::new();
-    for (i, ap) in a.applicants.iter().enumerate() {
-        let p = join(prefix, &format!("applicants[{i}]"));
-        let first_name = vp.required_text(&join(&p, "first_name"), &ap.first_name, MAX_NAME);
-        let last_name = vp.required_text(&join(&p, "last_name"), &ap.last_name, MAX_NAME);
-        let ssn = match Ssn::parse(&ap.ssn) {
-            Ok(s) => Some(s),
-            Err(why) => {
-                // Never echo the value: it is an SSN, or close to one.
-                vp.add(join(&p, "ssn"), why);
-                None
-            }
-        };
-        let dob = match (ap.date_of_birth.as_ref(), date(ap.date_of_birth.as_ref())) {
-            (None, _) => {
-                vp.add(join(&p, "date_of_birth"), "is required");
-                None
-            }
-            (Some(_), None) => {
-                vp.add(join(&p, "date_of_birth"), "is not a calendar date");
-                None
-            }
-            (Some(_), Some(d)) => {
-                let age = today.years_since(d).unwrap_or(0);
-                if d > today || age < 18 || d.year() < today.year() - 120 {
-                    vp.add(
-                        join(&p, "date_of_birth"),
-                        "applicant must be at least 18 and born within the last 120 years",
-                    );
-                    None
-                } else {
-                    Some(d)
-                }
-            }
-        };
-        let email = ap.email.trim().to_owned();
-        if !email.is_empty() && (!email.contains('@') || email.len() > 254) {
-            vp.add(join(&p, "email"), "is not an email address");
-        }
-        if ap.stated_annual_income_cents < 0 {
-            vp.add(
-                join(&p, "stated_annual_income_cents"),
-                "must not be negative",
-            );
-        }
-        if let (Some(ssn), Some(date_of_birth)) = (ssn, dob) {
-            applicants.push(domain::Applicant {
-                first_name,
-                middle_name: ap.middle_name.trim().to_owned(),
-                last_name,
-                suffix: ap.suffix.trim().to_owned(),
-                ssn,
-                date_of_birth,
-                email,
+}
+
+/// The request message as an intake draft (nothing checked yet).
+pub fn draft(a: &proto::Application) -> intake::ApplicationDraft {
+    intake::ApplicationDraft {
+        applicants: a
+            .applicants
+            .iter()
+            .map(|ap| intake::ApplicantDraft {
+                first_name: ap.first_name.clone(),
+                middle_name: ap.middle_name.clone(),
+                last_name: ap.last_name.clone(),
+                suffix: ap.suffix.clone(),
+                ssn: ap.ssn.clone(),
+                date_of_birth: ap.date_of_birth.as_ref().map(date_draft),
+                email: ap.email.clone(),
                 stated_annual_income_cents: ap.stated_annual_income_cents,
-            });
-        }
-    }
-
-    let property_field = join(prefix, "property");
-    let property = match a.property.as_ref() {
-        None => {
-            vp.add(&property_field, "is required");
-            None
-        }
-        Some(p) => {
-            let address = address(
-                p.address.as_ref(),
-                &join(&property_field, "address"),
-                &mut vp,
-            );
-            Some(domain::Property {
-                address,
-                apn: p.apn.trim().to_owned(),
             })
-        }
-    };
-
-    let contractor_field = join(prefix, "contractor");
-    let contractor = match a.contractor.as_ref() {
-        None => {
-            vp.add(&contractor_field, "is required");
-            None
-        }
-        Some(c) => {
-            let business_name = vp.required_text(
-                &join(&contractor_field, "business_name"),
-                &c.business_name,
-                200,
-            );
-            let license_number = c.license_number.trim().to_owned();
-            if license_number.is_empty()
-                || license_number.len() > 20
-                || !license_number
-                    .chars()
-                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '-')
-            {
-                vp.add(
-                    join(&contractor_field, "license_number"),
-                    "must be 1 to 20 letters, digits or '-'",
-                );
-            }
-            let license_state =
-                vp.state(&join(&contractor_field, "license_state"), &c.license_state);
-            Some(domain::Contractor {
-                business_name,
-                license_number,
-                license_state,
-            })
-        }
-    };
-
-    if a.measures.is_empty() {
-        vp.add(join(prefix, "measures"), "at least one measure is required");
-    } else if a.measures.len() > MAX_MEASURES {
-        vp.add(
-            join(prefix, "measures"),
-            format!("at most {MAX_MEASURES} measures"),
-        );
-    }
-    let mut measures = Vec::new();
-    for (i, m) in a.measures.iter().enumerate() {
-        let p = join(prefix, &format!("measures[{i}]"));
-        let kind = proto::MeasureKind::try_from(m.kind)
-            .ok()
-            .and_then(crate::api::convert::measure_kind_from_proto);
-        if kind.is_none() {
-            vp.add(
-                join(&p, "kind"),
-                "must be a MeasureKind other than UNSPECIFIED",
-            );
-        }
-        if m.cost_cents <= 0 {
-            vp.add(join(&p, "cost_cents"), "must be greater than zero");
-        }
-        if let Some(kind) = kind {
-            measures.push(domain::Measure {
-                kind,
-                cost_cents: m.cost_cents,
-                description: m.description.trim().to_owned(),
-            });
-        }
-    }
-
-    let financing_field = join(prefix, "financing");
-    let financing = match a.financing.as_ref() {
-        None => {
-            vp.add(&financing_field, "is required");
-            None
-        }
-        Some(f) => {
-            if f.amount_cents <= 0 {
-                vp.add(
-                    join(&financing_field, "amount_cents"),
-                    "must be greater than zero",
-                );
-            } else if f.amount_cents < program.min_amount_cents
-                || f.amount_cents > program.max_amount_cents
-            {
-                vp.add(
-                    join(&financing_field, "amount_cents"),
-                    format!(
-                        "must be between {} and {} cents",
-                        program.min_amount_cents, program.max_amount_cents
-                    ),
-                );
-            }
-            if f.term_years < program.min_term_years || f.term_years > program.max_term_years {
-                vp.add(
-                    join(&financing_field, "term_years"),
-                    format!(
-                        "must be between {} and {} years",
-                        program.min_term_years, program.max_term_years
-                    ),
-                );
-            }
-            Some(domain::Financing {
-                amount_cents: f.amount_cents,
-                term_years: f.term_years,
-            })
-        }
-    };
-
-    match (property, contractor, financing) {
-        (Some(property), Some(contractor), Some(financing)) => vp.into_result(Application {
-            applicants,
-            property,
-            contractor,
-            measures,
-            financing,
+            .collect(),
+        property: a.property.as_ref().map(|p| intake::PropertyDraft {
+            address: p.address.as_ref().map(address_draft),
+            apn: p.apn.clone(),
         }),
-        _ => Err(vp.list),
+        contractor: a.contractor.as_ref().map(|c| intake::ContractorDraft {
+            business_name: c.business_name.clone(),
+            license_number: c.license_number.clone(),
+            license_state: c.license_state.clone(),
+        }),
+        measures: a
+            .measures
+            .iter()
+            .map(|m| intake::MeasureDraft {
+                kind: proto::MeasureKind::try_from(m.kind)
+                    .ok()
+                    .and_then(crate::api::convert::measure_kind_from_proto),
+                cost_cents: m.cost_cents,
+                description: m.description.clone(),
+            })
+            .collect(),
+        financing: a.financing.as_ref().map(|f| intake::FinancingDraft {
+            amount_cents: f.amount_cents,
+            term_years: f.term_years,
+        }),
     }
 }
 

@@ -33,12 +33,19 @@ pub enum EvaluateError {
     Rails(UpstreamError),
     #[error("Rails has no application {0}")]
     RailsNotFound(String),
-    #[error("the application Rails returned is not valid: {0}")]
-    RailsInvalid(String),
+    #[error("the application Rails returned is not valid: {}", join_violations(.0))]
+    RailsInvalid(Vec<dossier_core::intake::Violation>),
     #[error("application {0} has no decision yet; refresh it once it is decided")]
     NotDecided(Uuid),
     #[error("{0}")]
     Replay(String),
+}
+
+fn join_violations(v: &[dossier_core::intake::Violation]) -> String {
+    v.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Everything needed to underwrite: the store, the upstream clients and the policy.

@@ -5,7 +5,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use clap::Args;
+use dossier_core::policy::LoadedPolicy;
+use dossier_store::Vault;
 
 fn duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e}; write durations like 500ms, 25s or 2m"))
@@ -204,6 +207,50 @@ impl UpstreamArgs {
 }
 
 impl ServeArgs {
+    /// Checks the settings that no single flag's parser can: everything `serve` refuses
+    /// to start with is named here, before anything connects.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.job_lease < Duration::from_secs(1) {
+            anyhow::bail!(
+                "--job-lease / DOSSIER_JOB_LEASE is {:?}; it must be at least 1s (leases are renewed every third of it)",
+                self.job_lease
+            );
+        }
+        Ok(())
+    }
+
+    /// The underwriting policy: the file's, or the built-in one.
+    pub fn policy(&self) -> anyhow::Result<LoadedPolicy> {
+        match &self.policy_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read policy file {}", path.display()))?;
+                LoadedPolicy::parse(&text)
+                    .with_context(|| format!("policy file {} is refused", path.display()))
+            }
+            None => Ok(LoadedPolicy::default_policy()),
+        }
+    }
+
+    /// The vault from configured keys; `serve` requires them.
+    pub fn vault(&self) -> anyhow::Result<Vault> {
+        let keys = self.encryption_keys.as_deref().ok_or_else(|| {
+            anyhow::anyhow!(
+                "DOSSIER_ENCRYPTION_KEYS is not set; generate a key with `echo k1:$(openssl rand -base64 32)` and keep it in your secret store"
+            )
+        })?;
+        let lookup = self.lookup_key.as_deref().ok_or_else(|| {
+            anyhow::anyhow!(
+                "DOSSIER_LOOKUP_KEY is not set; generate one with `openssl rand -base64 32`"
+            )
+        })?;
+        Ok(Vault::from_config(
+            keys,
+            self.encryption_active_key.as_deref(),
+            lookup,
+        )?)
+    }
+
     /// Settings of an in-process server on loopback, as the tests, `bench`, `seed` and
     /// `policy check` start one: free ports, no keys (the caller passes a vault), no
     /// upstream URLs yet (the caller points them at its simulators).

@@ -7,7 +7,6 @@
 
 pub mod api;
 pub mod cli;
-pub mod cli_support;
 pub mod config;
 pub mod jobs;
 pub mod proto;

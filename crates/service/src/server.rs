@@ -20,7 +20,6 @@ use crate::config::ServeArgs;
 use crate::proto::data_service_server::DataServiceServer;
 use crate::proto::underwriting_service_server::UnderwritingServiceServer;
 use crate::underwriting::Underwriter;
-use dossier_core::policy::LoadedPolicy;
 use dossier_store::audit::{AuditSink, AuditWriter};
 use dossier_store::notify::Notifications;
 use dossier_store::{self as store, Store, Vault};
@@ -72,21 +71,8 @@ impl Server {
     pub async fn build(args: ServeArgs, resolved: Resolved) -> anyhow::Result<Server> {
         // Before anything records a metric (the breakers export their state at birth).
         crate::telemetry::metrics_handle();
-        if args.job_lease < Duration::from_secs(1) {
-            anyhow::bail!(
-                "--job-lease / DOSSIER_JOB_LEASE is {:?}; it must be at least 1s (leases are renewed every third of it)",
-                args.job_lease
-            );
-        }
-        let policy = match &args.policy_file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("cannot read policy file {}", path.display()))?;
-                LoadedPolicy::parse(&text)
-                    .with_context(|| format!("policy file {} is refused", path.display()))?
-            }
-            None => LoadedPolicy::default_policy(),
-        };
+        args.validate()?;
+        let policy = args.policy()?;
         if args.migrate {
             let applied = store::migrate(&resolved.database_url).await?;
             if !applied.is_empty() {

@@ -65,7 +65,10 @@ fn replay(file: &Path) -> Decision {
         .unwrap_or_else(|e| panic!("{name}: not a stored run: {e}"));
     let policy = LoadedPolicy::parse(&stored.policy_source)
         .unwrap_or_else(|e| panic!("{name}: the stored policy no longer parses: {e}"));
-    assert_eq!(policy.hash, stored.policy_hash, "{name}: policy text and hash");
+    assert_eq!(
+        policy.hash, stored.policy_hash,
+        "{name}: policy text and hash"
+    );
     let inputs: RunInputs = serde_json::from_value(stored.inputs).unwrap_or_else(|e| {
         panic!(
             "{name}: inputs stored by {} no longer decode: {e}",

@@ -49,7 +49,7 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
     u.registry_url
         .get_or_insert_with(|| sims.base_url(Upstream::Registry));
     let vault = match &args.encryption_keys {
-        Some(_) => dossier_service::cli_support::vault_from(&args)?,
+        Some(_) => args.vault()?,
         None => {
             tracing::warn!(
                 "no DOSSIER_ENCRYPTION_KEYS: using throw-away keys, so SSNs stored by this run cannot be read by another"

@@ -11,7 +11,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             "DATABASE_URL is not set; `serve` needs a PostgreSQL URL (`dossier dev` starts a private one)"
         )
     })?;
-    let vault = crate::cli_support::vault_from(&args)?;
+    let vault = args.vault()?;
     let upstreams = args.upstreams.settings()?;
     let server = Server::build(
         args,

@@ -179,12 +179,6 @@ impl Layered {
         }
     }
 
-    /// Forgets this pod's cached answers (operators: after a vendor correction).
-    pub async fn clear_l1(&self) {
-        self.l1.invalidate_all();
-        self.l1.run_pending_tasks().await;
-    }
-
     /// Asks a question and decodes the answer. `Ok(None)`: the upstream knows nothing.
     pub async fn ask<T: DeserializeOwned + Clone + Send + Sync + 'static>(
         self: &Arc<Self>,

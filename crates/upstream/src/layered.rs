@@ -3,7 +3,8 @@
 //! 1. L1 cache (moka, this pod's memory, bounded, per-kind TTL)
 //! 2. coalescing (concurrent identical questions share one fetch task)
 //! 3. L2 cache (PostgreSQL, shared by every pod), with a fleet-wide fetch lease: on a
-//!    miss one pod fetches and the others wait for its fill (LISTEN/NOTIFY)
+//!    miss one pod fetches and the others wait for its fill (LISTEN/NOTIFY), in
+//!    fleet_fetch.rs
 //! 4. rate limit (governor) — wait for a permit within the deadline, or refuse
 //! 5. concurrency cap, circuit breaker, retries (full jitter, Retry-After), per-try timeout
 //! 6. stale-if-error: an expired answer within its grace when the upstream fails
@@ -23,11 +24,12 @@ use serde_json::Value;
 use super::breaker::Breaker;
 use super::coalesce::Coalescer;
 use super::error::UpstreamError;
+use super::fleet_fetch::{FleetFetch, Shared};
 use super::http::{CallContext, Fetched, HttpUpstream};
 use super::limit::Limiter;
 use super::retry;
 use super::settings::UpstreamPolicy;
-use super::shared::{CacheFills, CachedAnswer, FetchLease, FleetLimiter, FleetPermit, SharedCache};
+use super::shared::{CachedAnswer, FleetLimiter, FleetPermit, SharedCache};
 use dossier_core::domain::{CacheOutcome, DataSource};
 
 /// Budget of a call made without a deadline.
@@ -73,10 +75,8 @@ pub struct Layered {
     /// Answers are personal data (Rails applications hold SSNs; identity answers are
     /// about a person): sealed in the shared cache.
     sensitive: bool,
-    /// Cache fills announced by other pods; None: no fleet-wide coalescing.
-    fills: Option<Arc<dyn CacheFills>>,
-    /// This pod's name on the fetch leases it takes.
-    holder: String,
+    /// Which pod of the fleet fetches a question the shared cache cannot answer.
+    fleet_fetch: FleetFetch,
 }
 
 impl std::fmt::Debug for Layered {
@@ -122,8 +122,7 @@ impl Layered {
     ) -> Arc<Layered> {
         let name = http.config.name;
         Arc::new(Layered {
-            fills: shared.fills.clone(),
-            holder: format!("{}/{}", std::process::id(), uuid::Uuid::new_v4().simple()),
+            fleet_fetch: FleetFetch::new(name, shared),
             name,
             l1: moka::future::Cache::builder()
                 .max_capacity(policy.l1_capacity)
@@ -178,12 +177,6 @@ impl Layered {
                 Ok(())
             }
         }
-    }
-
-    /// Forgets this pod's cached answers (operators: after a vendor correction).
-    pub async fn clear_l1(&self) {
-        self.l1.invalidate_all();
-        self.l1.run_pending_tasks().await;
     }
 
     /// Asks a question and decodes the answer. `Ok(None)`: the upstream knows nothing.
@@ -300,7 +293,12 @@ impl Layered {
         };
         let mut leased = false;
         if !ctx.force_refresh {
-            match self.shared_answer(&q, &key_hash, &ctx).await {
+            let deadline = ctx.deadline.expect("fetch contexts carry a deadline");
+            match self
+                .fleet_fetch
+                .shared_answer(q.kind, &key_hash, deadline)
+                .await
+            {
                 Shared::Fresh(a, outcome) => {
                     let a = Arc::new(a);
                     self.l1.insert(l1_key, a.clone()).await;
@@ -332,14 +330,8 @@ impl Layered {
             }
         }
         let result = self.fetch_upstream(&q, &ctx, permit_by, true).await;
-        if leased
-            && result.is_err()
-            && let Err(e) = self
-                .shared
-                .release_lease(self.name, q.kind, &key_hash, &self.holder)
-                .await
-        {
-            tracing::warn!(upstream = self.name, error = %e, "could not release a fetch lease; it lapses on its own");
+        if leased && result.is_err() {
+            self.fleet_fetch.release_lease(q.kind, &key_hash).await;
         }
         match result {
             Ok(body) => {
@@ -382,93 +374,6 @@ impl Layered {
                     Err(e)
                 }
             },
-        }
-    }
-
-    /// Asks the shared cache, and when it has no fresh answer settles which pod fetches:
-    /// this one (it took the fetch lease) or another, whose fill this one waits for until
-    /// the lease lapses or the fetch's deadline passes. Without the database, this pod
-    /// fetches on its own: the shared cache is an optimisation.
-    async fn shared_answer(&self, q: &Question, key_hash: &[u8], ctx: &CallContext) -> Shared {
-        let deadline = ctx.deadline.expect("fetch contexts carry a deadline");
-        // Subscribed before asking, so a fill that commits after the question is seen.
-        let mut fills = self.fills.as_ref().map(|f| f.subscribe());
-        let wanted = hex::encode(key_hash);
-        let mut stale = None;
-        let mut waited = false;
-        loop {
-            let lease_for = deadline
-                .saturating_duration_since(Instant::now())
-                .max(Duration::from_secs(1));
-            let asked = match &fills {
-                Some(_) => {
-                    self.shared
-                        .get_or_lease(self.name, q.kind, key_hash, &self.holder, lease_for)
-                        .await
-                }
-                None => self.shared.get(self.name, q.kind, key_hash).await.map(|a| {
-                    let fresh = a.as_ref().is_some_and(|a| a.expires_at > Utc::now());
-                    (
-                        a,
-                        if fresh {
-                            FetchLease::NotNeeded
-                        } else {
-                            FetchLease::Ours
-                        },
-                    )
-                }),
-            };
-            let (answer, lease) = match asked {
-                Ok(found) => found,
-                Err(e) => {
-                    tracing::warn!(upstream = self.name, error = %e, "L2 cache read failed");
-                    return Shared::Fetch {
-                        stale,
-                        lease: false,
-                    };
-                }
-            };
-            match (answer, lease) {
-                (Some(a), FetchLease::NotNeeded) => {
-                    // Found after waiting: another pod's fetch answered for this one.
-                    let outcome = if waited {
-                        CacheOutcome::Coalesced
-                    } else {
-                        CacheOutcome::L2Hit
-                    };
-                    return Shared::Fresh(a, outcome);
-                }
-                (old, FetchLease::Ours | FetchLease::Alone) => {
-                    return Shared::Fetch {
-                        stale: old.or(stale),
-                        // Only a lease taken in the shared table is released on failure.
-                        lease: lease == FetchLease::Ours && fills.is_some(),
-                    };
-                }
-                (old, FetchLease::NotNeeded | FetchLease::HeldElsewhere(_)) => {
-                    stale = old.or(stale);
-                    let until = match lease {
-                        FetchLease::HeldElsewhere(Some(t)) => t,
-                        _ => Utc::now(),
-                    };
-                    // Look again at the fill, when the lease lapses, or at the latest
-                    // every 250 ms (a notification lost while LISTEN reconnects).
-                    let lapse = (until - Utc::now()).to_std().unwrap_or_default();
-                    let look_again = Instant::now()
-                        + lapse.clamp(Duration::from_millis(20), Duration::from_millis(250));
-                    if Instant::now() >= deadline {
-                        return Shared::TimedOut { stale };
-                    }
-                    let wait_until = look_again.min(deadline);
-                    if !waited {
-                        self.count("fleet_wait");
-                    }
-                    waited = true;
-                    if let Some(rx) = fills.as_mut() {
-                        wait_for_fill(rx, &wanted, wait_until).await;
-                    }
-                }
-            }
         }
     }
 
@@ -580,41 +485,4 @@ pub fn http_send(
                 .map(|f| f.value))
         })
     })
-}
-
-/// What the shared cache said about a question.
-enum Shared {
-    /// A fresh answer: from the cache (L2Hit) or filled by another pod's fetch while this
-    /// one waited (Coalesced).
-    Fresh(CachedAnswer, CacheOutcome),
-    /// This pod fetches; `lease` when it holds the fleet's fetch lease (to release on
-    /// failure). `stale` is an expired answer within its grace, for stale-if-error.
-    Fetch {
-        stale: Option<CachedAnswer>,
-        lease: bool,
-    },
-    /// Another pod's fetch did not finish within this fetch's deadline.
-    TimedOut { stale: Option<CachedAnswer> },
-}
-
-/// Waits until `key` is announced as filled, or `until`.
-async fn wait_for_fill(
-    rx: &mut tokio::sync::broadcast::Receiver<Arc<str>>,
-    key: &str,
-    until: Instant,
-) {
-    let _ = tokio::time::timeout_at(until.into(), async {
-        loop {
-            match rx.recv().await {
-                Ok(filled) if &*filled == key => return,
-                Ok(_) => {}
-                // Missed some: look at the cache again now.
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => {
-                    std::future::pending::<()>().await
-                }
-            }
-        }
-    })
-    .await;
 }

@@ -25,6 +25,8 @@ pub mod settings;
 pub mod shared;
 pub mod valuation;
 
+mod fleet_fetch;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

@@ -1,0 +1,84 @@
+//! Health checks follow the database.
+
+use std::time::Duration;
+
+use dossier_devkit::harness::TestApp;
+use sqlx::{Connection, Executor, PgConnection};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use super::watch_until;
+
+const SERVICES: [&str; 3] = [
+    "",
+    "dossier.v1.UnderwritingService",
+    "dossier.v1.DataService",
+];
+
+/// Kubernetes probes see SERVING while the database answers, NOT_SERVING once it is
+/// gone, and SERVING again when it is back.
+#[tokio::test]
+async fn health_follows_the_database() {
+    let app = TestApp::spawn().await;
+    let mut health = HealthClient::new(app.channel().await);
+    for service in SERVICES {
+        let status = health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status();
+        assert_eq!(status, ServingStatus::Serving, "service {service:?}");
+    }
+    let unknown = health
+        .check(HealthCheckRequest {
+            service: "no.such.Service".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), tonic::Code::NotFound);
+
+    let mut watch = health
+        .watch(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    watch_until(&mut watch, ServingStatus::Serving, Duration::from_secs(5)).await;
+
+    app.db.drop_now().await;
+    watch_until(
+        &mut watch,
+        ServingStatus::NotServing,
+        Duration::from_secs(20),
+    )
+    .await;
+    for service in SERVICES {
+        let status = health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status();
+        assert_eq!(status, ServingStatus::NotServing, "service {service:?}");
+    }
+
+    // The database comes back (empty, but it answers): the pod is ready again.
+    let mut maintenance = url::Url::parse(&app.db.url).unwrap();
+    maintenance.set_path("/template1");
+    let mut conn = PgConnection::connect(maintenance.as_str()).await.unwrap();
+    conn.execute(sqlx::AssertSqlSafe(format!(
+        "CREATE DATABASE {} TEMPLATE template0",
+        app.db.name
+    )))
+    .await
+    .unwrap();
+    let _ = conn.close().await;
+    watch_until(&mut watch, ServingStatus::Serving, Duration::from_secs(20)).await;
+}

@@ -1,0 +1,9 @@
+//! UnderwritingService over a real socket, against real PostgreSQL and the simulators.
+
+mod audit;
+mod evaluation;
+mod pii;
+mod refresh;
+mod reports;
+mod review;
+mod submission;

@@ -177,16 +177,6 @@ impl Store {
             .await?;
         Ok(())
     }
-
-    /// Whether a job for this application is still queued or running.
-    pub async fn has_open_job(&self, application_id: Uuid) -> Result<bool, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM jobs WHERE application_id = $1 AND state IN ('queued', 'running'))",
-        )
-        .bind(application_id)
-        .fetch_one(&self.pool)
-        .await?)
-    }
 }
 
 impl Store {

@@ -45,17 +45,6 @@ impl Store {
         Ok(run_id)
     }
 
-    /// Records one finished check (idempotent per run, kind and subject) and announces it.
-    pub async fn record_check(
-        &self,
-        run_id: Uuid,
-        application_id: Uuid,
-        r: &CheckResult,
-    ) -> Result<(), StoreError> {
-        self.record_checks(run_id, application_id, std::slice::from_ref(r))
-            .await
-    }
-
     /// Records finished checks and announces them, in one statement (one round trip,
     /// atomic): a group of checks fed by the same upstream answers lands together.
     pub async fn record_checks(
@@ -296,16 +285,6 @@ async fn run_checks_on(
 }
 
 impl Store {
-    /// The latest run of an application, if any.
-    pub async fn latest_run(&self, application_id: Uuid) -> Result<Option<Uuid>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT id FROM evaluation_runs WHERE application_id = $1 ORDER BY started_at DESC, id DESC LIMIT 1",
-        )
-        .bind(application_id)
-        .fetch_optional(&self.pool)
-        .await?)
-    }
-
     pub async fn list_reports(&self, f: &ListFilter) -> Result<Vec<ReportSummary>, StoreError> {
         let rows = sqlx::query(
             "SELECT a.id, a.idempotency_key, a.status, a.created_at, a.decided_at, d.decision, d.reason_codes

@@ -10,6 +10,7 @@ pub mod crypto;
 pub mod jobs;
 pub mod limits;
 pub mod notify;
+pub mod reporting;
 pub mod reports;
 pub mod sanctions;
 pub mod shared;

@@ -258,6 +258,22 @@ impl Store {
     }
 }
 
+impl Store {
+    /// How many applications have an idempotency key starting with `key_prefix`
+    /// (`dossier bench`: how many of its submissions were persisted).
+    pub async fn count_applications_with_key_prefix(
+        &self,
+        key_prefix: &str,
+    ) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar!(
+            r#"SELECT count(*) AS "count!" FROM applications WHERE starts_with(idempotency_key, $1)"#,
+            key_prefix,
+        )
+        .fetch_one(&self.pool)
+        .await?)
+    }
+}
+
 fn strip_pii(app: &Application) -> StoredApplication {
     StoredApplication {
         applicants: app

@@ -218,6 +218,25 @@ impl Store {
 }
 
 impl Store {
+    /// Queue pickup latency, in milliseconds from a job's creation to its first claim,
+    /// of the evaluation jobs of the applications whose idempotency key starts with
+    /// `key_prefix` (`dossier bench`); None for a job not claimed yet.
+    pub async fn pickup_latencies_ms(
+        &self,
+        key_prefix: &str,
+    ) -> Result<Vec<Option<f64>>, StoreError> {
+        Ok(sqlx::query_scalar!(
+            "SELECT extract(epoch FROM j.first_claimed_at - j.created_at)::float8 * 1000
+             FROM jobs j JOIN applications a ON a.id = j.application_id
+             WHERE j.kind = 'evaluate' AND starts_with(a.idempotency_key, $1)",
+            key_prefix,
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}
+
+impl Store {
     /// The decision a `deliver` job announces; None if it is gone.
     pub async fn decision_delivery(
         &self,

@@ -2,7 +2,7 @@
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
+use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::crypto::Sealed;
@@ -72,54 +72,50 @@ impl Store {
             Source::Rails(rid) => ("rails", Some(*rid), None),
         };
         let mut tx = self.pool.begin().await?;
-        let inserted: Option<Uuid> = sqlx::query_scalar(
+        let inserted = sqlx::query_scalar!(
             "INSERT INTO applications (id, idempotency_key, payload_hmac, source, rails_application_id, application)
              VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (idempotency_key) DO NOTHING
              RETURNING id",
+            id,
+            new.idempotency_key,
+            &new.payload_hmac,
+            source,
+            rails_id,
+            // `as _`: the macro checks a jsonb parameter against serde_json::Value only.
+            app.map(|a| Json(strip_pii(a))) as _,
         )
-        .bind(id)
-        .bind(new.idempotency_key)
-        .bind(&new.payload_hmac)
-        .bind(source)
-        .bind(rails_id)
-        .bind(app.map(|a| sqlx::types::Json(strip_pii(a))))
         .fetch_optional(&mut *tx)
         .await?;
         if inserted.is_none() {
             tx.rollback().await?;
-            let row = sqlx::query(
+            let row = sqlx::query!(
                 "SELECT id, payload_hmac, status FROM applications WHERE idempotency_key = $1",
+                new.idempotency_key,
             )
-            .bind(new.idempotency_key)
             .fetch_one(&self.pool)
             .await?;
-            let existing: Uuid = row.try_get("id")?;
-            let hmac: Vec<u8> = row.try_get("payload_hmac")?;
-            let status: String = row.try_get("status")?;
-            return Ok(if hmac == new.payload_hmac {
+            return Ok(if row.payload_hmac == new.payload_hmac {
                 Accepted::Replayed {
-                    id: existing,
-                    status: parse_status(&status)?,
+                    id: row.id,
+                    status: parse_status(&row.status)?,
                 }
             } else {
-                Accepted::Conflict { id: existing }
+                Accepted::Conflict { id: row.id }
             });
         }
         if let Some(app) = app {
             self.insert_secrets(&mut tx, id, app).await?;
         }
         if let Some(delay) = new.enqueue_after {
-            sqlx::query(
+            sqlx::query!(
                 "INSERT INTO jobs (kind, application_id, run_at) VALUES ('evaluate', $1, now() + make_interval(secs => $2))",
+                id,
+                delay.as_secs_f64(),
             )
-            .bind(id)
-            .bind(delay.as_secs_f64())
             .execute(&mut *tx)
             .await?;
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(JOBS_CHANNEL)
-                .bind(id.to_string())
+            sqlx::query!("SELECT pg_notify($1, $2)", JOBS_CHANNEL, id.to_string())
                 .execute(&mut *tx)
                 .await?;
         }
@@ -138,17 +134,17 @@ impl Store {
             let dob = self
                 .vault
                 .seal(a.date_of_birth.to_string().as_bytes(), "dob");
-            sqlx::query(
+            sqlx::query!(
                 "INSERT INTO applicant_secrets (application_id, position, key_id, ssn_sealed, dob_sealed, ssn_lookup)
                  VALUES ($1, $2, $3, $4, $5, $6)
                  ON CONFLICT (application_id, position) DO NOTHING",
+                id,
+                position as i32,
+                &ssn.key_id,
+                &ssn.bytes,
+                &dob.bytes,
+                self.vault.lookup_hash("ssn", a.ssn.expose().as_bytes()),
             )
-            .bind(id)
-            .bind(position as i32)
-            .bind(&ssn.key_id)
-            .bind(&ssn.bytes)
-            .bind(&dob.bytes)
-            .bind(self.vault.lookup_hash("ssn", a.ssn.expose().as_bytes()))
             .execute(&mut *tx)
             .await?;
         }
@@ -162,11 +158,11 @@ impl Store {
         app: &Application,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        let updated = sqlx::query(
+        let updated = sqlx::query!(
             "UPDATE applications SET application = $2, updated_at = now() WHERE id = $1 AND application IS NULL",
+            id,
+            Json(strip_pii(app)) as _,
         )
-        .bind(id)
-        .bind(sqlx::types::Json(strip_pii(app)))
         .execute(&mut *tx)
         .await?;
         if updated.rows_affected() == 1 {
@@ -179,19 +175,20 @@ impl Store {
     /// Reads an application back with SSNs and dates of birth unsealed. `Ok(None)` when
     /// it was submitted by Rails id and not fetched yet.
     pub async fn load_application(&self, id: Uuid) -> Result<Option<Application>, StoreError> {
-        let stored: Option<sqlx::types::Json<StoredApplication>> =
-            sqlx::query_scalar("SELECT application FROM applications WHERE id = $1")
-                .bind(id)
-                .fetch_one(&self.pool)
-                .await?;
-        let Some(sqlx::types::Json(stored)) = stored else {
+        let stored = sqlx::query_scalar!(
+            r#"SELECT application AS "application: Json<StoredApplication>" FROM applications WHERE id = $1"#,
+            id,
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let Some(Json(stored)) = stored else {
             return Ok(None);
         };
-        let secrets = sqlx::query(
+        let secrets = sqlx::query!(
             "SELECT position, key_id, ssn_sealed, dob_sealed FROM applicant_secrets
              WHERE application_id = $1 ORDER BY position",
+            id,
         )
-        .bind(id)
         .fetch_all(&self.pool)
         .await?;
         if secrets.len() != stored.applicants.len() {
@@ -203,9 +200,8 @@ impl Store {
         }
         let mut applicants = Vec::with_capacity(secrets.len());
         for (a, row) in stored.applicants.into_iter().zip(secrets) {
-            let key_id: String = row.try_get("key_id")?;
-            let open = |col: &str, ctx: &str| -> Result<String, StoreError> {
-                let bytes: Vec<u8> = row.try_get(col)?;
+            let key_id = row.key_id;
+            let open = |bytes: Vec<u8>, ctx: &str| -> Result<String, StoreError> {
                 let plain = self.vault.open(
                     &Sealed {
                         key_id: key_id.clone(),
@@ -216,9 +212,9 @@ impl Store {
                 String::from_utf8(plain)
                     .map_err(|_| StoreError::Corrupt(format!("{ctx} of {id} is not text")))
             };
-            let ssn = Ssn::parse(&open("ssn_sealed", "ssn")?)
+            let ssn = Ssn::parse(&open(row.ssn_sealed, "ssn")?)
                 .map_err(|_| StoreError::Corrupt(format!("stored SSN of {id} is invalid")))?;
-            let dob: NaiveDate = open("dob_sealed", "dob")?.parse().map_err(|_| {
+            let dob: NaiveDate = open(row.dob_sealed, "dob")?.parse().map_err(|_| {
                 StoreError::Corrupt(format!("stored date of birth of {id} is invalid"))
             })?;
             applicants.push(Applicant {
@@ -243,21 +239,37 @@ impl Store {
 
     /// The Rails id of an application submitted by reference.
     pub async fn rails_id(&self, id: Uuid) -> Result<Option<String>, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT rails_application_id FROM applications WHERE id = $1")
-                .bind(id)
-                .fetch_one(&self.pool)
-                .await?,
+        Ok(sqlx::query_scalar!(
+            "SELECT rails_application_id FROM applications WHERE id = $1",
+            id,
         )
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     /// Application ids whose applicants include this SSN (via the keyed hash).
     pub async fn find_by_ssn(&self, ssn: &Ssn) -> Result<Vec<Uuid>, StoreError> {
-        Ok(sqlx::query_scalar(
+        Ok(sqlx::query_scalar!(
             "SELECT DISTINCT application_id FROM applicant_secrets WHERE ssn_lookup = $1",
+            self.vault.lookup_hash("ssn", ssn.expose().as_bytes()),
         )
-        .bind(self.vault.lookup_hash("ssn", ssn.expose().as_bytes()))
         .fetch_all(&self.pool)
+        .await?)
+    }
+}
+
+impl Store {
+    /// How many applications have an idempotency key starting with `key_prefix`
+    /// (`dossier bench`: how many of its submissions were persisted).
+    pub async fn count_applications_with_key_prefix(
+        &self,
+        key_prefix: &str,
+    ) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar!(
+            r#"SELECT count(*) AS "count!" FROM applications WHERE starts_with(idempotency_key, $1)"#,
+            key_prefix,
+        )
+        .fetch_one(&self.pool)
         .await?)
     }
 }

@@ -78,20 +78,22 @@ async fn write_batches(pool: PgPool, mut rx: mpsc::Receiver<AuditRecord>) {
 
 async fn insert(pool: &PgPool, batch: &[AuditRecord]) -> Result<(), sqlx::Error> {
     let col = |f: fn(&AuditRecord) -> String| batch.iter().map(f).collect::<Vec<_>>();
-    sqlx::query(
+    // `as _` on the arrays with NULL elements: the macro checks an array parameter
+    // against Vec<T> only, not Vec<Option<T>>.
+    sqlx::query!(
         "INSERT INTO upstream_calls (upstream, endpoint, http_status, outcome, error, latency_ms, application_id, cache, cost_cents, called_at)
          SELECT * FROM UNNEST($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::int[], $7::uuid[], $8::text[], $9::int[], $10::timestamptz[])",
+        &col(|r| r.upstream.to_owned()),
+        &col(|r| r.endpoint.to_owned()),
+        batch.iter().map(|r| r.http_status.map(i32::from)).collect::<Vec<_>>() as _,
+        &col(|r| r.outcome.clone()),
+        batch.iter().map(|r| r.error.clone()).collect::<Vec<_>>() as _,
+        &batch.iter().map(|r| r.latency_ms as i32).collect::<Vec<_>>(),
+        batch.iter().map(|r| r.application_id).collect::<Vec<_>>() as _,
+        &col(|r| r.cache.to_owned()),
+        &batch.iter().map(|r| r.cost_cents).collect::<Vec<_>>(),
+        &batch.iter().map(|r| r.called_at).collect::<Vec<_>>(),
     )
-    .bind(col(|r| r.upstream.to_owned()))
-    .bind(col(|r| r.endpoint.to_owned()))
-    .bind(batch.iter().map(|r| r.http_status.map(i32::from)).collect::<Vec<_>>())
-    .bind(col(|r| r.outcome.clone()))
-    .bind(batch.iter().map(|r| r.error.clone()).collect::<Vec<_>>())
-    .bind(batch.iter().map(|r| r.latency_ms as i32).collect::<Vec<_>>())
-    .bind(batch.iter().map(|r| r.application_id).collect::<Vec<_>>())
-    .bind(col(|r| r.cache.to_owned()))
-    .bind(batch.iter().map(|r| r.cost_cents).collect::<Vec<_>>())
-    .bind(batch.iter().map(|r| r.called_at).collect::<Vec<_>>())
     .execute(pool)
     .await?;
     Ok(())

@@ -1,11 +1,20 @@
 //! The L2 cache: upstream answers shared by every pod.
 
 use chrono::{DateTime, Utc};
-use sqlx::Row;
 
 use dossier_upstream::shared::{CachedAnswer, Decoded, FetchLease};
 
 use super::{Store, StoreError};
+
+/// A row of `upstream_cache`, as [`Store::decode_cached`] reads it.
+struct CachedRow {
+    body: Option<serde_json::Value>,
+    sealed: Option<Vec<u8>>,
+    key_id: Option<String>,
+    fetched_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    stale_until: DateTime<Utc>,
+}
 
 impl Store {
     /// A cached answer still within its stale grace. `sealed` answers (personal data)
@@ -16,17 +25,18 @@ impl Store {
         kind: &str,
         key: &[u8],
     ) -> Result<Option<CachedAnswer>, StoreError> {
-        let row = sqlx::query(
+        let row = sqlx::query_as!(
+            CachedRow,
             "SELECT body, sealed, key_id, fetched_at, expires_at, stale_until FROM upstream_cache
              WHERE upstream = $1 AND kind = $2 AND key = $3 AND stale_until > now()",
+            upstream,
+            kind,
+            key,
         )
-        .bind(upstream)
-        .bind(kind)
-        .bind(key)
         .fetch_optional(&self.pool)
         .await?;
         match row {
-            Some(r) => self.decode_cached(upstream, &r),
+            Some(r) => self.decode_cached(upstream, r),
             None => Ok(None),
         }
     }
@@ -44,8 +54,10 @@ impl Store {
         holder: &str,
         lease: std::time::Duration,
     ) -> Result<(Option<CachedAnswer>, FetchLease), StoreError> {
-        let r = sqlx::query(
-            "WITH hit AS (
+        // The answer's columns come through a LEFT JOIN: nullable ("?"), all NULL or none
+        // (the table's columns are NOT NULL) except body, sealed and key_id.
+        let r = sqlx::query!(
+            r#"WITH hit AS (
                  SELECT body, sealed, key_id, fetched_at, expires_at, stale_until FROM upstream_cache
                  WHERE upstream = $1 AND kind = $2 AND key = $3 AND stale_until > now()
              ), lease AS (
@@ -58,26 +70,38 @@ impl Store {
                    AND coalesce(upstream_fetch_leases.fresh_until, '-infinity') < clock_timestamp()
                  RETURNING until
              )
-             SELECT h.body, h.sealed, h.key_id, h.fetched_at, h.expires_at, h.stale_until,
-                    EXISTS (SELECT 1 FROM lease) AS leased,
+             SELECT h.body AS "body?", h.sealed AS "sealed?", h.key_id AS "key_id?",
+                    h.fetched_at AS "fetched_at?", h.expires_at AS "expires_at?",
+                    h.stale_until AS "stale_until?",
+                    EXISTS (SELECT 1 FROM lease) AS "leased!",
                     (SELECT l.until FROM upstream_fetch_leases l
-                     WHERE l.upstream = $1 AND l.kind = $2 AND l.key = $3) AS held_until
-             FROM (SELECT 1) AS one LEFT JOIN hit h ON true",
+                     WHERE l.upstream = $1 AND l.kind = $2 AND l.key = $3) AS "held_until?"
+             FROM (SELECT 1) AS one LEFT JOIN hit h ON true"#,
+            upstream,
+            kind,
+            key,
+            holder,
+            lease.as_secs_f64(),
         )
-        .bind(upstream)
-        .bind(kind)
-        .bind(key)
-        .bind(holder)
-        .bind(lease.as_secs_f64())
         .fetch_one(&self.pool)
         .await?;
-        let expires_at: Option<DateTime<Utc>> = r.try_get("expires_at")?;
-        let answer = match expires_at {
-            Some(_) => self.decode_cached(upstream, &r)?,
-            None => None,
+        let expires_at = r.expires_at;
+        let answer = match (r.fetched_at, r.expires_at, r.stale_until) {
+            (Some(fetched_at), Some(expires_at), Some(stale_until)) => self.decode_cached(
+                upstream,
+                CachedRow {
+                    body: r.body,
+                    sealed: r.sealed,
+                    key_id: r.key_id,
+                    fetched_at,
+                    expires_at,
+                    stale_until,
+                },
+            )?,
+            _ => None,
         };
         let fresh_row = expires_at.is_some_and(|t| t > Utc::now());
-        let lease = if r.try_get::<bool, _>("leased")? {
+        let lease = if r.leased {
             FetchLease::Ours
         } else if fresh_row && answer.is_some() {
             FetchLease::NotNeeded
@@ -85,7 +109,7 @@ impl Store {
             FetchLease::Alone
         } else {
             // None: another pod's lease committed after this statement's snapshot.
-            FetchLease::HeldElsewhere(r.try_get("held_until")?)
+            FetchLease::HeldElsewhere(r.held_until)
         };
         Ok((answer, lease))
     }
@@ -99,19 +123,19 @@ impl Store {
         key: &[u8],
         holder: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        sqlx::query!(
             "WITH released AS (
                  DELETE FROM upstream_fetch_leases
                  WHERE upstream = $1 AND kind = $2 AND key = $3 AND holder = $4
              )
              SELECT pg_notify($5, $6)",
+            upstream,
+            kind,
+            key,
+            holder,
+            super::CACHE_FILL_CHANNEL,
+            hex::encode(key),
         )
-        .bind(upstream)
-        .bind(kind)
-        .bind(key)
-        .bind(holder)
-        .bind(super::CACHE_FILL_CHANNEL)
-        .bind(hex::encode(key))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -120,15 +144,13 @@ impl Store {
     fn decode_cached(
         &self,
         upstream: &str,
-        r: &sqlx::postgres::PgRow,
+        r: CachedRow,
     ) -> Result<Option<CachedAnswer>, StoreError> {
-        let sealed: Option<Vec<u8>> = r.try_get("sealed")?;
-        let body = match sealed {
+        let body = match r.sealed {
             Some(bytes) => {
-                let key_id: Option<String> = r.try_get("key_id")?;
                 let plain = self.vault.open(
                     &crate::crypto::Sealed {
-                        key_id: key_id.unwrap_or_default(),
+                        key_id: r.key_id.unwrap_or_default(),
                         bytes,
                     },
                     &format!("cache:{upstream}"),
@@ -140,15 +162,13 @@ impl Store {
                     None => return Ok(None),
                 }
             }
-            None => r
-                .try_get::<Option<sqlx::types::Json<serde_json::Value>>, _>("body")?
-                .map(|j| j.0),
+            None => r.body,
         };
         Ok(Some(CachedAnswer {
             body,
-            fetched_at: r.try_get("fetched_at")?,
-            expires_at: r.try_get("expires_at")?,
-            stale_until: r.try_get("stale_until")?,
+            fetched_at: r.fetched_at,
+            expires_at: r.expires_at,
+            stale_until: r.stale_until,
             decoded: Decoded::default(),
         }))
     }
@@ -175,7 +195,7 @@ impl Store {
         };
         // One statement: store the answer, release this question's fetch lease, and wake
         // the pods waiting on it (NOTIFY is delivered at commit, with the answer visible).
-        sqlx::query(
+        sqlx::query!(
             "WITH put AS (
                  INSERT INTO upstream_cache (upstream, kind, key, body, sealed, key_id, fetched_at, expires_at, stale_until)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
@@ -189,18 +209,19 @@ impl Store {
                  WHERE upstream = $1 AND kind = $2 AND key = $3
              )
              SELECT pg_notify($10, $11)",
+            upstream,
+            kind,
+            key,
+            // `as _`: the macro checks a jsonb parameter against serde_json::Value only.
+            body as _,
+            sealed.as_ref().map(|s| s.bytes.clone()),
+            sealed.as_ref().map(|s| s.key_id.clone()),
+            a.fetched_at,
+            a.expires_at,
+            a.stale_until,
+            super::CACHE_FILL_CHANNEL,
+            hex::encode(key),
         )
-        .bind(upstream)
-        .bind(kind)
-        .bind(key)
-        .bind(body)
-        .bind(sealed.as_ref().map(|s| s.bytes.clone()))
-        .bind(sealed.as_ref().map(|s| s.key_id.clone()))
-        .bind(a.fetched_at)
-        .bind(a.expires_at)
-        .bind(a.stale_until)
-        .bind(super::CACHE_FILL_CHANNEL)
-        .bind(hex::encode(key))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -210,11 +231,11 @@ impl Store {
     /// held nor guarding a fresh answer; returns how many rows went. Every pod runs it
     /// now and then (`server.rs`); running it twice at once is harmless.
     pub async fn cache_purge(&self) -> Result<u64, StoreError> {
-        let answers = sqlx::query("DELETE FROM upstream_cache WHERE stale_until < now()")
+        let answers = sqlx::query!("DELETE FROM upstream_cache WHERE stale_until < now()")
             .execute(&self.pool)
             .await?
             .rows_affected();
-        let leases = sqlx::query(
+        let leases = sqlx::query!(
             "DELETE FROM upstream_fetch_leases
              WHERE until < now() AND coalesce(fresh_until, '-infinity') < now()",
         )

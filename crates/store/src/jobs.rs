@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use dossier_core::domain::{DecidedBy, Decision, DecisionNotice};
-use sqlx::Row;
 use uuid::Uuid;
 
 use super::{Store, StoreError};
@@ -64,7 +63,8 @@ impl Store {
         worker: &str,
         lease: Duration,
     ) -> Result<Option<Job>, StoreError> {
-        let row = sqlx::query(
+        Ok(sqlx::query_as!(
+            Job,
             "UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_by = $1,
                              lease_until = now() + make_interval(secs => $2),
                              first_claimed_at = coalesce(first_claimed_at, clock_timestamp())
@@ -78,28 +78,19 @@ impl Store {
                  LIMIT 1
              )
              RETURNING id, kind, application_id, run_id, attempts",
+            worker,
+            lease.as_secs_f64(),
+            // `as _`: the macro checks a text[] parameter against Vec<String> only.
+            KNOWN_KINDS as _,
         )
-        .bind(worker)
-        .bind(lease.as_secs_f64())
-        .bind(KNOWN_KINDS)
         .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| {
-            Ok(Job {
-                id: r.try_get("id")?,
-                kind: r.try_get("kind")?,
-                application_id: r.try_get("application_id")?,
-                run_id: r.try_get("run_id")?,
-                attempts: r.try_get("attempts")?,
-            })
-        })
-        .transpose()
+        .await?)
     }
 
     /// Dead-letters jobs whose lease lapsed on their last allowed attempt (their pod
     /// died each time: the job itself may be what kills it). Returns how many.
     pub async fn bury_exhausted_jobs(&self) -> Result<u64, StoreError> {
-        Ok(sqlx::query(
+        Ok(sqlx::query!(
             "UPDATE jobs SET state = 'dead', finished_at = now(), locked_by = NULL,
                              last_error = coalesce(last_error || '; ', '') || 'lease lapsed on the last attempt (the worker died)'
              WHERE state = 'running' AND lease_until < now() AND attempts >= max_attempts",
@@ -116,13 +107,13 @@ impl Store {
         worker: &str,
         lease: Duration,
     ) -> Result<bool, StoreError> {
-        Ok(sqlx::query(
+        Ok(sqlx::query!(
             "UPDATE jobs SET lease_until = now() + make_interval(secs => $3)
              WHERE id = $1 AND locked_by = $2 AND state = 'running'",
+            job_id,
+            worker,
+            lease.as_secs_f64(),
         )
-        .bind(job_id)
-        .bind(worker)
-        .bind(lease.as_secs_f64())
         .execute(&self.pool)
         .await?
         .rows_affected()
@@ -130,12 +121,12 @@ impl Store {
     }
 
     pub async fn complete_job(&self, job_id: i64, worker: &str) -> Result<(), StoreError> {
-        sqlx::query(
+        sqlx::query!(
             "UPDATE jobs SET state = 'done', finished_at = now(), lease_until = NULL
              WHERE id = $1 AND locked_by = $2",
+            job_id,
+            worker,
         )
-        .bind(job_id)
-        .bind(worker)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -144,17 +135,17 @@ impl Store {
     /// Records a failed attempt: back to the queue after an exponential back-off, or
     /// into the dead-letter state once attempts are exhausted.
     pub async fn fail_job(&self, job_id: i64, worker: &str, error: &str) -> Result<(), StoreError> {
-        sqlx::query(
+        sqlx::query!(
             "UPDATE jobs SET
                  state = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END,
                  run_at = now() + make_interval(secs => least(300, power(2, least(attempts, 9))::int)),
                  lease_until = NULL, locked_by = NULL, last_error = $3,
                  finished_at = CASE WHEN attempts >= max_attempts THEN now() END
              WHERE id = $1 AND locked_by = $2",
+            job_id,
+            worker,
+            error,
         )
-        .bind(job_id)
-        .bind(worker)
-        .bind(error)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -162,30 +153,19 @@ impl Store {
 
     /// Hands a job back untouched (shutdown): another worker may take it at once.
     pub async fn release_job(&self, job_id: i64, worker: &str) -> Result<(), StoreError> {
-        sqlx::query(
+        sqlx::query!(
             "UPDATE jobs SET state = 'queued', attempts = greatest(attempts - 1, 0), run_at = now(),
                              lease_until = NULL, locked_by = NULL
              WHERE id = $1 AND locked_by = $2 AND state = 'running'",
+            job_id,
+            worker,
         )
-        .bind(job_id)
-        .bind(worker)
         .execute(&self.pool)
         .await?;
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(super::JOBS_CHANNEL)
+        sqlx::query!("SELECT pg_notify($1, '')", super::JOBS_CHANNEL)
             .execute(&self.pool)
             .await?;
         Ok(())
-    }
-
-    /// Whether a job for this application is still queued or running.
-    pub async fn has_open_job(&self, application_id: Uuid) -> Result<bool, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM jobs WHERE application_id = $1 AND state IN ('queued', 'running'))",
-        )
-        .bind(application_id)
-        .fetch_one(&self.pool)
-        .await?)
     }
 }
 
@@ -194,26 +174,23 @@ impl Store {
     /// last error is kept until the next attempt overwrites it.
     pub async fn retry_job(&self, job_id: i64) -> Result<Retried, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let state: Option<String> =
-            sqlx::query_scalar("SELECT state FROM jobs WHERE id = $1 FOR UPDATE")
-                .bind(job_id)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let state = sqlx::query_scalar!("SELECT state FROM jobs WHERE id = $1 FOR UPDATE", job_id)
+            .fetch_optional(&mut *tx)
+            .await?;
         match state.as_deref() {
             None => return Ok(Retried::NotFound),
             Some("dead") => {}
             Some(_) => return Ok(Retried::NotDead),
         }
-        sqlx::query(
+        sqlx::query!(
             "UPDATE jobs SET state = 'queued', attempts = 0, run_at = now(), finished_at = NULL,
                              lease_until = NULL, locked_by = NULL
              WHERE id = $1",
+            job_id,
         )
-        .bind(job_id)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(super::JOBS_CHANNEL)
+        sqlx::query!("SELECT pg_notify($1, '')", super::JOBS_CHANNEL)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -226,32 +203,36 @@ impl Store {
         state: Option<&str>,
         limit: i64,
     ) -> Result<Vec<JobRow>, StoreError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as!(
+            JobRow,
             "SELECT id, kind, state, application_id, run_id, attempts, max_attempts, last_error,
                     created_at, finished_at
              FROM jobs WHERE $1::text IS NULL OR state = $1
              ORDER BY id DESC LIMIT $2",
+            state,
+            limit,
         )
-        .bind(state)
-        .bind(limit)
         .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(JobRow {
-                    id: r.try_get("id")?,
-                    kind: r.try_get("kind")?,
-                    state: r.try_get("state")?,
-                    application_id: r.try_get("application_id")?,
-                    run_id: r.try_get("run_id")?,
-                    attempts: r.try_get("attempts")?,
-                    max_attempts: r.try_get("max_attempts")?,
-                    last_error: r.try_get("last_error")?,
-                    created_at: r.try_get("created_at")?,
-                    finished_at: r.try_get("finished_at")?,
-                })
-            })
-            .collect()
+        .await?)
+    }
+}
+
+impl Store {
+    /// Queue pickup latency, in milliseconds from a job's creation to its first claim,
+    /// of the evaluation jobs of the applications whose idempotency key starts with
+    /// `key_prefix` (`dossier bench`); None for a job not claimed yet.
+    pub async fn pickup_latencies_ms(
+        &self,
+        key_prefix: &str,
+    ) -> Result<Vec<Option<f64>>, StoreError> {
+        Ok(sqlx::query_scalar!(
+            "SELECT extract(epoch FROM j.first_claimed_at - j.created_at)::float8 * 1000
+             FROM jobs j JOIN applications a ON a.id = j.application_id
+             WHERE j.kind = 'evaluate' AND starts_with(a.idempotency_key, $1)",
+            key_prefix,
+        )
+        .fetch_all(&self.pool)
+        .await?)
     }
 }
 
@@ -261,28 +242,28 @@ impl Store {
         &self,
         run_id: Uuid,
     ) -> Result<Option<DecisionNotice>, StoreError> {
-        let row = sqlx::query(
+        let row = sqlx::query!(
             "SELECT d.run_id, d.application_id, a.idempotency_key, a.rails_application_id,
                     d.decision, d.reason_codes, d.policy_version, d.decided_at
              FROM decisions d JOIN applications a ON a.id = d.application_id
              WHERE d.run_id = $1",
+            run_id,
         )
-        .bind(run_id)
         .fetch_optional(&self.pool)
         .await?;
         row.map(|r| {
-            let decision: String = r.try_get("decision")?;
+            let decision = r.decision;
             Ok(DecisionNotice {
-                decision_id: r.try_get("run_id")?,
-                application_id: r.try_get("application_id")?,
-                submission_key: r.try_get("idempotency_key")?,
-                rails_application_id: r.try_get("rails_application_id")?,
+                decision_id: r.run_id,
+                application_id: r.application_id,
+                submission_key: r.idempotency_key,
+                rails_application_id: r.rails_application_id,
                 decision: Decision::parse(&decision).ok_or_else(|| {
                     StoreError::Corrupt(format!("decision {decision:?} of run {run_id}"))
                 })?,
-                reason_codes: r.try_get("reason_codes")?,
-                policy_version: r.try_get("policy_version")?,
-                decided_at: r.try_get("decided_at")?,
+                reason_codes: r.reason_codes,
+                policy_version: r.policy_version,
+                decided_at: r.decided_at,
                 decided_by: DecidedBy::Policy,
                 replaces: None,
             })
@@ -296,36 +277,33 @@ impl Store {
         &self,
         application_id: Uuid,
     ) -> Result<Option<DecisionNotice>, StoreError> {
-        let row = sqlx::query(
-            "SELECT r.id, r.run_id, r.outcome, r.reviewed_at, a.idempotency_key,
+        // reviews.id is a nullable column; "id!": the WHERE clause leaves out its NULLs.
+        let row = sqlx::query!(
+            r#"SELECT r.id AS "id!", r.run_id, r.outcome, r.reviewed_at, a.idempotency_key,
                     a.rails_application_id, d.reason_codes, d.policy_version
              FROM reviews r
              JOIN applications a ON a.id = r.application_id
              JOIN decisions d ON d.run_id = r.run_id
              -- Reviews made before reviews.id existed were never queued for delivery.
-             WHERE r.application_id = $1 AND r.id IS NOT NULL",
+             WHERE r.application_id = $1 AND r.id IS NOT NULL"#,
+            application_id,
         )
-        .bind(application_id)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| {
-            let outcome: String = r.try_get("outcome")?;
-            Ok(DecisionNotice {
-                decision_id: r.try_get("id")?,
-                application_id,
-                submission_key: r.try_get("idempotency_key")?,
-                rails_application_id: r.try_get("rails_application_id")?,
-                decision: match outcome.as_str() {
-                    "approve" => Decision::Approved,
-                    _ => Decision::Declined,
-                },
-                reason_codes: r.try_get("reason_codes")?,
-                policy_version: r.try_get("policy_version")?,
-                decided_at: r.try_get("reviewed_at")?,
-                decided_by: DecidedBy::Underwriter,
-                replaces: Some(r.try_get("run_id")?),
-            })
-        })
-        .transpose()
+        Ok(row.map(|r| DecisionNotice {
+            decision_id: r.id,
+            application_id,
+            submission_key: r.idempotency_key,
+            rails_application_id: r.rails_application_id,
+            decision: match r.outcome.as_str() {
+                "approve" => Decision::Approved,
+                _ => Decision::Declined,
+            },
+            reason_codes: r.reason_codes,
+            policy_version: r.policy_version,
+            decided_at: r.reviewed_at,
+            decided_by: DecidedBy::Underwriter,
+            replaces: Some(r.run_id),
+        }))
     }
 }

@@ -10,6 +10,7 @@ pub mod crypto;
 pub mod jobs;
 pub mod limits;
 pub mod notify;
+pub mod reporting;
 pub mod reports;
 pub mod sanctions;
 pub mod shared;
@@ -83,7 +84,7 @@ impl Store {
         matches!(
             tokio::time::timeout(
                 Duration::from_secs(1),
-                sqlx::query("SELECT 1").execute(&self.pool)
+                sqlx::query_scalar!("SELECT 1").fetch_one(&self.pool)
             )
             .await,
             Ok(Ok(_))
@@ -139,13 +140,14 @@ pub async fn migrate(url: &str) -> anyhow::Result<Vec<i64>> {
 }
 
 async fn applied_versions(conn: &mut PgConnection) -> anyhow::Result<HashSet<i64>> {
-    let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
-        .fetch_one(&mut *conn)
-        .await?;
+    let exists =
+        sqlx::query_scalar!(r#"SELECT to_regclass('_sqlx_migrations') IS NOT NULL AS "exists!""#)
+            .fetch_one(&mut *conn)
+            .await?;
     if !exists {
         return Ok(HashSet::new());
     }
-    let rows: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+    let rows = sqlx::query_scalar!("SELECT version FROM _sqlx_migrations WHERE success")
         .fetch_all(&mut *conn)
         .await?;
     Ok(rows.into_iter().collect())

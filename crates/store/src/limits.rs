@@ -28,8 +28,8 @@ impl Store {
         let window_s = interval_s * f64::from(burst.max(1) - 1);
         let wait_s = max_wait.as_secs_f64();
         for _ in 0..2 {
-            let row: Option<(bool, f64)> = sqlx::query_as(
-                "WITH cur AS (
+            let row = sqlx::query!(
+                r#"WITH cur AS (
                      SELECT greatest(tat, now()) + make_interval(secs => $2) AS candidate
                      FROM rate_limits WHERE key = $1 FOR UPDATE
                  ), granted AS (
@@ -37,16 +37,17 @@ impl Store {
                      WHERE key = $1 AND cur.candidate <= now() + make_interval(secs => $2 + $3 + $4)
                      RETURNING 1
                  )
-                 SELECT EXISTS (SELECT 1 FROM granted),
-                        extract(epoch FROM candidate - now())::float8 - $2 - $3
-                 FROM cur",
+                 SELECT EXISTS (SELECT 1 FROM granted) AS "granted!",
+                        extract(epoch FROM candidate - now())::float8 - $2 - $3 AS "after_s!"
+                 FROM cur"#,
+                key,
+                interval_s,
+                window_s,
+                wait_s,
             )
-            .bind(key)
-            .bind(interval_s)
-            .bind(window_s)
-            .bind(wait_s)
             .fetch_optional(&self.pool)
-            .await?;
+            .await?
+            .map(|r| (r.granted, r.after_s));
             match row {
                 Some((true, after_s)) => {
                     return Ok(FleetPermit::Granted {
@@ -60,10 +61,12 @@ impl Store {
                 }
                 None => {
                     // First use of this key anywhere: create it, then ask again.
-                    sqlx::query("INSERT INTO rate_limits (key, tat) VALUES ($1, now()) ON CONFLICT (key) DO NOTHING")
-                        .bind(key)
-                        .execute(&self.pool)
-                        .await?;
+                    sqlx::query!(
+                        "INSERT INTO rate_limits (key, tat) VALUES ($1, now()) ON CONFLICT (key) DO NOTHING",
+                        key,
+                    )
+                    .execute(&self.pool)
+                    .await?;
                 }
             }
         }

@@ -1,8 +1,7 @@
 //! Evaluation runs, check results, decisions and the reports built from them.
 
 use chrono::{DateTime, Utc};
-use sqlx::Row;
-use sqlx::postgres::PgRow;
+use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::applications::parse_status;
@@ -30,30 +29,19 @@ impl Store {
     pub async fn start_run(&self, application_id: Uuid, reason: &str) -> Result<Uuid, StoreError> {
         let run_id = Uuid::now_v7();
         // One statement (one round trip), atomic.
-        sqlx::query(
+        sqlx::query!(
             "WITH run AS (
                  INSERT INTO evaluation_runs (id, application_id, reason) VALUES ($1, $2, $3) RETURNING application_id
              )
              UPDATE applications SET status = 'running', updated_at = now()
              WHERE id = (SELECT application_id FROM run) AND status = 'pending'",
+            run_id,
+            application_id,
+            reason,
         )
-        .bind(run_id)
-        .bind(application_id)
-        .bind(reason)
         .execute(&self.pool)
         .await?;
         Ok(run_id)
-    }
-
-    /// Records one finished check (idempotent per run, kind and subject) and announces it.
-    pub async fn record_check(
-        &self,
-        run_id: Uuid,
-        application_id: Uuid,
-        r: &CheckResult,
-    ) -> Result<(), StoreError> {
-        self.record_checks(run_id, application_id, std::slice::from_ref(r))
-            .await
     }
 
     /// Records finished checks and announces them, in one statement (one round trip,
@@ -86,7 +74,7 @@ impl Store {
                 })
             })
             .collect();
-        sqlx::query(
+        sqlx::query!(
             "WITH inserted AS (
                  INSERT INTO check_results (run_id, application_id, kind, subject, outcome, reason_codes, message,
                                             upstream, fetched_at, cached, stale, evidence, finished_at, cache)
@@ -100,12 +88,13 @@ impl Store {
                  RETURNING 1
              )
              SELECT pg_notify($4, $5) FROM (SELECT count(*) FROM inserted) AS c",
+            run_id,
+            application_id,
+            // `as _`: the macro checks a jsonb parameter against serde_json::Value only.
+            Json(rows) as _,
+            REPORT_CHANNEL,
+            application_id.to_string(),
         )
-        .bind(run_id)
-        .bind(application_id)
-        .bind(sqlx::types::Json(rows))
-        .bind(REPORT_CHANNEL)
-        .bind(application_id.to_string())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -116,11 +105,12 @@ impl Store {
         &self,
         application_id: Uuid,
     ) -> Result<Option<Status>, StoreError> {
-        let status: Option<String> =
-            sqlx::query_scalar("SELECT status FROM applications WHERE id = $1")
-                .bind(application_id)
-                .fetch_optional(&self.pool)
-                .await?;
+        let status = sqlx::query_scalar!(
+            "SELECT status FROM applications WHERE id = $1",
+            application_id
+        )
+        .fetch_optional(&self.pool)
+        .await?;
         status.as_deref().map(parse_status).transpose()
     }
 
@@ -140,8 +130,8 @@ impl Store {
         once: bool,
         inputs: &serde_json::Value,
     ) -> Result<bool, StoreError> {
-        let recorded: bool = sqlx::query_scalar(
-            "WITH app AS (
+        let recorded = sqlx::query_scalar!(
+            r#"WITH app AS (
                  SELECT id, status FROM applications WHERE id = $2 FOR UPDATE
              ), decided AS (
                  INSERT INTO decisions (run_id, application_id, decision, reason_codes, policy_version, policy_hash, figures, decided_at)
@@ -167,22 +157,23 @@ impl Store {
              )
              SELECT EXISTS (SELECT 1 FROM decided)
                     AND pg_notify($11, $2::text) IS NOT NULL
-                    AND pg_notify($13, '') IS NOT NULL",
+                    AND pg_notify($13, '') IS NOT NULL AS "recorded!""#,
+            run_id,
+            application_id,
+            d.decision.as_str(),
+            &d.reason_codes,
+            &d.policy_version,
+            &d.policy_hash,
+            // `as _`: the macro checks a jsonb parameter against serde_json::Value only.
+            Json(&d.figures) as _,
+            d.decided_at,
+            complete,
+            once,
+            REPORT_CHANNEL,
+            Json(inputs) as _,
+            super::JOBS_CHANNEL,
+            super::jobs::DELIVERY_ATTEMPTS,
         )
-        .bind(run_id)
-        .bind(application_id)
-        .bind(d.decision.as_str())
-        .bind(&d.reason_codes)
-        .bind(&d.policy_version)
-        .bind(&d.policy_hash)
-        .bind(sqlx::types::Json(&d.figures))
-        .bind(d.decided_at)
-        .bind(complete)
-        .bind(once)
-        .bind(REPORT_CHANNEL)
-        .bind(sqlx::types::Json(inputs))
-        .bind(super::JOBS_CHANNEL)
-        .bind(super::jobs::DELIVERY_ATTEMPTS)
         .fetch_one(&self.pool)
         .await?;
         Ok(recorded)
@@ -196,71 +187,69 @@ impl Store {
             .pool
             .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .await?;
-        let Some(app) = sqlx::query(
+        let Some(app) = sqlx::query!(
             "SELECT id, idempotency_key, rails_application_id, status, created_at FROM applications WHERE id = $1",
+            application_id,
         )
-        .bind(application_id)
         .fetch_optional(&mut *tx)
         .await?
         else {
             return Ok(None);
         };
-        let run: Option<PgRow> = sqlx::query(
+        let run = sqlx::query!(
             "SELECT r.id, r.complete FROM evaluation_runs r
              WHERE r.application_id = $1
              -- The decided run wins over a later run that lost the race to decide.
              ORDER BY EXISTS (SELECT 1 FROM decisions d WHERE d.run_id = r.id) DESC, r.started_at DESC, r.id DESC
              LIMIT 1",
+            application_id,
         )
-        .bind(application_id)
         .fetch_optional(&mut *tx)
         .await?;
         let (checks, decision, complete) = match run {
             None => (Vec::new(), None, false),
             Some(run) => {
-                let run_id: Uuid = run.try_get("id")?;
-                let complete: Option<bool> = run.try_get("complete")?;
+                let run_id = run.id;
                 let checks = run_checks_on(&mut tx, run_id).await?;
-                let decision = sqlx::query(
+                let decision = sqlx::query_as!(
+                    DecisionRow,
                     "SELECT decision, reason_codes, policy_version, policy_hash, figures, decided_at
                      FROM decisions WHERE run_id = $1",
+                    run_id,
                 )
-                .bind(run_id)
                 .fetch_optional(&mut *tx)
                 .await?
-                .map(|row| decision_from_row(&row))
+                .map(DecisionRow::into_record)
                 .transpose()?;
-                (checks, decision, complete.unwrap_or(false))
+                (checks, decision, run.complete.unwrap_or(false))
             }
         };
-        let review = sqlx::query(
+        let review = sqlx::query!(
             "SELECT outcome, note, reviewer, reviewed_at FROM reviews WHERE application_id = $1",
+            application_id,
         )
-        .bind(application_id)
         .fetch_optional(&mut *tx)
         .await?
-        .map(|row| -> Result<ReviewRecord, StoreError> {
-            Ok(ReviewRecord {
-                approve: row.try_get::<String, _>("outcome")? == "approve",
-                note: row.try_get("note")?,
-                reviewer: row.try_get("reviewer")?,
-                reviewed_at: row.try_get("reviewed_at")?,
-            })
-        })
-        .transpose()?;
-        let run_count: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM evaluation_runs WHERE application_id = $1")
-                .bind(application_id)
-                .fetch_one(&mut *tx)
-                .await?;
+        .map(|row| ReviewRecord {
+            approve: row.outcome == "approve",
+            note: row.note,
+            reviewer: row.reviewer,
+            reviewed_at: row.reviewed_at,
+        });
+        let run_count = sqlx::query_scalar!(
+            r#"SELECT count(*) AS "count!" FROM evaluation_runs WHERE application_id = $1"#,
+            application_id,
+        )
+        .fetch_one(&mut *tx)
+        .await?;
         Ok(Some(Report {
             review,
             run_count: run_count as i32,
             application_id,
-            idempotency_key: app.try_get("idempotency_key")?,
-            rails_application_id: app.try_get("rails_application_id")?,
-            status: parse_status(&app.try_get::<String, _>("status")?)?,
-            created_at: app.try_get("created_at")?,
+            idempotency_key: app.idempotency_key,
+            rails_application_id: app.rails_application_id,
+            status: parse_status(&app.status)?,
+            created_at: app.created_at,
             checks,
             decision,
             complete,
@@ -279,16 +268,17 @@ async fn run_checks_on(
     run_id: Uuid,
 ) -> Result<Vec<CheckResult>, StoreError> {
     {
-        let rows = sqlx::query(
+        let rows = sqlx::query_as!(
+            CheckRow,
             "SELECT kind, subject, outcome, reason_codes, message, upstream, fetched_at, cached, stale, evidence, finished_at, cache
              FROM check_results WHERE run_id = $1 ORDER BY finished_at, kind, subject",
+            run_id,
         )
-        .bind(run_id)
         .fetch_all(&mut *conn)
         .await?;
         let mut checks = rows
-            .iter()
-            .map(check_from_row)
+            .into_iter()
+            .map(CheckRow::into_result)
             .collect::<Result<Vec<_>, _>>()?;
         checks.sort_by(|a, b| (a.kind, &a.subject).cmp(&(b.kind, &b.subject)));
         Ok(checks)
@@ -296,19 +286,11 @@ async fn run_checks_on(
 }
 
 impl Store {
-    /// The latest run of an application, if any.
-    pub async fn latest_run(&self, application_id: Uuid) -> Result<Option<Uuid>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT id FROM evaluation_runs WHERE application_id = $1 ORDER BY started_at DESC, id DESC LIMIT 1",
-        )
-        .bind(application_id)
-        .fetch_optional(&self.pool)
-        .await?)
-    }
-
     pub async fn list_reports(&self, f: &ListFilter) -> Result<Vec<ReportSummary>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT a.id, a.idempotency_key, a.status, a.created_at, a.decided_at, d.decision, d.reason_codes
+        // d.* come through a LEFT JOIN: "?" (nullable) whatever the inference says.
+        let rows = sqlx::query!(
+            r#"SELECT a.id, a.idempotency_key, a.status, a.created_at, a.decided_at,
+                    d.decision AS "decision?", d.reason_codes AS "reason_codes?"
              FROM applications a
              LEFT JOIN LATERAL (
                  SELECT decision, reason_codes FROM decisions
@@ -320,30 +302,27 @@ impl Store {
                AND ($4::timestamptz IS NULL OR a.created_at < $4)
                AND ($5::timestamptz IS NULL OR (a.created_at, a.id) < ($5, $6::uuid))
              ORDER BY a.created_at DESC, a.id DESC
-             LIMIT $7",
+             LIMIT $7"#,
+            f.status.map(Status::as_str),
+            f.decision.map(Decision::as_str),
+            f.created_after,
+            f.created_before,
+            f.after.map(|a| a.0),
+            f.after.map(|a| a.1),
+            f.limit,
         )
-        .bind(f.status.map(Status::as_str))
-        .bind(f.decision.map(Decision::as_str))
-        .bind(f.created_after)
-        .bind(f.created_before)
-        .bind(f.after.map(|a| a.0))
-        .bind(f.after.map(|a| a.1))
-        .bind(f.limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
+        rows.into_iter()
             .map(|row| {
-                let decision: Option<String> = row.try_get("decision")?;
                 Ok(ReportSummary {
-                    application_id: row.try_get("id")?,
-                    idempotency_key: row.try_get("idempotency_key")?,
-                    status: parse_status(&row.try_get::<String, _>("status")?)?,
-                    decision: decision.as_deref().map(parse_decision).transpose()?,
-                    reason_codes: row
-                        .try_get::<Option<Vec<String>>, _>("reason_codes")?
-                        .unwrap_or_default(),
-                    created_at: row.try_get("created_at")?,
-                    decided_at: row.try_get("decided_at")?,
+                    application_id: row.id,
+                    idempotency_key: row.idempotency_key,
+                    status: parse_status(&row.status)?,
+                    decision: row.decision.as_deref().map(parse_decision).transpose()?,
+                    reason_codes: row.reason_codes.unwrap_or_default(),
+                    created_at: row.created_at,
+                    decided_at: row.decided_at,
                 })
             })
             .collect()
@@ -354,49 +333,73 @@ fn parse_decision(s: &str) -> Result<Decision, StoreError> {
     Decision::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown decision {s:?}")))
 }
 
-fn check_from_row(row: &PgRow) -> Result<CheckResult, StoreError> {
-    let kind: String = row.try_get("kind")?;
-    let outcome: String = row.try_get("outcome")?;
-    let upstream: Option<String> = row.try_get("upstream")?;
-    let fetched_at: Option<DateTime<Utc>> = row.try_get("fetched_at")?;
-    let evidence: sqlx::types::Json<serde_json::Value> = row.try_get("evidence")?;
-    Ok(CheckResult {
-        kind: CheckKind::parse(&kind)
-            .ok_or_else(|| StoreError::Corrupt(format!("unknown check kind {kind:?}")))?,
-        subject: row.try_get("subject")?,
-        outcome: Outcome::parse(&outcome)
-            .ok_or_else(|| StoreError::Corrupt(format!("unknown outcome {outcome:?}")))?,
-        reason_codes: row.try_get("reason_codes")?,
-        message: row.try_get("message")?,
-        source: match (upstream, fetched_at) {
-            (Some(upstream), Some(fetched_at)) => Some(DataSource {
-                upstream,
-                fetched_at,
-                cached: row.try_get("cached")?,
-                stale: row.try_get("stale")?,
-                cache: row
-                    .try_get::<Option<String>, _>("cache")?
-                    .and_then(|c| dossier_core::domain::CacheOutcome::parse(&c))
-                    .unwrap_or_default(),
-            }),
-            _ => None,
-        },
-        evidence: evidence.0,
-        finished_at: row.try_get("finished_at")?,
-    })
+/// A row of `check_results`.
+struct CheckRow {
+    kind: String,
+    subject: String,
+    outcome: String,
+    reason_codes: Vec<String>,
+    message: String,
+    upstream: Option<String>,
+    fetched_at: Option<DateTime<Utc>>,
+    cached: bool,
+    stale: bool,
+    evidence: serde_json::Value,
+    finished_at: DateTime<Utc>,
+    cache: Option<String>,
 }
 
-fn decision_from_row(row: &PgRow) -> Result<DecisionRecord, StoreError> {
-    let decision: String = row.try_get("decision")?;
-    let figures: sqlx::types::Json<serde_json::Value> = row.try_get("figures")?;
-    Ok(DecisionRecord {
-        decision: parse_decision(&decision)?,
-        reason_codes: row.try_get("reason_codes")?,
-        policy_version: row.try_get("policy_version")?,
-        policy_hash: row.try_get("policy_hash")?,
-        figures: figures.0,
-        decided_at: row.try_get("decided_at")?,
-    })
+impl CheckRow {
+    fn into_result(self) -> Result<CheckResult, StoreError> {
+        let CheckRow { kind, outcome, .. } = &self;
+        Ok(CheckResult {
+            kind: CheckKind::parse(kind)
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown check kind {kind:?}")))?,
+            outcome: Outcome::parse(outcome)
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown outcome {outcome:?}")))?,
+            subject: self.subject,
+            reason_codes: self.reason_codes,
+            message: self.message,
+            source: match (self.upstream, self.fetched_at) {
+                (Some(upstream), Some(fetched_at)) => Some(DataSource {
+                    upstream,
+                    fetched_at,
+                    cached: self.cached,
+                    stale: self.stale,
+                    cache: self
+                        .cache
+                        .and_then(|c| dossier_core::domain::CacheOutcome::parse(&c))
+                        .unwrap_or_default(),
+                }),
+                _ => None,
+            },
+            evidence: self.evidence,
+            finished_at: self.finished_at,
+        })
+    }
+}
+
+/// A row of `decisions`, as a report shows it.
+struct DecisionRow {
+    decision: String,
+    reason_codes: Vec<String>,
+    policy_version: String,
+    policy_hash: String,
+    figures: serde_json::Value,
+    decided_at: DateTime<Utc>,
+}
+
+impl DecisionRow {
+    fn into_record(self) -> Result<DecisionRecord, StoreError> {
+        Ok(DecisionRecord {
+            decision: parse_decision(&self.decision)?,
+            reason_codes: self.reason_codes,
+            policy_version: self.policy_version,
+            policy_hash: self.policy_hash,
+            figures: self.figures,
+            decided_at: self.decided_at,
+        })
+    }
 }
 
 /// What happened to a review.
@@ -419,35 +422,37 @@ impl Store {
         reviewer: &str,
     ) -> Result<Reviewed, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let exists: Option<String> =
-            sqlx::query_scalar("SELECT status FROM applications WHERE id = $1 FOR UPDATE")
-                .bind(application_id)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let exists = sqlx::query_scalar!(
+            "SELECT status FROM applications WHERE id = $1 FOR UPDATE",
+            application_id,
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
         if exists.is_none() {
             return Ok(Reviewed::NotFound);
         }
-        let current: Option<(Uuid, String)> = sqlx::query_as(
+        let current = sqlx::query!(
             "SELECT d.run_id, d.decision FROM decisions d WHERE d.application_id = $1 ORDER BY d.decided_at DESC LIMIT 1",
+            application_id,
         )
-        .bind(application_id)
         .fetch_optional(&mut *tx)
-        .await?;
+        .await?
+        .map(|r| (r.run_id, r.decision));
         let Some((run_id, decision)) = current else {
             return Ok(Reviewed::NotReferred(None));
         };
         if decision != "refer" {
             return Ok(Reviewed::NotReferred(Some(parse_decision(&decision)?)));
         }
-        let inserted = sqlx::query(
+        let inserted = sqlx::query!(
             "INSERT INTO reviews (application_id, run_id, outcome, note, reviewer) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (application_id) DO NOTHING",
+            application_id,
+            run_id,
+            if approve { "approve" } else { "decline" },
+            note,
+            reviewer,
         )
-        .bind(application_id)
-        .bind(run_id)
-        .bind(if approve { "approve" } else { "decline" })
-        .bind(note)
-        .bind(reviewer)
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -455,19 +460,21 @@ impl Store {
             return Ok(Reviewed::AlreadyReviewed);
         }
         // The review's delivery to Rails, in the same transaction (outbox).
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO jobs (kind, application_id, max_attempts) VALUES ('deliver_review', $1, $2)",
+            application_id,
+            super::jobs::DELIVERY_ATTEMPTS,
         )
-        .bind(application_id)
-        .bind(super::jobs::DELIVERY_ATTEMPTS)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("SELECT pg_notify($1, $2), pg_notify($3, '')")
-            .bind(REPORT_CHANNEL)
-            .bind(application_id.to_string())
-            .bind(super::JOBS_CHANNEL)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query!(
+            "SELECT pg_notify($1, $2), pg_notify($3, '')",
+            REPORT_CHANNEL,
+            application_id.to_string(),
+            super::JOBS_CHANNEL,
+        )
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(Reviewed::Recorded)
     }
@@ -491,39 +498,48 @@ impl Store {
         version: &str,
         source: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO policies (hash, version, source) VALUES ($1, $2, $3) ON CONFLICT (hash) DO NOTHING")
-            .bind(hash)
-            .bind(version)
-            .bind(source)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query!(
+            "INSERT INTO policies (hash, version, source) VALUES ($1, $2, $3) ON CONFLICT (hash) DO NOTHING",
+            hash,
+            version,
+            source,
+        )
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
     /// Every decided run of an application, oldest first, with its inputs and policy.
     pub async fn decided_runs(&self, application_id: Uuid) -> Result<Vec<StoredRun>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT r.id, r.inputs, d.decision, d.reason_codes, d.policy_version, d.policy_hash, d.figures, d.decided_at, p.source
+        // p.source comes through a LEFT JOIN: "?" (nullable) whatever the inference says.
+        let rows = sqlx::query!(
+            r#"SELECT r.id, r.inputs, d.decision, d.reason_codes, d.policy_version, d.policy_hash, d.figures, d.decided_at, p.source AS "source?"
              FROM evaluation_runs r
              JOIN decisions d ON d.run_id = r.id
              LEFT JOIN policies p ON p.hash = d.policy_hash
              WHERE r.application_id = $1
-             ORDER BY d.decided_at",
+             ORDER BY d.decided_at"#,
+            application_id,
         )
-        .bind(application_id)
         .fetch_all(&self.pool)
         .await?;
         let mut runs = Vec::new();
         for row in rows {
-            let run_id: Uuid = row.try_get("id")?;
+            let run_id = row.id;
+            let decision = DecisionRow {
+                decision: row.decision,
+                reason_codes: row.reason_codes,
+                policy_version: row.policy_version,
+                policy_hash: row.policy_hash,
+                figures: row.figures,
+                decided_at: row.decided_at,
+            };
             runs.push(StoredRun {
                 run_id,
-                decision: decision_from_row(&row)?,
-                inputs: row
-                    .try_get::<Option<sqlx::types::Json<serde_json::Value>>, _>("inputs")?
-                    .map(|j| j.0),
+                decision: decision.into_record()?,
+                inputs: row.inputs,
                 checks: self.run_checks(run_id).await?,
-                policy_source: row.try_get("source")?,
+                policy_source: row.source,
             });
         }
         Ok(runs)
@@ -545,34 +561,33 @@ impl Store {
         &self,
         application_id: Uuid,
     ) -> Result<Option<ReportHeader>, StoreError> {
-        let row = sqlx::query(
-            "SELECT a.idempotency_key, a.rails_application_id, a.created_at,
-                    (SELECT count(*) FROM evaluation_runs r WHERE r.application_id = a.id) AS run_count,
-                    v.outcome, v.note, v.reviewer, v.reviewed_at
+        // v.* come through a LEFT JOIN: "?" (nullable); all NULL or none, as the
+        // reviews columns are NOT NULL.
+        let row = sqlx::query!(
+            r#"SELECT a.idempotency_key, a.rails_application_id, a.created_at,
+                    (SELECT count(*) FROM evaluation_runs r WHERE r.application_id = a.id) AS "run_count!",
+                    v.outcome AS "outcome?", v.note AS "note?", v.reviewer AS "reviewer?",
+                    v.reviewed_at AS "reviewed_at?"
              FROM applications a LEFT JOIN reviews v ON v.application_id = a.id
-             WHERE a.id = $1",
+             WHERE a.id = $1"#,
+            application_id,
         )
-        .bind(application_id)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| {
-            let outcome: Option<String> = r.try_get("outcome")?;
-            Ok(ReportHeader {
-                idempotency_key: r.try_get("idempotency_key")?,
-                rails_application_id: r.try_get("rails_application_id")?,
-                created_at: r.try_get("created_at")?,
-                run_count: r.try_get::<i64, _>("run_count")? as i32,
-                review: match outcome {
-                    Some(o) => Some(ReviewRecord {
-                        approve: o == "approve",
-                        note: r.try_get("note")?,
-                        reviewer: r.try_get("reviewer")?,
-                        reviewed_at: r.try_get("reviewed_at")?,
-                    }),
-                    None => None,
-                },
-            })
-        })
-        .transpose()
+        Ok(row.map(|r| ReportHeader {
+            idempotency_key: r.idempotency_key,
+            rails_application_id: r.rails_application_id,
+            created_at: r.created_at,
+            run_count: r.run_count as i32,
+            review: match (r.outcome, r.note, r.reviewer, r.reviewed_at) {
+                (Some(o), Some(note), Some(reviewer), Some(reviewed_at)) => Some(ReviewRecord {
+                    approve: o == "approve",
+                    note,
+                    reviewer,
+                    reviewed_at,
+                }),
+                _ => None,
+            },
+        }))
     }
 }

@@ -7,8 +7,6 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use sqlx::Row;
-
 use super::{Store, StoreError};
 use dossier_sanctions::{ListVersion, SdnAddress, SdnAlias, SdnEntry, SdnKind, SdnList, Vessel};
 
@@ -107,20 +105,20 @@ impl Store {
         let counts = summary(0);
         let mut tx = self.pool.begin().await?;
         // One loader at a time; plain reads (ACCESS SHARE) are not blocked.
-        sqlx::query("LOCK TABLE sanctions_lists IN SHARE ROW EXCLUSIVE MODE")
+        sqlx::query!("LOCK TABLE sanctions_lists IN SHARE ROW EXCLUSIVE MODE")
             .execute(&mut *tx)
             .await?;
-        let list_id: i64 = sqlx::query_scalar(
+        let list_id = sqlx::query_scalar!(
             "INSERT INTO sanctions_lists (source, entries, aliases, addresses, skipped_rows, sha256)
              VALUES ($1, $2, $3, $4, $5, $6)
              RETURNING id",
+            source,
+            counts.entries as i32,
+            counts.aliases as i32,
+            counts.addresses as i32,
+            counts.skipped_rows as i32,
+            &list.sha256,
         )
-        .bind(source)
-        .bind(counts.entries as i32)
-        .bind(counts.aliases as i32)
-        .bind(counts.addresses as i32)
-        .bind(counts.skipped_rows as i32)
-        .bind(&list.sha256)
         .fetch_one(&mut *tx)
         .await?;
 
@@ -169,21 +167,24 @@ impl Store {
         }
 
         // Two statements: a unique index is checked row by row, not at statement end.
-        sqlx::query("UPDATE sanctions_lists SET active = false WHERE active")
+        sqlx::query!("UPDATE sanctions_lists SET active = false WHERE active")
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE sanctions_lists SET active = true WHERE id = $1")
-            .bind(list_id)
+        sqlx::query!(
+            "UPDATE sanctions_lists SET active = true WHERE id = $1",
+            list_id
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query!("DELETE FROM sanctions_entries WHERE list_id <> $1", list_id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM sanctions_entries WHERE list_id <> $1")
-            .bind(list_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM sanctions_addresses WHERE list_id <> $1")
-            .bind(list_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query!(
+            "DELETE FROM sanctions_addresses WHERE list_id <> $1",
+            list_id
+        )
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(summary(list_id))
     }
@@ -191,7 +192,7 @@ impl Store {
     /// The active list's id (its version), if a list was ever loaded.
     pub async fn active_sanctions_version(&self) -> Result<Option<i64>, StoreError> {
         Ok(
-            sqlx::query_scalar("SELECT id FROM sanctions_lists WHERE active")
+            sqlx::query_scalar!("SELECT id FROM sanctions_lists WHERE active")
                 .fetch_optional(&self.pool)
                 .await?,
         )
@@ -201,10 +202,10 @@ impl Store {
     /// not seen).
     pub async fn load_active_sanctions(&self) -> Result<Option<SdnList>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        sqlx::query!("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .execute(&mut *tx)
             .await?;
-        let Some(head) = sqlx::query(
+        let Some(head) = sqlx::query!(
             "SELECT id, loaded_at, source, skipped_rows, sha256 FROM sanctions_lists WHERE active",
         )
         .fetch_optional(&mut *tx)
@@ -213,42 +214,41 @@ impl Store {
             tx.rollback().await?;
             return Ok(None);
         };
-        let list_id: i64 = head.try_get("id")?;
-        let rows = sqlx::query(
+        let list_id = head.id;
+        let rows = sqlx::query!(
             "SELECT ent_num, alt_num, is_alias, name, kind, program, alt_type, title, remarks,
                     vessel::text AS vessel
              FROM sanctions_entries WHERE list_id = $1
              ORDER BY ent_num, is_alias, alt_num",
+            list_id,
         )
-        .bind(list_id)
         .fetch_all(&mut *tx)
         .await?;
         let mut entries: Vec<SdnEntry> = Vec::new();
         let mut index: HashMap<i64, usize> = HashMap::new();
         for row in rows {
-            let ent_num: i64 = row.try_get("ent_num")?;
-            let name: String = row.try_get("name")?;
-            let remarks: String = row.try_get("remarks")?;
-            if row.try_get::<bool, _>("is_alias")? {
+            let ent_num = row.ent_num;
+            let name = row.name;
+            let remarks = row.remarks;
+            if row.is_alias {
                 let Some(&at) = index.get(&ent_num) else {
                     return Err(StoreError::Corrupt(format!(
                         "sanctions list {list_id}: alias of entry {ent_num} without the entry"
                     )));
                 };
                 entries[at].aliases.push(SdnAlias {
-                    alt_num: row.try_get("alt_num")?,
-                    alt_type: row.try_get("alt_type")?,
+                    alt_num: row.alt_num,
+                    alt_type: row.alt_type,
                     name,
                     remarks,
                 });
                 continue;
             }
-            let kind: String = row.try_get("kind")?;
+            let kind = row.kind;
             let kind = SdnKind::parse(&kind).ok_or_else(|| {
                 StoreError::Corrupt(format!("sanctions entry {ent_num} has kind {kind:?}"))
             })?;
-            let vessel: Option<String> = row.try_get("vessel")?;
-            let vessel = match vessel {
+            let vessel = match row.vessel {
                 Some(json) => Some(serde_json::from_str::<Vessel>(&json).map_err(|e| {
                     StoreError::Corrupt(format!("vessel of sanctions entry {ent_num}: {e}"))
                 })?),
@@ -259,47 +259,46 @@ impl Store {
                 ent_num,
                 name,
                 kind,
-                program: row.try_get("program")?,
-                title: row.try_get("title")?,
+                program: row.program,
+                title: row.title,
                 vessel,
                 remarks,
                 aliases: Vec::new(),
                 addresses: Vec::new(),
             });
         }
-        let rows = sqlx::query(
+        let rows = sqlx::query!(
             "SELECT ent_num, add_num, address, city, country, remarks
              FROM sanctions_addresses WHERE list_id = $1 ORDER BY ent_num, add_num",
+            list_id,
         )
-        .bind(list_id)
         .fetch_all(&mut *tx)
         .await?;
         for row in rows {
-            let ent_num: i64 = row.try_get("ent_num")?;
+            let ent_num = row.ent_num;
             let Some(&at) = index.get(&ent_num) else {
                 return Err(StoreError::Corrupt(format!(
                     "sanctions list {list_id}: address of entry {ent_num} without the entry"
                 )));
             };
             entries[at].addresses.push(SdnAddress {
-                add_num: row.try_get("add_num")?,
-                address: row.try_get("address")?,
-                city: row.try_get("city")?,
-                country: row.try_get("country")?,
-                remarks: row.try_get("remarks")?,
+                add_num: row.add_num,
+                address: row.address,
+                city: row.city,
+                country: row.country,
+                remarks: row.remarks,
             });
         }
         tx.commit().await?;
-        let skipped: i32 = head.try_get("skipped_rows")?;
         Ok(Some(SdnList {
             entries,
-            skipped_rows: skipped.max(0) as usize,
-            sha256: head.try_get("sha256")?,
+            skipped_rows: head.skipped_rows.max(0) as usize,
+            sha256: head.sha256,
             warnings: Vec::new(),
             stored: Some(ListVersion {
                 id: list_id,
-                loaded_at: head.try_get("loaded_at")?,
-                source: head.try_get("source")?,
+                loaded_at: head.loaded_at,
+                source: head.source,
             }),
         }))
     }
@@ -337,7 +336,7 @@ async fn insert_names(
     list_id: i64,
     rows: NameRows,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO sanctions_entries
              (list_id, ent_num, alt_num, is_alias, name, kind, program, alt_type, title, remarks, vessel)
          SELECT $1, t.ent_num, t.alt_num, t.is_alias, t.name, t.kind, t.program, t.alt_type,
@@ -345,18 +344,18 @@ async fn insert_names(
          FROM UNNEST($2::bigint[], $3::bigint[], $4::boolean[], $5::text[], $6::text[],
                      $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])
               AS t(ent_num, alt_num, is_alias, name, kind, program, alt_type, title, remarks, vessel)",
+        list_id,
+        &rows.ent_num,
+        &rows.alt_num,
+        &rows.is_alias,
+        &rows.name,
+        &rows.kind,
+        &rows.program,
+        &rows.alt_type,
+        &rows.title,
+        &rows.remarks,
+        &rows.vessel,
     )
-    .bind(list_id)
-    .bind(rows.ent_num)
-    .bind(rows.alt_num)
-    .bind(rows.is_alias)
-    .bind(rows.name)
-    .bind(rows.kind)
-    .bind(rows.program)
-    .bind(rows.alt_type)
-    .bind(rows.title)
-    .bind(rows.remarks)
-    .bind(rows.vessel)
     .execute(&mut *tx)
     .await?;
     Ok(())
@@ -367,19 +366,19 @@ async fn insert_addresses(
     list_id: i64,
     rows: AddressRows,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO sanctions_addresses (list_id, ent_num, add_num, address, city, country, remarks)
          SELECT $1, t.ent_num, t.add_num, t.address, t.city, t.country, t.remarks
          FROM UNNEST($2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])
               AS t(ent_num, add_num, address, city, country, remarks)",
+        list_id,
+        &rows.ent_num,
+        &rows.add_num,
+        &rows.address,
+        &rows.city,
+        &rows.country,
+        &rows.remarks,
     )
-    .bind(list_id)
-    .bind(rows.ent_num)
-    .bind(rows.add_num)
-    .bind(rows.address)
-    .bind(rows.city)
-    .bind(rows.country)
-    .bind(rows.remarks)
     .execute(&mut *tx)
     .await?;
     Ok(())

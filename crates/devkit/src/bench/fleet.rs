@@ -42,6 +42,7 @@ impl FleetBench<'_> {
         let db_url = super::fresh_database(self.admin_url).await?;
         crate::fleet::prepare_database(&db_url).await?;
         let pool = dossier_store::connect(&db_url, 4).await?;
+        let store = dossier_store::Store::new(pool, dossier_store::Vault::ephemeral());
 
         let dir = tempfile::tempdir()?;
         let upstreams_file = dir.path().join("upstreams.toml");
@@ -86,14 +87,14 @@ impl FleetBench<'_> {
             );
             super::quota_on_simulator(self.sims, None);
             println!("running: queue pickup latency");
-            rows.push(pickup_latency(&channels, &pool).await?);
+            rows.push(pickup_latency(&channels, &store).await?);
             println!("running: submissions ({:?})", self.submit_for);
-            rows.push(submissions(&channels, &pool, self.submit_for, pgbench_tps, n).await?);
+            rows.push(submissions(&channels, &store, self.submit_for, pgbench_tps, n).await?);
             anyhow::Ok(())
         }
         .await;
         fleet.shutdown().await;
-        pool.close().await;
+        store.pool.close().await;
         if let Err(e) = super::drop_database(self.admin_url, &db_url).await {
             tracing::warn!(error = %e, "could not drop the fleet benchmark database");
         }
@@ -204,7 +205,7 @@ fn submit_request(
 
 /// 200 applications at 20 a second, round-robin over the replicas (idle workers): how
 /// long from the submitting transaction to a worker's claim.
-async fn pickup_latency(channels: &[Channel], pool: &sqlx::PgPool) -> anyhow::Result<Row> {
+async fn pickup_latency(channels: &[Channel], store: &dossier_store::Store) -> anyhow::Result<Row> {
     let tag = uuid::Uuid::new_v4().simple().to_string();
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     let mut calls = Vec::new();
@@ -224,14 +225,7 @@ async fn pickup_latency(channels: &[Channel], pool: &sqlx::PgPool) -> anyhow::Re
     // Wait for every claim (bounded), then read the figures.
     let give_up = Instant::now() + Duration::from_secs(60);
     let latencies: Vec<f64> = loop {
-        let rows: Vec<Option<f64>> = sqlx::query_scalar(
-            "SELECT extract(epoch FROM j.first_claimed_at - j.created_at)::float8 * 1000
-             FROM jobs j JOIN applications a ON a.id = j.application_id
-             WHERE j.kind = 'evaluate' AND a.idempotency_key LIKE $1",
-        )
-        .bind(format!("pickup-{tag}-%"))
-        .fetch_all(pool)
-        .await?;
+        let rows = store.pickup_latencies_ms(&format!("pickup-{tag}-")).await?;
         if rows.len() == 200 && rows.iter().all(Option::is_some) {
             let mut v: Vec<f64> = rows.into_iter().flatten().collect();
             v.sort_by(f64::total_cmp);
@@ -260,7 +254,7 @@ async fn pickup_latency(channels: &[Channel], pool: &sqlx::PgPool) -> anyhow::Re
 /// decide what was submitted: applications persisted per second, against pgbench.
 async fn submissions(
     channels: &[Channel],
-    pool: &sqlx::PgPool,
+    store: &dossier_store::Store,
     duration: Duration,
     pgbench_tps: f64,
     replicas: usize,
@@ -298,11 +292,9 @@ async fn submissions(
         failed += f;
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let persisted: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM applications WHERE idempotency_key LIKE $1")
-            .bind(format!("sub-{tag}-%"))
-            .fetch_one(pool)
-            .await?;
+    let persisted = store
+        .count_applications_with_key_prefix(&format!("sub-{tag}-"))
+        .await?;
     let rate = persisted as f64 / elapsed;
     let ratio = rate / pgbench_tps;
     Ok(Row {

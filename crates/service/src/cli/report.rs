@@ -1,26 +1,28 @@
 //! `dossier report NAME`: print one of the reporting views (migration
 //! `20261125000004_reporting.sql`, docs/reporting.md) as a table, CSV or JSON.
 //!
-//! The SQL is assembled only from the fixed list of views below: the user's NAME picks
-//! an entry, it is never written into the query, and the dates are bound parameters.
-//! Each row comes back as `to_jsonb(v)`, so every PostgreSQL type (numeric, date,
-//! timestamptz, interval, arrays) arrives in one well-defined form; the column order
-//! comes from the catalog. The renderers are pure functions of (columns, rows).
+//! The user's NAME picks an entry of the fixed list of views below; the store has one
+//! compile-time checked statement per view (`dossier_store::reporting`), and the dates
+//! are bound parameters. Each row comes back as `to_jsonb(v)`, so every PostgreSQL type
+//! (numeric, date, timestamptz, interval, arrays) arrives in one well-defined form; the
+//! column order comes from the catalog. The renderers are pure functions of (columns,
+//! rows).
 
 use std::fmt::Write as _;
 
 use anyhow::Context;
 use chrono::NaiveDate;
+use dossier_store::reporting::{self, ReportingView};
 use serde_json::{Map, Value};
-use sqlx::{Connection, Executor, PgConnection};
+use sqlx::{Connection, PgConnection};
 
-/// One reporting view: its name, the expression of its UTC day (what --since and
-/// --until filter on) and the order its rows are printed in.
+/// One reporting view: its name, the store's statement for it (which also knows its
+/// UTC day, what --since and --until filter on, and the order its rows are printed in)
+/// and what it shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct View {
     pub name: &'static str,
-    pub day: &'static str,
-    pub order_by: &'static str,
+    pub view: ReportingView,
     pub about: &'static str,
 }
 
@@ -28,50 +30,42 @@ pub struct View {
 pub const VIEWS: &[View] = &[
     View {
         name: "pipeline",
-        day: "v.day",
-        order_by: "v.day, v.status, v.decision NULLS FIRST",
+        view: ReportingView::Pipeline,
         about: "applications per day, status and current decision",
     },
     View {
         name: "decline_reasons",
-        day: "v.day",
-        order_by: "v.day, v.count DESC, v.reason_code",
+        view: ReportingView::DeclineReasons,
         about: "reason codes of declined applications per day",
     },
     View {
         name: "refer_reasons",
-        day: "v.day",
-        order_by: "v.day, v.count DESC, v.reason_code",
+        view: ReportingView::ReferReasons,
         about: "reason codes of referred applications per day",
     },
     View {
         name: "check_outcomes",
-        day: "v.day",
-        order_by: "v.day, v.kind",
+        view: ReportingView::CheckOutcomes,
         about: "check outcomes per day and check kind",
     },
     View {
         name: "review_queue",
-        day: "(v.created_at AT TIME ZONE 'UTC')::date",
-        order_by: "v.decided_at, v.created_at, v.application_id",
+        view: ReportingView::ReviewQueue,
         about: "referred applications waiting for an underwriter, oldest first",
     },
     View {
         name: "turnaround",
-        day: "v.day",
-        order_by: "v.day",
+        view: ReportingView::Turnaround,
         about: "p50 and p95 seconds from submission to decision per day",
     },
     View {
         name: "upstream_usage",
-        day: "v.day",
-        order_by: "v.day, v.upstream",
+        view: ReportingView::UpstreamUsage,
         about: "upstream requests, errors, cost, latency and cache savings per day",
     },
     View {
         name: "dead_letters",
-        day: "(v.dead_since AT TIME ZONE 'UTC')::date",
-        order_by: "v.dead_since, v.job_id",
+        view: ReportingView::DeadLetters,
         about: "jobs that exhausted their attempts (re-run with `dossier jobs retry`)",
     },
 ];
@@ -160,34 +154,15 @@ pub async fn fetch(
     since: Option<NaiveDate>,
     until: Option<NaiveDate>,
 ) -> anyhow::Result<(Vec<String>, Vec<Map<String, Value>>)> {
-    // Timestamps in the JSON are written in the session's time zone: make it UTC, like
-    // the day columns.
-    conn.execute("SET TIME ZONE 'UTC'").await?;
-    let qualified = format!("reporting.{}", view.name);
-    let columns: Vec<String> = sqlx::query_scalar(
-        "SELECT attname::text FROM pg_attribute
-         WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped
-         ORDER BY attnum",
-    )
-    .bind(&qualified)
-    .fetch_all(&mut *conn)
-    .await?;
+    let qualified = format!("reporting.{}", view.view.name());
+    let columns = reporting::view_columns(conn, view.view).await?;
     anyhow::ensure!(
         !columns.is_empty(),
         "the view {qualified} does not exist in this database; run `dossier migrate` (it needs migration 20261125000004)"
     );
-    // Only whitelisted text from VIEWS goes into the statement.
-    let sql = format!(
-        "SELECT to_jsonb(v)::text FROM {qualified} v
-         WHERE ($1::date IS NULL OR {day} >= $1) AND ($2::date IS NULL OR {day} < $2)
-         ORDER BY {order}",
-        day = view.day,
-        order = view.order_by,
-    );
-    let texts: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-        .bind(since)
-        .bind(until)
-        .fetch_all(&mut *conn)
+    // Timestamps in the JSON are written in the session's time zone: the store makes it
+    // UTC, like the day columns.
+    let texts = reporting::view_rows(conn, view.view, since, until)
         .await
         .with_context(|| format!("cannot read {qualified}"))?;
     let rows = texts
@@ -352,6 +327,15 @@ mod tests {
             assert!(e.contains(name), "{e}");
         }
         assert!(find_view("pipeline; DROP TABLE applications").is_err());
+    }
+
+    #[test]
+    fn every_store_view_is_listed_once_under_its_own_name() {
+        assert_eq!(VIEWS.len(), ReportingView::ALL.len());
+        for (v, store) in VIEWS.iter().zip(ReportingView::ALL) {
+            assert_eq!(v.view, store);
+            assert_eq!(v.name, store.name());
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::crypto::Sealed;
 use super::{JOBS_CHANNEL, Store, StoreError};
-use dossier_core::domain::{Applicant, Application, Ssn, Status};
+use dossier_core::domain::{Applicant, Application, ApplicationStatus, Ssn};
 
 /// The result of trying to accept an application under an idempotency key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,7 +15,7 @@ pub enum Accepted {
     /// A new application was stored.
     New { id: Uuid },
     /// The key was used before with the same payload: the existing application.
-    Replayed { id: Uuid, status: Status },
+    Replayed { id: Uuid, status: ApplicationStatus },
     /// The key was used before with a different payload.
     Conflict { id: Uuid },
 }
@@ -296,6 +296,6 @@ fn strip_pii(app: &Application) -> StoredApplication {
     }
 }
 
-pub(crate) fn parse_status(s: &str) -> Result<Status, StoreError> {
-    Status::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown status {s:?}")))
+pub(crate) fn parse_status(s: &str) -> Result<ApplicationStatus, StoreError> {
+    ApplicationStatus::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown status {s:?}")))
 }

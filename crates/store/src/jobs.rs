@@ -14,17 +14,41 @@ use super::{Store, StoreError};
 /// delivery that cannot succeed (reporting.dead_letters, `dossier jobs retry`).
 pub const DELIVERY_ATTEMPTS: i32 = 30;
 
-/// The kinds of work this release knows. Workers claim only these, so that from this
-/// release on a pod never claims work it cannot do. (The release before this one had no
-/// such filter: while it still runs during the rollout, it may claim a delivery and fail
-/// it with "unknown job kind", which costs that delivery an attempt and a back-off; a
-/// pod of this release delivers it next. docs/operations.md, "Deploy".)
-pub const KNOWN_KINDS: &[&str] = &["evaluate", "deliver", "deliver_review"];
+/// The kinds of work in the queue: the registry the workers dispatch on and the claim
+/// query filters by. Workers claim only the kinds their release knows, so a pod never
+/// claims work it cannot do (a newer release's new kind waits for a newer pod). The
+/// string forms are stored in `jobs.kind` (and written by the queries that queue work):
+/// never change one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobKind {
+    /// Underwrite a submitted application.
+    Evaluate,
+    /// Deliver a decision to Rails (the outbox).
+    Deliver,
+    /// Deliver an underwriter's review to Rails.
+    DeliverReview,
+}
+
+impl JobKind {
+    pub const ALL: [JobKind; 3] = [JobKind::Evaluate, JobKind::Deliver, JobKind::DeliverReview];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Evaluate => "evaluate",
+            JobKind::Deliver => "deliver",
+            JobKind::DeliverReview => "deliver_review",
+        }
+    }
+
+    pub fn parse(kind: &str) -> Option<JobKind> {
+        JobKind::ALL.into_iter().find(|k| k.as_str() == kind)
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
     pub id: i64,
-    pub kind: String,
+    pub kind: JobKind,
     pub application_id: Option<Uuid>,
     /// The decision a `deliver` job sends.
     pub run_id: Option<Uuid>,
@@ -63,8 +87,17 @@ impl Store {
         worker: &str,
         lease: Duration,
     ) -> Result<Option<Job>, StoreError> {
-        Ok(sqlx::query_as!(
-            Job,
+        /// A claimed row, before its kind is read (the claim asks only for known kinds).
+        struct Claimed {
+            id: i64,
+            kind: String,
+            application_id: Option<Uuid>,
+            run_id: Option<Uuid>,
+            attempts: i32,
+        }
+        let known: Vec<&str> = JobKind::ALL.iter().map(|k| k.as_str()).collect();
+        let claimed = sqlx::query_as!(
+            Claimed,
             "UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_by = $1,
                              lease_until = now() + make_interval(secs => $2),
                              first_claimed_at = coalesce(first_claimed_at, clock_timestamp())
@@ -81,10 +114,23 @@ impl Store {
             worker,
             lease.as_secs_f64(),
             // `as _`: the macro checks a text[] parameter against Vec<String> only.
-            KNOWN_KINDS as _,
+            &known as _,
         )
         .fetch_optional(&self.pool)
-        .await?)
+        .await?;
+        claimed
+            .map(|c| {
+                Ok(Job {
+                    kind: JobKind::parse(&c.kind).ok_or_else(|| {
+                        StoreError::Corrupt(format!("job {} has unknown kind {:?}", c.id, c.kind))
+                    })?,
+                    id: c.id,
+                    application_id: c.application_id,
+                    run_id: c.run_id,
+                    attempts: c.attempts,
+                })
+            })
+            .transpose()
     }
 
     /// Dead-letters jobs whose lease lapsed on their last allowed attempt (their pod

@@ -7,14 +7,14 @@ use uuid::Uuid;
 use super::applications::parse_status;
 use super::{REPORT_CHANNEL, Store, StoreError};
 use dossier_core::domain::{
-    CheckKind, CheckResult, DataSource, Decision, DecisionRecord, Outcome, Report, ReportSummary,
-    ReviewRecord, Status,
+    ApplicationStatus, CheckKind, CheckResult, DataSource, Decision, DecisionRecord, Outcome,
+    Report, ReportSummary, ReviewRecord,
 };
 
 /// Filters and position of a report listing.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ListFilter {
-    pub status: Option<Status>,
+    pub status: Option<ApplicationStatus>,
     pub decision: Option<Decision>,
     pub created_after: Option<DateTime<Utc>>,
     pub created_before: Option<DateTime<Utc>>,
@@ -104,7 +104,7 @@ impl Store {
     pub async fn application_status(
         &self,
         application_id: Uuid,
-    ) -> Result<Option<Status>, StoreError> {
+    ) -> Result<Option<ApplicationStatus>, StoreError> {
         let status = sqlx::query_scalar!(
             "SELECT status FROM applications WHERE id = $1",
             application_id
@@ -303,7 +303,7 @@ impl Store {
                AND ($5::timestamptz IS NULL OR (a.created_at, a.id) < ($5, $6::uuid))
              ORDER BY a.created_at DESC, a.id DESC
              LIMIT $7"#,
-            f.status.map(Status::as_str),
+            f.status.map(ApplicationStatus::as_str),
             f.decision.map(Decision::as_str),
             f.created_after,
             f.created_before,

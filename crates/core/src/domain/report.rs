@@ -123,25 +123,29 @@ impl Decision {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Status {
+pub enum ApplicationStatus {
     Pending,
     Running,
     Decided,
 }
 
-impl Status {
+impl ApplicationStatus {
     pub fn as_str(self) -> &'static str {
         match self {
-            Status::Pending => "pending",
-            Status::Running => "running",
-            Status::Decided => "decided",
+            ApplicationStatus::Pending => "pending",
+            ApplicationStatus::Running => "running",
+            ApplicationStatus::Decided => "decided",
         }
     }
 
-    pub fn parse(s: &str) -> Option<Status> {
-        [Status::Pending, Status::Running, Status::Decided]
-            .into_iter()
-            .find(|d| d.as_str() == s)
+    pub fn parse(s: &str) -> Option<ApplicationStatus> {
+        [
+            ApplicationStatus::Pending,
+            ApplicationStatus::Running,
+            ApplicationStatus::Decided,
+        ]
+        .into_iter()
+        .find(|d| d.as_str() == s)
     }
 }
 
@@ -242,7 +246,7 @@ pub struct Report {
     pub application_id: uuid::Uuid,
     pub idempotency_key: String,
     pub rails_application_id: Option<String>,
-    pub status: Status,
+    pub status: ApplicationStatus,
     pub created_at: DateTime<Utc>,
     pub checks: Vec<CheckResult>,
     pub decision: Option<DecisionRecord>,
@@ -272,7 +276,7 @@ impl Report {
 pub struct ReportSummary {
     pub application_id: uuid::Uuid,
     pub idempotency_key: String,
-    pub status: Status,
+    pub status: ApplicationStatus,
     pub decision: Option<Decision>,
     pub reason_codes: Vec<String>,
     pub created_at: DateTime<Utc>,

@@ -188,17 +188,6 @@ impl SimConfig {
         }
     }
 
-    pub fn settings_mut(&mut self, upstream: Upstream) -> &mut UpstreamSettings {
-        match upstream {
-            Upstream::Rails => &mut self.rails,
-            Upstream::PropertyRecords => &mut self.property_records,
-            Upstream::Valuation => &mut self.valuation,
-            Upstream::Identity => &mut self.identity,
-            Upstream::Licensing => &mut self.licensing,
-            Upstream::Registry => &mut self.registry,
-        }
-    }
-
     pub fn validate(&self) -> anyhow::Result<()> {
         for upstream in Upstream::ALL {
             self.settings(upstream)

@@ -4,7 +4,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use prost_types::value::Kind;
 
 use crate::proto;
-use dossier_core::domain::{self, CheckKind, Decision, MeasureKind, Outcome, Status};
+use dossier_core::domain::{self, ApplicationStatus, CheckKind, Decision, MeasureKind, Outcome};
 
 pub fn measure_kind_from_proto(k: proto::MeasureKind) -> Option<MeasureKind> {
     use proto::MeasureKind as P;
@@ -83,20 +83,20 @@ pub fn decision_from_proto(d: proto::Decision) -> Option<Decision> {
     }
 }
 
-pub fn status_to_proto(s: Status) -> proto::ApplicationStatus {
+pub fn status_to_proto(s: ApplicationStatus) -> proto::ApplicationStatus {
     match s {
-        Status::Pending => proto::ApplicationStatus::Pending,
-        Status::Running => proto::ApplicationStatus::Running,
-        Status::Decided => proto::ApplicationStatus::Decided,
+        ApplicationStatus::Pending => proto::ApplicationStatus::Pending,
+        ApplicationStatus::Running => proto::ApplicationStatus::Running,
+        ApplicationStatus::Decided => proto::ApplicationStatus::Decided,
     }
 }
 
-pub fn status_from_proto(s: proto::ApplicationStatus) -> Option<Status> {
+pub fn status_from_proto(s: proto::ApplicationStatus) -> Option<ApplicationStatus> {
     match s {
         proto::ApplicationStatus::Unspecified => None,
-        proto::ApplicationStatus::Pending => Some(Status::Pending),
-        proto::ApplicationStatus::Running => Some(Status::Running),
-        proto::ApplicationStatus::Decided => Some(Status::Decided),
+        proto::ApplicationStatus::Pending => Some(ApplicationStatus::Pending),
+        proto::ApplicationStatus::Running => Some(ApplicationStatus::Running),
+        proto::ApplicationStatus::Decided => Some(ApplicationStatus::Decided),
     }
 }
 

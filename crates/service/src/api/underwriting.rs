@@ -195,7 +195,7 @@ impl UnderwritingService for UnderwritingApi {
             .accept(&r.idempotency_key, &r.source, &validated, Duration::ZERO)
             .await?;
         let (id, status, replayed) = match accepted {
-            Accepted::New { id } => (id, dossier_core::domain::Status::Pending, false),
+            Accepted::New { id } => (id, dossier_core::domain::ApplicationStatus::Pending, false),
             Accepted::Replayed { id, status } => (id, status, true),
             Accepted::Conflict { .. } => unreachable!("conflicts are refused in accept"),
         };

@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::underwriting::{RunReason, Underwriter};
-use dossier_store::jobs::Job;
+use dossier_store::jobs::{Job, JobKind};
 use dossier_store::notify::Notifications;
 use dossier_upstream::CallContext;
 
@@ -100,10 +100,9 @@ async fn run_job(
 ) {
     let store = &underwriter.store;
     let work = async {
-        match job.kind.as_str() {
-            "evaluate" => evaluate(underwriter, &job).await,
-            "deliver" | "deliver_review" => deliver(underwriter, &job).await,
-            other => Err(format!("unknown job kind {other:?}")),
+        match job.kind {
+            JobKind::Evaluate => evaluate(underwriter, &job).await,
+            JobKind::Deliver | JobKind::DeliverReview => deliver(underwriter, &job).await,
         }
     };
     let renew = async {
@@ -124,10 +123,10 @@ async fn run_job(
                 if let Err(e) = store.complete_job(job.id, worker).await {
                     tracing::warn!(job = job.id, error = %e, "could not mark job done; it will run again and find the decision made");
                 }
-                tracing::info!(job = job.id, kind = job.kind, application_id = ?job.application_id, attempts = job.attempts, "job done");
+                tracing::info!(job = job.id, kind = job.kind.as_str(), application_id = ?job.application_id, attempts = job.attempts, "job done");
             }
             Err(e) => {
-                tracing::warn!(job = job.id, kind = job.kind, application_id = ?job.application_id, attempts = job.attempts, error = %e, "job failed; it will be retried with back-off, or dead-lettered after its last attempt");
+                tracing::warn!(job = job.id, kind = job.kind.as_str(), application_id = ?job.application_id, attempts = job.attempts, error = %e, "job failed; it will be retried with back-off, or dead-lettered after its last attempt");
                 if let Err(e) = store.fail_job(job.id, worker, &e).await {
                     tracing::warn!(job = job.id, error = %e, "could not record the failure; the lease will lapse and the job run again");
                 }
@@ -162,7 +161,7 @@ async fn evaluate(underwriter: &Underwriter, job: &Job) -> Result<(), String> {
 /// decision id, lets it recognise the repeat.
 async fn deliver(underwriter: &Underwriter, job: &Job) -> Result<(), String> {
     let store = &underwriter.store;
-    let found = if job.kind == "deliver_review" {
+    let found = if job.kind == JobKind::DeliverReview {
         let application_id = job
             .application_id
             .ok_or("deliver_review job names no application")?;

@@ -116,7 +116,7 @@ impl Underwriter {
     ) -> Result<Report, EvaluateError> {
         match self.store.application_status(application_id).await? {
             None => Err(EvaluateError::NotFound(application_id)),
-            Some(dossier_core::domain::Status::Decided) => {
+            Some(dossier_core::domain::ApplicationStatus::Decided) => {
                 self.run(application_id, None, RunReason::Refresh, deadline)
                     .await
             }
@@ -141,7 +141,9 @@ impl Underwriter {
             .application_status(application_id)
             .await?
             .ok_or(EvaluateError::NotFound(application_id))?;
-        if reason == RunReason::Initial && status == dossier_core::domain::Status::Decided {
+        if reason == RunReason::Initial
+            && status == dossier_core::domain::ApplicationStatus::Decided
+        {
             return self
                 .store
                 .report(application_id)
@@ -215,7 +217,7 @@ impl Underwriter {
                     application_id,
                     idempotency_key: header.idempotency_key,
                     rails_application_id: header.rails_application_id,
-                    status: dossier_core::domain::Status::Decided,
+                    status: dossier_core::domain::ApplicationStatus::Decided,
                     created_at: header.created_at,
                     checks: results,
                     decision: Some(decision),

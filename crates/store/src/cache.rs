@@ -54,8 +54,9 @@ impl Store {
         holder: &str,
         lease: std::time::Duration,
     ) -> Result<(Option<CachedAnswer>, FetchLease), StoreError> {
-        // The answer's columns come through a LEFT JOIN: nullable ("?"), all NULL or none
-        // (the table's columns are NOT NULL) except body, sealed and key_id.
+        // The answer's columns come through a LEFT JOIN, so they are nullable ("?"); its
+        // three timestamps (NOT NULL in the table) are all NULL when there is no hit, or
+        // none is.
         let r = sqlx::query!(
             r#"WITH hit AS (
                  SELECT body, sealed, key_id, fetched_at, expires_at, stale_until FROM upstream_cache

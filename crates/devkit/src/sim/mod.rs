@@ -119,7 +119,7 @@ impl FromStr for Upstream {
 
 /// Settings of one simulator.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct UpstreamSettings {
+pub struct SimulatorSettings {
     /// Fixed port; `None` lets the OS choose a free one.
     pub port: Option<u16>,
     /// Latency, faults and quota at start (changeable at runtime).
@@ -139,12 +139,12 @@ pub struct SimConfig {
     pub bind: IpAddr,
     /// The bearer token the Rails simulator requires.
     pub rails_token: String,
-    pub rails: UpstreamSettings,
-    pub property_records: UpstreamSettings,
-    pub valuation: UpstreamSettings,
-    pub identity: UpstreamSettings,
-    pub licensing: UpstreamSettings,
-    pub registry: UpstreamSettings,
+    pub rails: SimulatorSettings,
+    pub property_records: SimulatorSettings,
+    pub valuation: SimulatorSettings,
+    pub identity: SimulatorSettings,
+    pub licensing: SimulatorSettings,
+    pub registry: SimulatorSettings,
 }
 
 impl Default for SimConfig {
@@ -152,12 +152,12 @@ impl Default for SimConfig {
         SimConfig {
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             rails_token: DEFAULT_RAILS_TOKEN.to_string(),
-            rails: UpstreamSettings::default(),
-            property_records: UpstreamSettings::default(),
-            valuation: UpstreamSettings::default(),
-            identity: UpstreamSettings::default(),
-            licensing: UpstreamSettings::default(),
-            registry: UpstreamSettings::default(),
+            rails: SimulatorSettings::default(),
+            property_records: SimulatorSettings::default(),
+            valuation: SimulatorSettings::default(),
+            identity: SimulatorSettings::default(),
+            licensing: SimulatorSettings::default(),
+            registry: SimulatorSettings::default(),
         }
     }
 }
@@ -177,7 +177,7 @@ impl SimConfig {
         Ok(config)
     }
 
-    pub fn settings(&self, upstream: Upstream) -> &UpstreamSettings {
+    pub fn settings(&self, upstream: Upstream) -> &SimulatorSettings {
         match upstream {
             Upstream::Rails => &self.rails,
             Upstream::PropertyRecords => &self.property_records,
@@ -225,9 +225,9 @@ struct RawUpstream {
 }
 
 impl RawUpstream {
-    fn into_settings(self) -> UpstreamSettings {
+    fn into_settings(self) -> SimulatorSettings {
         let default = Behaviour::default();
-        UpstreamSettings {
+        SimulatorSettings {
             port: self.port,
             behaviour: Behaviour {
                 latency_ms: self.latency_ms.unwrap_or(default.latency_ms),

@@ -37,7 +37,7 @@ fn config_from_toml() {
             fault_rate: 0.5,
         }
     );
-    assert_eq!(config.identity, UpstreamSettings::default());
+    assert_eq!(config.identity, SimulatorSettings::default());
 
     assert_eq!(SimConfig::from_toml_str("").unwrap(), SimConfig::default());
     assert!(SimConfig::from_toml_str("[valuation]\nlatncy_ms = 5").is_err());

@@ -58,7 +58,7 @@ pub struct Fetched<T> {
 
 impl<T> Fetched<T> {
     /// The same answer in another type: a vendor's wire type into Dossier's evidence.
-    pub fn into<U: From<T>>(self) -> Fetched<U> {
+    pub fn convert<U: From<T>>(self) -> Fetched<U> {
         Fetched {
             value: self.value.into(),
             source: self.source,

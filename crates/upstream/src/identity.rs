@@ -163,7 +163,7 @@ impl IdentityClient {
             self.layered.ask::<IdentityResult>(q, ctx).await?,
             "identity verification",
         )
-        .map(super::http::Fetched::into)
+        .map(super::http::Fetched::convert)
     }
 
     pub async fn income(
@@ -182,7 +182,7 @@ impl IdentityClient {
             self.layered.ask::<IncomeVerification>(q, ctx).await?,
             "income verification",
         )
-        .map(super::http::Fetched::into)
+        .map(super::http::Fetched::convert)
     }
 
     pub async fn bankruptcies(
@@ -200,6 +200,6 @@ impl IdentityClient {
             self.layered.ask::<BankruptcySearch>(q, ctx).await?,
             "bankruptcy search",
         )
-        .map(super::http::Fetched::into)
+        .map(super::http::Fetched::convert)
     }
 }

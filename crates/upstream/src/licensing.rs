@@ -71,6 +71,6 @@ impl LicensingClient {
         self.layered
             .ask::<LicenseRecord>(question, ctx)
             .await
-            .map(|found| found.map(super::http::Fetched::into))
+            .map(|found| found.map(super::http::Fetched::convert))
     }
 }

@@ -167,7 +167,7 @@ impl PropertyRecordsClient {
         self.layered
             .ask::<PropertyRecord>(question, ctx)
             .await
-            .map(|found| found.map(super::http::Fetched::into))
+            .map(|found| found.map(super::http::Fetched::convert))
     }
 }
 

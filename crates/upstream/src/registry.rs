@@ -71,6 +71,6 @@ impl RegistryClient {
         self.layered
             .ask::<BusinessRecord>(question, ctx)
             .await
-            .map(|found| found.map(super::http::Fetched::into))
+            .map(|found| found.map(super::http::Fetched::convert))
     }
 }

@@ -68,6 +68,6 @@ impl ValuationClient {
         self.layered
             .ask::<AvmEstimate>(question, ctx)
             .await
-            .map(|found| found.map(super::http::Fetched::into))
+            .map(|found| found.map(super::http::Fetched::convert))
     }
 }

@@ -82,7 +82,7 @@ impl Violations {
     }
 }
 
-pub fn join(prefix: &str, field: &str) -> String {
+fn join(prefix: &str, field: &str) -> String {
     if prefix.is_empty() {
         field.to_owned()
     } else {

@@ -37,6 +37,8 @@ enum Command {
     Sanctions(cli::sanctions::Args),
     /// Send an application file to a running Dossier and print the report.
     Evaluate(cli::evaluate::Args),
+    /// Ask a running Dossier whether it is SERVING (exit status 1 when not).
+    Health(cli::health::Args),
     #[cfg(feature = "dev")]
     #[command(flatten)]
     Dev(dossier_devkit::cli::Command),
@@ -48,7 +50,7 @@ async fn main() -> ExitCode {
     // Client commands print results on stdout: no JSON log lines there.
     let is_client = matches!(
         cli.command,
-        Command::Evaluate(_) | Command::Report(_) | Command::Jobs(_)
+        Command::Evaluate(_) | Command::Report(_) | Command::Jobs(_) | Command::Health(_)
     );
     let is_tool = match &cli.command {
         Command::Sanctions(_) | Command::Replay(_) => true,
@@ -83,6 +85,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Report(args) => cli::report::run(args).await,
         Command::Sanctions(args) => cli::sanctions::run(args).await,
         Command::Evaluate(args) => cli::evaluate::run(args).await,
+        Command::Health(args) => cli::health::run(args).await,
         #[cfg(feature = "dev")]
         Command::Dev(command) => command.run().await,
     }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use dossier_devkit::cli::seed;
 use dossier_devkit::harness::{TestApp, TestDb, evaluate_request};
 use dossier_service::cli::report::{self, VIEWS};
+use dossier_service::config::DatabaseArgs;
 use dossier_service::proto::{self, Decision};
 use serde_json::Value;
 use sqlx::{Connection, PgConnection, PgPool};
@@ -492,7 +493,9 @@ async fn dossier_report_runs_against_a_database() {
             since: None,
             until: None,
             format,
-            database_url: app.db.url.clone(),
+            database: DatabaseArgs {
+                database_url: Some(app.db.url.clone()),
+            },
         })
         .await
         .unwrap();
@@ -503,7 +506,9 @@ async fn dossier_report_runs_against_a_database() {
         since: Some(today),
         until: Some(today),
         format: report::Format::Table,
-        database_url: app.db.url.clone(),
+        database: DatabaseArgs {
+            database_url: Some(app.db.url.clone()),
+        },
     })
     .await
     .unwrap_err()
@@ -518,7 +523,9 @@ async fn dossier_report_refuses_unknown_names() {
         since: None,
         until: None,
         format: report::Format::Table,
-        database_url: "postgres://nobody@127.0.0.1:1/none".into(),
+        database: DatabaseArgs {
+            database_url: Some("postgres://nobody@127.0.0.1:1/none".into()),
+        },
     })
     .await
     .unwrap_err()
@@ -538,7 +545,9 @@ async fn dossier_seed_fills_every_view() {
     seed::run(seed::Args {
         count: 10,
         concurrency: 4,
-        database_url: Some(db.url.clone()),
+        database: DatabaseArgs {
+            database_url: Some(db.url.clone()),
+        },
     })
     .await
     .expect("seed");
@@ -590,7 +599,7 @@ async fn dossier_seed_needs_a_database_url() {
     let err = seed::run(seed::Args {
         count: 1,
         concurrency: 1,
-        database_url: None,
+        database: DatabaseArgs { database_url: None },
     })
     .await
     .unwrap_err()

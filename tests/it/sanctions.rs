@@ -11,6 +11,7 @@ use dossier_sanctions::{
 };
 use dossier_service::cli::sanctions::load_dir;
 use dossier_store::{Store, Vault};
+use dossier_upstream::Upstream;
 use dossier_upstream::sanctions::SanctionsList;
 
 const PERSON: i64 = 40101; // MORALES, Ernesto Javier
@@ -408,7 +409,7 @@ async fn refresh_picks_up_a_new_version() {
 
     let answer = list.answer("Ernesto J. Morales", Subject::Person, 0.88);
     assert_eq!(answer.value[0].entry_id, PERSON);
-    assert_eq!(answer.source.upstream, "sanctions");
+    assert_eq!(answer.source.upstream, Upstream::Sanctions);
     assert!(!answer.source.cached);
     assert!(!answer.source.stale);
     let loaded_at: chrono::DateTime<chrono::Utc> =

@@ -425,7 +425,7 @@ pub fn judge_all(inputs: &RunInputs, policy: &LoadedPolicy) -> Vec<CheckResult> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::Outcome;
+    use crate::domain::{Outcome, Upstream};
 
     fn codes(results: &[CheckResult], kind: CheckKind) -> (Outcome, Vec<String>) {
         let r = results.iter().find(|r| r.kind == kind).unwrap();
@@ -445,7 +445,7 @@ mod tests {
         let timeout = Answer::<PropertyRecord>::Failed {
             reason_code: "UPSTREAM_TIMEOUT".into(),
             message: "property_records did not answer".into(),
-            upstream: "property_records".into(),
+            upstream: Upstream::PropertyRecords.as_str().to_owned(),
             kind: "timeout".into(),
         };
         // No property record: every property check fails PROPERTY_NOT_FOUND.
@@ -500,7 +500,7 @@ mod tests {
         let found = Answer::Found {
             value: record,
             source: DataSource {
-                upstream: "property_records".into(),
+                upstream: Upstream::PropertyRecords,
                 fetched_at: Utc::now(),
                 cached: false,
                 stale: false,

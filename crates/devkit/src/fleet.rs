@@ -6,7 +6,7 @@
 //! reclaim does to a pod, SIGTERM is what a rolling deploy does.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
@@ -49,9 +49,9 @@ impl FleetSpec {
                 sims.rails_token().to_owned(),
             ),
         ];
-        for upstream in Upstream::ALL {
+        for upstream in Upstream::HTTP {
             env.push((
-                format!("DOSSIER_{}_URL", upstream.name().to_uppercase()),
+                format!("DOSSIER_{}_URL", upstream.as_str().to_uppercase()),
                 sims.base_url(upstream),
             ));
         }
@@ -70,6 +70,34 @@ pub async fn prepare_database(database_url: &str) -> anyhow::Result<()> {
     let loaded = crate::sample_sanctions::load_if_none(&store).await;
     store.pool.close().await;
     loaded?;
+    Ok(())
+}
+
+/// [`prepare_database`] for replicas of another release (an upgrade rehearsal): its
+/// own `dossier migrate` gives the schema it expects. The sample sanctions list is
+/// loaded by this release's code, which may not know an older schema's tables: if that
+/// fails the replicas start without a list (sanctions checks REFER), as a warning says.
+pub async fn prepare_database_with(binary: &Path, database_url: &str) -> anyhow::Result<()> {
+    let status = Command::new(binary)
+        .arg("migrate")
+        .env("DATABASE_URL", database_url)
+        .status()
+        .await
+        .with_context(|| format!("cannot run {} migrate", binary.display()))?;
+    anyhow::ensure!(
+        status.success(),
+        "{} migrate failed ({status})",
+        binary.display()
+    );
+    let pool = dossier_store::connect(database_url, 2).await?;
+    let store = dossier_store::Store::new(pool, dossier_store::Vault::ephemeral());
+    if let Err(e) = crate::sample_sanctions::load_if_none(&store).await {
+        tracing::warn!(
+            error = format!("{e:#}"),
+            "could not load the sample sanctions list on this schema; sanctions checks will REFER"
+        );
+    }
+    store.pool.close().await;
     Ok(())
 }
 

@@ -12,10 +12,11 @@ use std::time::Duration;
 
 use crate::devdb::PrivatePostgres;
 use crate::sim::{SimConfig, Simulators, Upstream};
-use dossier_service::config::ServeArgs;
+use dossier_service::config::{ServeArgs, ServeConfig};
 use dossier_service::proto::underwriting_service_client::UnderwritingServiceClient;
-use dossier_service::server::{Resolved, Server};
+use dossier_service::server::Server;
 use dossier_store::{Store, Vault};
+use dossier_upstream::UpstreamSettings;
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
@@ -129,6 +130,17 @@ pub fn serve_args(database_url: &str) -> ServeArgs {
     ServeArgs::loopback(database_url)
 }
 
+/// The configuration the developer tools serve with: throw-away keys, the sample
+/// sanctions list, and `upstreams` instead of the flags' when given.
+pub fn dev_config(
+    args: ServeArgs,
+    upstreams: Option<UpstreamSettings>,
+) -> anyhow::Result<ServeConfig> {
+    let mut config = args.into_config_with(Vault::ephemeral(), upstreams)?;
+    config.seed_sanctions = Some(crate::sample_sanctions::seed());
+    Ok(config)
+}
+
 pub fn point_at_sims(args: &mut ServeArgs, sims: &Simulators) {
     let u = &mut args.upstreams;
     u.rails_url = Some(sims.base_url(Upstream::Rails));
@@ -154,18 +166,9 @@ impl TestApp {
         let mut args = serve_args(&db.url);
         point_at_sims(&mut args, &sims);
         tweak(&mut args);
-        let upstreams = args.upstreams.settings().unwrap();
-        let server = Server::build(
-            args,
-            Resolved {
-                database_url: db.url.clone(),
-                vault: Vault::ephemeral(),
-                upstreams,
-                seed_sanctions: Some(crate::sample_sanctions::seed()),
-            },
-        )
-        .await
-        .expect("build server");
+        let server = Server::build(dev_config(args, None).expect("test settings are valid"))
+            .await
+            .expect("build server");
         let addr = server.local_addr();
         let admin = server.admin_addr();
         let store = server.store().clone();

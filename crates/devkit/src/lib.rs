@@ -4,11 +4,11 @@
 //! ([`cli`]) and the one [`harness`] that tests, the bench, `seed` and `policy check`
 //! start servers with.
 
-pub mod bench;
+mod bench;
 pub mod cli;
 pub mod devdb;
 pub mod fleet;
 pub mod harness;
-pub mod rails_request;
-pub mod sample_sanctions;
+mod rails_request;
+mod sample_sanctions;
 pub mod sim;

@@ -4,7 +4,7 @@
 //! `dossier sanctions load DIR`.
 
 use dossier_sanctions::{SdnList, parse_sdn_files};
-use dossier_service::server::SanctionsSeed;
+use dossier_service::config::SanctionsSeed;
 use dossier_store::Store;
 use dossier_store::sanctions::LoadSummary;
 

@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use clap::Args;
 use dossier_core::policy::LoadedPolicy;
 use dossier_store::Vault;
+use dossier_upstream::{Upstream, UpstreamSettings};
 
 fn duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e}; write durations like 500ms, 25s or 2m"))
@@ -18,9 +19,8 @@ fn duration(s: &str) -> Result<Duration, String> {
 /// No `Debug`: it holds the database URL, keys and tokens.
 #[derive(Clone, Args)]
 pub struct ServeArgs {
-    /// PostgreSQL URL.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
 
     /// Address the gRPC server listens on [default: 0.0.0.0:50051 for `serve`,
     /// 127.0.0.1:50051 for `dev`].
@@ -125,7 +125,7 @@ pub struct UpstreamArgs {
 impl UpstreamArgs {
     /// The upstream settings: defaults, then the file, then flags; an error names every
     /// upstream left without a URL.
-    pub fn settings(&self) -> anyhow::Result<dossier_upstream::UpstreamSettings> {
+    pub fn settings(&self) -> anyhow::Result<UpstreamSettings> {
         use dossier_upstream::settings::{UpstreamPolicy, parse_file};
         let mut policies = match &self.upstreams_file {
             Some(path) => {
@@ -139,29 +139,33 @@ impl UpstreamArgs {
             None => Default::default(),
         };
         let flags = [
-            ("rails", &self.rails_url, "--rails-url / DOSSIER_RAILS_URL"),
             (
-                "property_records",
+                Upstream::Rails,
+                &self.rails_url,
+                "--rails-url / DOSSIER_RAILS_URL",
+            ),
+            (
+                Upstream::PropertyRecords,
                 &self.property_records_url,
                 "--property-records-url / DOSSIER_PROPERTY_RECORDS_URL",
             ),
             (
-                "valuation",
+                Upstream::Valuation,
                 &self.valuation_url,
                 "--valuation-url / DOSSIER_VALUATION_URL",
             ),
             (
-                "identity",
+                Upstream::Identity,
                 &self.identity_url,
                 "--identity-url / DOSSIER_IDENTITY_URL",
             ),
             (
-                "licensing",
+                Upstream::Licensing,
                 &self.licensing_url,
                 "--licensing-url / DOSSIER_LICENSING_URL",
             ),
             (
-                "registry",
+                Upstream::Registry,
                 &self.registry_url,
                 "--registry-url / DOSSIER_REGISTRY_URL",
             ),
@@ -170,7 +174,7 @@ impl UpstreamArgs {
         let mut credentials = std::collections::BTreeMap::new();
         for (name, url, flag) in flags {
             let policy = policies
-                .entry(name.to_owned())
+                .entry(name)
                 .or_insert_with(|| UpstreamPolicy::default_for(name));
             if let Some(url) = url {
                 policy.base_url = Some(url.clone());
@@ -187,11 +191,11 @@ impl UpstreamArgs {
                         "upstream `{name}` takes its credential from ${var}, which is not set"
                     )
                 })?;
-                credentials.insert(name.to_owned(), value);
+                credentials.insert(name, value);
             }
         }
         if let Some(token) = &self.rails_token {
-            credentials.insert("rails".to_owned(), token.clone());
+            credentials.insert(Upstream::Rails, token.clone());
         }
         if !missing.is_empty() {
             anyhow::bail!(
@@ -199,28 +203,116 @@ impl UpstreamArgs {
                 missing.join(", ")
             );
         }
-        Ok(dossier_upstream::UpstreamSettings {
+        Ok(UpstreamSettings {
             policies,
             credentials,
         })
     }
 }
 
+/// `dossier serve`'s settings, parsed and checked once: addresses with their defaults,
+/// the keys as a vault, the policy and the upstreams loaded. [`crate::server::Server`]
+/// takes only this, so nothing past start-up can find a setting unusable.
+/// No `Debug`: it holds the database URL, keys and tokens.
+pub struct ServeConfig {
+    pub database_url: String,
+    pub grpc_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub migrate: bool,
+    pub db_max_connections: u32,
+    pub vault: Vault,
+    pub policy: LoadedPolicy,
+    pub upstreams: UpstreamSettings,
+    pub workers: usize,
+    pub job_lease: Duration,
+    pub shutdown_grace: Duration,
+    pub shutdown_delay: Duration,
+    pub max_connection_age: Duration,
+    /// A sanctions list to load when none is active: the developer tools' sample list
+    /// (`dev`, tests, bench); `serve` never has one (production loads the real list
+    /// with `dossier sanctions load DIR`).
+    pub seed_sanctions: Option<SanctionsSeed>,
+}
+
+/// A sanctions list to start with, and where it came from (for the list's history).
+pub struct SanctionsSeed {
+    pub list: dossier_sanctions::SdnList,
+    pub source: String,
+}
+
 impl ServeArgs {
-    /// Checks the settings that no single flag's parser can: everything `serve` refuses
-    /// to start with is named here, before anything connects.
-    pub fn validate(&self) -> anyhow::Result<()> {
+    /// The validated configuration of `serve`: the keys must be set. Every problem is
+    /// named at once, so an operator fixes a deployment in one round.
+    pub fn into_config(self) -> anyhow::Result<ServeConfig> {
+        self.resolve(None, None)
+    }
+
+    /// The same, with a vault the caller made (the developer tools' throw-away keys)
+    /// and, when given, upstream settings it made instead of the flags' (the bench's).
+    pub fn into_config_with(
+        self,
+        vault: Vault,
+        upstreams: Option<UpstreamSettings>,
+    ) -> anyhow::Result<ServeConfig> {
+        self.resolve(Some(vault), upstreams)
+    }
+
+    fn resolve(
+        self,
+        vault: Option<Vault>,
+        upstreams: Option<UpstreamSettings>,
+    ) -> anyhow::Result<ServeConfig> {
+        let mut problems: Vec<String> = Vec::new();
+        let mut keep = |r: anyhow::Result<()>| {
+            if let Err(e) = r {
+                problems.push(format!("{e:#}"));
+            }
+        };
+        let database_url = self.database.url("serve").map(str::to_owned);
+        let vault = vault.map_or_else(|| self.vault(), Ok);
+        let policy = self.policy();
+        let upstreams = upstreams.map_or_else(|| self.upstreams.settings(), Ok);
         if self.job_lease < Duration::from_secs(1) {
-            anyhow::bail!(
+            keep(Err(anyhow::anyhow!(
                 "--job-lease / DOSSIER_JOB_LEASE is {:?}; it must be at least 1s (leases are renewed every third of it)",
                 self.job_lease
-            );
+            )));
         }
-        Ok(())
+        let database_url = database_url.map_err(|e| keep(Err(e))).ok();
+        let vault = vault.map_err(|e| keep(Err(e))).ok();
+        let policy = policy.map_err(|e| keep(Err(e))).ok();
+        let upstreams = upstreams.map_err(|e| keep(Err(e))).ok();
+        match (database_url, vault, policy, upstreams) {
+            (Some(database_url), Some(vault), Some(policy), Some(upstreams))
+                if problems.is_empty() =>
+            {
+                Ok(ServeConfig {
+                    database_url,
+                    grpc_addr: self
+                        .grpc_addr
+                        .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 50051))),
+                    admin_addr: self
+                        .admin_addr
+                        .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 9090))),
+                    migrate: self.migrate,
+                    db_max_connections: self.db_max_connections,
+                    vault,
+                    policy,
+                    upstreams,
+                    workers: self.workers,
+                    job_lease: self.job_lease,
+                    shutdown_grace: self.shutdown_grace,
+                    shutdown_delay: self.shutdown_delay,
+                    max_connection_age: self.max_connection_age,
+                    seed_sanctions: None,
+                })
+            }
+            _ => anyhow::bail!("the settings are refused:\n  - {}", problems.join("\n  - ")),
+        }
     }
 
     /// The underwriting policy: the file's, or the built-in one.
-    pub fn policy(&self) -> anyhow::Result<LoadedPolicy> {
+    fn policy(&self) -> anyhow::Result<LoadedPolicy> {
         match &self.policy_file {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
@@ -233,7 +325,7 @@ impl ServeArgs {
     }
 
     /// The vault from configured keys; `serve` requires them.
-    pub fn vault(&self) -> anyhow::Result<Vault> {
+    fn vault(&self) -> anyhow::Result<Vault> {
         let keys = self.encryption_keys.as_deref().ok_or_else(|| {
             anyhow::anyhow!(
                 "DOSSIER_ENCRYPTION_KEYS is not set; generate a key with `echo k1:$(openssl rand -base64 32)` and keep it in your secret store"
@@ -256,7 +348,9 @@ impl ServeArgs {
     /// upstream URLs yet (the caller points them at its simulators).
     pub fn loopback(database_url: &str) -> ServeArgs {
         ServeArgs {
-            database_url: Some(database_url.to_owned()),
+            database: DatabaseArgs {
+                database_url: Some(database_url.to_owned()),
+            },
             grpc_addr: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
             admin_addr: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
             migrate: false,
@@ -285,12 +379,30 @@ impl ServeArgs {
     }
 }
 
-/// The PostgreSQL URL of the commands that talk to the database without serving.
-#[derive(Debug, Clone, clap::Args)]
+/// The PostgreSQL URL, as every command that talks to the database takes it. Its
+/// `Debug` shows the URL without its password.
+#[derive(Clone, clap::Args)]
 pub struct DatabaseArgs {
-    /// PostgreSQL URL.
-    #[arg(long = "database-url", env = "DATABASE_URL", hide_env_values = true)]
+    /// PostgreSQL URL. Global, so it may follow a subcommand (`dossier jobs list
+    /// --database-url …`).
+    #[arg(
+        long = "database-url",
+        env = "DATABASE_URL",
+        hide_env_values = true,
+        global = true
+    )]
     pub database_url: Option<String>,
+}
+
+impl std::fmt::Debug for DatabaseArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseArgs")
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(dossier_store::redact_url),
+            )
+            .finish()
+    }
 }
 
 impl DatabaseArgs {
@@ -301,5 +413,71 @@ impl DatabaseArgs {
                 "DATABASE_URL is not set; `dossier {command}` needs the service's PostgreSQL URL (--database-url or DATABASE_URL)"
             )
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> ServeArgs {
+        let mut a = ServeArgs::loopback("postgres://dossier:hunter2@db.internal/dossier");
+        a.database.database_url = None;
+        a
+    }
+
+    #[test]
+    fn every_problem_of_the_settings_is_named_at_once() {
+        let mut a = args();
+        a.job_lease = Duration::from_millis(10);
+        let Err(e) = a.into_config() else {
+            panic!("settings without a database, keys or upstream URLs were accepted")
+        };
+        let e = format!("{e:#}");
+        for expected in [
+            "DATABASE_URL is not set",
+            "DOSSIER_ENCRYPTION_KEYS is not set",
+            "upstream URLs are not configured",
+            "--job-lease",
+        ] {
+            assert!(e.contains(expected), "missing {expected:?} in: {e}");
+        }
+    }
+
+    #[test]
+    fn a_complete_configuration_takes_the_documented_defaults() {
+        let mut a = ServeArgs::loopback("postgres://db.internal/dossier");
+        a.grpc_addr = None;
+        a.admin_addr = None;
+        for url in [
+            &mut a.upstreams.rails_url,
+            &mut a.upstreams.property_records_url,
+            &mut a.upstreams.valuation_url,
+            &mut a.upstreams.identity_url,
+            &mut a.upstreams.licensing_url,
+            &mut a.upstreams.registry_url,
+        ] {
+            *url = Some("http://127.0.0.1:1".into());
+        }
+        let Ok(c) = a.into_config_with(Vault::ephemeral(), None) else {
+            panic!("a complete configuration was refused")
+        };
+        assert_eq!(c.grpc_addr, SocketAddr::from(([0, 0, 0, 0], 50051)));
+        assert_eq!(c.admin_addr, SocketAddr::from(([0, 0, 0, 0], 9090)));
+        assert_eq!(c.upstreams.policies.len(), Upstream::HTTP.len());
+        assert!(
+            c.seed_sanctions.is_none(),
+            "only developer tools seed a list"
+        );
+    }
+
+    #[test]
+    fn database_args_never_print_the_password() {
+        let d = DatabaseArgs {
+            database_url: Some("postgres://dossier:hunter2@db.internal/dossier".into()),
+        };
+        let shown = format!("{d:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("db.internal"), "{shown}");
     }
 }

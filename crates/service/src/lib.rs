@@ -8,7 +8,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
-pub mod jobs;
+mod jobs;
 pub mod proto;
 pub mod server;
 pub mod telemetry;

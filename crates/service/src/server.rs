@@ -16,14 +16,14 @@ use tonic_health::server::HealthReporter;
 use crate::api::RpcLogLayer;
 use crate::api::data::DataApi;
 use crate::api::underwriting::UnderwritingApi;
-use crate::config::ServeArgs;
+use crate::config::ServeConfig;
 use crate::proto::data_service_server::DataServiceServer;
 use crate::proto::underwriting_service_server::UnderwritingServiceServer;
 use crate::underwriting::Underwriter;
 use dossier_store::audit::{AuditSink, AuditWriter};
 use dossier_store::notify::Notifications;
-use dossier_store::{self as store, Store, Vault};
-use dossier_upstream::{UpstreamSettings, Upstreams};
+use dossier_store::{self as store, Store};
+use dossier_upstream::Upstreams;
 
 /// Services reported by grpc.health.v1 ("" is the whole server).
 const HEALTH_SERVICES: [&str; 3] = [
@@ -41,25 +41,17 @@ pub struct Server {
     underwriter: Underwriter,
     notifications: Notifications,
     audit_writer: AuditWriter,
-    args: ServeArgs,
     database_url: String,
+    run: RunSettings,
 }
 
-/// What `Server::build` needs besides the flags: resolved secrets and upstreams.
-pub struct Resolved {
-    pub database_url: String,
-    pub vault: Vault,
-    pub upstreams: UpstreamSettings,
-    /// A sanctions list to load when none is active: the developer tools' sample list
-    /// (`dev`, tests, bench); `serve` never has one (production loads the real list with
-    /// `dossier sanctions load DIR`).
-    pub seed_sanctions: Option<SanctionsSeed>,
-}
-
-/// A sanctions list to start with, and where it came from (for the list's history).
-pub struct SanctionsSeed {
-    pub list: dossier_sanctions::SdnList,
-    pub source: String,
+/// The settings the running server still needs once everything is built.
+struct RunSettings {
+    workers: usize,
+    job_lease: Duration,
+    shutdown_grace: Duration,
+    shutdown_delay: Duration,
+    max_connection_age: Duration,
 }
 
 /// How often each pod checks for a newly loaded sanctions list.
@@ -68,18 +60,32 @@ const SANCTIONS_REFRESH: Duration = Duration::from_secs(60);
 const CACHE_PURGE: Duration = Duration::from_secs(600);
 
 impl Server {
-    pub async fn build(args: ServeArgs, resolved: Resolved) -> anyhow::Result<Server> {
+    pub async fn build(config: ServeConfig) -> anyhow::Result<Server> {
         // Before anything records a metric (the breakers export their state at birth).
         crate::telemetry::metrics_handle();
-        args.validate()?;
-        let policy = args.policy()?;
-        if args.migrate {
-            let applied = store::migrate(&resolved.database_url).await?;
+        let ServeConfig {
+            database_url,
+            grpc_addr,
+            admin_addr,
+            migrate,
+            db_max_connections,
+            vault,
+            policy,
+            upstreams,
+            workers,
+            job_lease,
+            shutdown_grace,
+            shutdown_delay,
+            max_connection_age,
+            seed_sanctions,
+        } = config;
+        if migrate {
+            let applied = store::migrate(&database_url).await?;
             if !applied.is_empty() {
                 tracing::info!(?applied, "migrations applied");
             }
         }
-        let pool = store::connect(&resolved.database_url, args.db_max_connections).await?;
+        let pool = store::connect(&database_url, db_max_connections).await?;
         let pending = store::pending_migrations(&pool).await?;
         if !pending.is_empty() {
             let list: Vec<String> = pending.iter().map(|(v, d)| format!("{v} {d}")).collect();
@@ -90,23 +96,17 @@ impl Server {
             );
         }
         let (audit, audit_writer) = AuditSink::start(pool.clone());
-        let store = Store::new(pool.clone(), resolved.vault);
+        let store = Store::new(pool.clone(), vault);
         let notifications = Notifications::start(pool.clone());
         let upstreams = Upstreams::new(
-            &resolved.upstreams,
+            &upstreams,
             &store.shared_state(audit, Some(notifications.clone())),
         );
-        let grpc_addr = args
-            .grpc_addr
-            .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 50051)));
         let listener = TcpListener::bind(grpc_addr).await.with_context(|| {
             format!(
                 "cannot listen on {grpc_addr} (DOSSIER_GRPC_ADDR); is another process using it?"
             )
         })?;
-        let admin_addr = args
-            .admin_addr
-            .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 9090)));
         let admin_listener = TcpListener::bind(admin_addr).await.with_context(|| {
             format!(
                 "cannot listen on {admin_addr} (DOSSIER_ADMIN_ADDR); is another process using it?"
@@ -117,7 +117,7 @@ impl Server {
         store
             .save_policy(&policy.hash, &policy.policy.version, &policy.source)
             .await?;
-        if let Some(seed) = &resolved.seed_sanctions
+        if let Some(seed) = &seed_sanctions
             && store.active_sanctions_version().await?.is_none()
         {
             let loaded = store
@@ -145,8 +145,14 @@ impl Server {
             },
             notifications,
             audit_writer,
-            args,
-            database_url: resolved.database_url,
+            database_url,
+            run: RunSettings {
+                workers,
+                job_lease,
+                shutdown_grace,
+                shutdown_delay,
+                max_connection_age,
+            },
         })
     }
 
@@ -180,8 +186,8 @@ impl Server {
             underwriter,
             notifications,
             audit_writer,
-            args,
             database_url,
+            run,
         } = self;
         let addr = listener.local_addr()?;
         let (reporter, health_service) = tonic_health::server::health_reporter();
@@ -220,8 +226,8 @@ impl Server {
         let mut workers = crate::jobs::start(
             underwriter.clone(),
             notifications.clone(),
-            args.workers,
-            args.job_lease,
+            run.workers,
+            run.job_lease,
             &worker_prefix,
             workers_stop.clone(),
         );
@@ -245,7 +251,7 @@ impl Server {
             // the graceful GOAWAY at max age into a hard close at age + grace
             // (transport/server/mod.rs, connection_timeout_future). Without it, the
             // connection is drained with GOAWAY at max age and in-flight calls finish.
-            .max_connection_age(args.max_connection_age)
+            .max_connection_age(run.max_connection_age)
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .layer(RpcLogLayer)
             .add_service(health_service)
@@ -274,14 +280,14 @@ impl Server {
                 return result.context("gRPC server task panicked")?.context("gRPC server failed");
             }
         }
-        let grace_ends = Instant::now() + args.shutdown_grace;
-        tracing::info!(grace = ?args.shutdown_grace, delay = ?args.shutdown_delay, "shutdown requested: reporting NOT_SERVING");
+        let grace_ends = Instant::now() + run.shutdown_grace;
+        tracing::info!(grace = ?run.shutdown_grace, delay = ?run.shutdown_delay, "shutdown requested: reporting NOT_SERVING");
         stopping.cancel();
         let _ = health_task.await;
         let _ = sanctions_task.await;
         let _ = purge_task.await;
         set_health(&reporter, ServingStatus::NotServing).await;
-        tokio::time::sleep(args.shutdown_delay).await;
+        tokio::time::sleep(run.shutdown_delay).await;
 
         // Long-lived streams would hold the drain for the whole grace period: end them.
         // Health watchers get NOT_SERVING, then their stream ends; report watchers are

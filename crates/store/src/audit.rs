@@ -83,7 +83,7 @@ async fn insert(pool: &PgPool, batch: &[AuditRecord]) -> Result<(), sqlx::Error>
     sqlx::query!(
         "INSERT INTO upstream_calls (upstream, endpoint, http_status, outcome, error, latency_ms, application_id, cache, cost_cents, called_at)
          SELECT * FROM UNNEST($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::int[], $7::uuid[], $8::text[], $9::int[], $10::timestamptz[])",
-        &col(|r| r.upstream.to_owned()),
+        &col(|r| r.upstream.as_str().to_owned()),
         &col(|r| r.endpoint.to_owned()),
         batch.iter().map(|r| r.http_status.map(i32::from)).collect::<Vec<_>>() as _,
         &col(|r| r.outcome.clone()),

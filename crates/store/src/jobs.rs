@@ -45,6 +45,38 @@ impl JobKind {
     }
 }
 
+/// Where a job is in its life. The string forms are stored in `jobs.state` and used by
+/// the queue's queries: never change one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobState {
+    /// Waiting for a worker (or for its `run_at`).
+    Queued,
+    /// Claimed by a worker under a lease.
+    Running,
+    /// Finished.
+    Done,
+    /// Out of attempts: a dead letter, re-run only by `dossier jobs retry`.
+    Dead,
+}
+
+impl JobState {
+    pub const ALL: [JobState; 4] = [
+        JobState::Queued,
+        JobState::Running,
+        JobState::Done,
+        JobState::Dead,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Done => "done",
+            JobState::Dead => "dead",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
     pub id: i64,
@@ -246,7 +278,7 @@ impl Store {
     /// Jobs in one state (or every state), newest first.
     pub async fn list_jobs(
         &self,
-        state: Option<&str>,
+        state: Option<JobState>,
         limit: i64,
     ) -> Result<Vec<JobRow>, StoreError> {
         Ok(sqlx::query_as!(
@@ -255,7 +287,7 @@ impl Store {
                     created_at, finished_at
              FROM jobs WHERE $1::text IS NULL OR state = $1
              ORDER BY id DESC LIMIT $2",
-            state,
+            state.map(JobState::as_str),
             limit,
         )
         .fetch_all(&self.pool)

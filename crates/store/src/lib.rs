@@ -5,15 +5,15 @@
 
 pub mod applications;
 pub mod audit;
-pub mod cache;
-pub mod crypto;
+mod cache;
+mod crypto;
 pub mod jobs;
-pub mod limits;
+mod limits;
 pub mod notify;
 pub mod reporting;
 pub mod reports;
 pub mod sanctions;
-pub mod shared;
+mod shared;
 
 use std::collections::HashSet;
 use std::time::Duration;

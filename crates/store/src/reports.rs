@@ -8,7 +8,7 @@ use super::applications::parse_status;
 use super::{REPORT_CHANNEL, Store, StoreError};
 use dossier_core::domain::{
     ApplicationStatus, CheckKind, CheckResult, DataSource, Decision, DecisionRecord, Outcome,
-    Report, ReportSummary, ReviewRecord,
+    Report, ReportSummary, ReviewRecord, Upstream,
 };
 
 /// Filters and position of a report listing.
@@ -64,7 +64,7 @@ impl Store {
                     "outcome": r.outcome.as_str(),
                     "reason_codes": r.reason_codes,
                     "message": r.message,
-                    "upstream": r.source.as_ref().map(|s| s.upstream.clone()),
+                    "upstream": r.source.as_ref().map(|s| s.upstream),
                     "fetched_at": r.source.as_ref().map(|s| s.fetched_at),
                     "cached": r.source.as_ref().is_some_and(|s| s.cached),
                     "stale": r.source.as_ref().is_some_and(|s| s.stale),
@@ -362,7 +362,9 @@ impl CheckRow {
             message: self.message,
             source: match (self.upstream, self.fetched_at) {
                 (Some(upstream), Some(fetched_at)) => Some(DataSource {
-                    upstream,
+                    upstream: Upstream::parse(&upstream).ok_or_else(|| {
+                        StoreError::Corrupt(format!("unknown upstream {upstream:?}"))
+                    })?,
                     fetched_at,
                     cached: self.cached,
                     stale: self.stale,

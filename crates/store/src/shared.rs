@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dossier_sanctions::SdnList;
+use dossier_upstream::Upstream;
 use dossier_upstream::sanctions::StoredSanctions;
 use dossier_upstream::shared::{
     CacheFills, CachedAnswer, FetchLease, FleetLimiter, FleetPermit, SharedCache, SharedError,
@@ -30,49 +31,49 @@ impl SharedCache for Store {
 
     fn get<'a>(
         &'a self,
-        upstream: &'a str,
+        upstream: Upstream,
         kind: &'a str,
         key: &'a [u8],
     ) -> BoxFuture<'a, Result<Option<CachedAnswer>, SharedError>> {
-        self.cache_get(upstream, kind, key)
+        self.cache_get(upstream.as_str(), kind, key)
             .map(|r| r.map_err(shared))
             .boxed()
     }
 
     fn get_or_lease<'a>(
         &'a self,
-        upstream: &'a str,
+        upstream: Upstream,
         kind: &'a str,
         key: &'a [u8],
         holder: &'a str,
         lease: Duration,
     ) -> BoxFuture<'a, Result<(Option<CachedAnswer>, FetchLease), SharedError>> {
-        self.cache_get_or_lease(upstream, kind, key, holder, lease)
+        self.cache_get_or_lease(upstream.as_str(), kind, key, holder, lease)
             .map(|r| r.map_err(shared))
             .boxed()
     }
 
     fn release_lease<'a>(
         &'a self,
-        upstream: &'a str,
+        upstream: Upstream,
         kind: &'a str,
         key: &'a [u8],
         holder: &'a str,
     ) -> BoxFuture<'a, Result<(), SharedError>> {
-        self.release_fetch_lease(upstream, kind, key, holder)
+        self.release_fetch_lease(upstream.as_str(), kind, key, holder)
             .map(|r| r.map_err(shared))
             .boxed()
     }
 
     fn put<'a>(
         &'a self,
-        upstream: &'a str,
+        upstream: Upstream,
         kind: &'a str,
         key: &'a [u8],
         answer: &'a CachedAnswer,
         seal: bool,
     ) -> BoxFuture<'a, Result<(), SharedError>> {
-        self.cache_put(upstream, kind, key, answer, seal)
+        self.cache_put(upstream.as_str(), kind, key, answer, seal)
             .map(|r| r.map_err(shared))
             .boxed()
     }
@@ -81,12 +82,12 @@ impl SharedCache for Store {
 impl FleetLimiter for Store {
     fn permit<'a>(
         &'a self,
-        key: &'a str,
+        upstream: Upstream,
         interval: Duration,
         burst: u32,
         max_wait: Duration,
     ) -> BoxFuture<'a, Result<FleetPermit, SharedError>> {
-        self.fleet_permit(key, interval, burst, max_wait)
+        self.fleet_permit(upstream.as_str(), interval, burst, max_wait)
             .map(|r| r.map_err(shared))
             .boxed()
     }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::error::UpstreamError;
 use super::settings::BreakerPolicy;
+use dossier_core::domain::Upstream;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BreakerState {
@@ -28,7 +29,7 @@ struct Inner {
 
 #[derive(Debug)]
 pub struct Breaker {
-    upstream: &'static str,
+    upstream: Upstream,
     policy: BreakerPolicy,
     inner: Mutex<Inner>,
 }
@@ -41,7 +42,7 @@ pub struct Admitted {
 }
 
 impl Breaker {
-    pub fn new(upstream: &'static str, policy: BreakerPolicy) -> Breaker {
+    pub fn new(upstream: Upstream, policy: BreakerPolicy) -> Breaker {
         let b = Breaker {
             upstream,
             policy,
@@ -67,7 +68,8 @@ impl Breaker {
             BreakerState::HalfOpen => 1.0,
             BreakerState::Open => 2.0,
         };
-        metrics::gauge!("dossier_upstream_breaker_state", "upstream" => self.upstream).set(v);
+        metrics::gauge!("dossier_upstream_breaker_state", "upstream" => self.upstream.as_str())
+            .set(v);
     }
 
     pub fn admit(&self) -> Result<Admitted, UpstreamError> {
@@ -137,14 +139,14 @@ impl Breaker {
             {
                 g.state = BreakerState::Open;
                 g.open_until = now + self.policy.open_for;
-                tracing::warn!(upstream = self.upstream, open_for = ?self.policy.open_for, "circuit breaker opened");
+                tracing::warn!(upstream = %self.upstream, open_for = ?self.policy.open_for, "circuit breaker opened");
             }
         }
         let after = g.state;
         drop(g);
         if before != after {
             if after == BreakerState::Closed {
-                tracing::info!(upstream = self.upstream, "circuit breaker closed");
+                tracing::info!(upstream = %self.upstream, "circuit breaker closed");
             }
             self.export(after);
         }
@@ -169,7 +171,7 @@ mod tests {
     #[test]
     fn opens_after_consecutive_failures_and_closes_after_a_good_probe() {
         let b = Breaker::new(
-            "t",
+            Upstream::Registry,
             BreakerPolicy {
                 open_for: Duration::from_secs(3600),
                 ..policy()
@@ -182,7 +184,7 @@ mod tests {
         assert_eq!(b.state(), BreakerState::Open);
         assert!(matches!(b.admit(), Err(UpstreamError::CircuitOpen { .. })));
 
-        let b = Breaker::new("t", policy()); // open_for zero: probes at once
+        let b = Breaker::new(Upstream::Registry, policy()); // open_for zero: probes at once
         for _ in 0..3 {
             let a = b.admit().unwrap();
             b.record(a, true);
@@ -196,7 +198,7 @@ mod tests {
 
     #[test]
     fn a_failed_probe_reopens() {
-        let b = Breaker::new("t", policy());
+        let b = Breaker::new(Upstream::Registry, policy());
         for _ in 0..3 {
             let a = b.admit().unwrap();
             b.record(a, true);
@@ -208,7 +210,7 @@ mod tests {
 
     #[test]
     fn successes_reset_the_count() {
-        let b = Breaker::new("t", policy());
+        let b = Breaker::new(Upstream::Registry, policy());
         for failed in [true, true, false, true, true] {
             let a = b.admit().unwrap();
             b.record(a, failed);
@@ -219,7 +221,7 @@ mod tests {
     #[test]
     fn error_rate_over_the_window_opens() {
         let b = Breaker::new(
-            "t",
+            Upstream::Registry,
             BreakerPolicy {
                 consecutive_failures: 100,
                 error_rate: 0.5,

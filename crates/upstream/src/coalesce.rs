@@ -35,7 +35,7 @@ impl<V: Clone + Send + Sync + 'static> Coalescer<V> {
         &self,
         key: &str,
         fetch: impl FnOnce() -> F,
-        on_panic: fn() -> V,
+        on_panic: impl FnOnce() -> V + Send + 'static,
     ) -> (Flight<V>, bool)
     where
         F: Future<Output = V> + Send + 'static,
@@ -61,6 +61,7 @@ impl<V: Clone + Send + Sync + 'static> Coalescer<V> {
         (flight, false)
     }
 
+    #[cfg(test)]
     pub fn in_flight(&self) -> usize {
         self.inflight.lock().expect("coalescer lock").len()
     }

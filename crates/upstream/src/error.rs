@@ -1,63 +1,46 @@
 //! Typed upstream failures. Every way an upstream can misbehave ends here, never in a
 //! panic; each maps to a stable reason code for the check it affects.
 
+use dossier_core::domain::Upstream;
 use dossier_core::reason::ReasonCode;
 use std::time::Duration;
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
 pub enum UpstreamError {
     #[error("{upstream} did not answer within {timeout_ms} ms")]
-    Timeout {
-        upstream: &'static str,
-        timeout_ms: u64,
-    },
+    Timeout { upstream: Upstream, timeout_ms: u64 },
     #[error("the caller's deadline passed before {upstream} could be asked")]
-    DeadlineExceeded { upstream: &'static str },
+    DeadlineExceeded { upstream: Upstream },
     #[error("cannot connect to {upstream}: {detail}")]
-    Connect {
-        upstream: &'static str,
-        detail: String,
-    },
+    Connect { upstream: Upstream, detail: String },
     #[error("{upstream} refused the request: over its rate limit (retry after {retry_after:?})")]
     RateLimited {
-        upstream: &'static str,
+        upstream: Upstream,
         retry_after: Option<Duration>,
     },
     #[error("{upstream} answered HTTP {status}: {snippet}")]
     Status {
-        upstream: &'static str,
+        upstream: Upstream,
         status: u16,
         snippet: String,
     },
     #[error("{upstream} answered 200 with an error body: {snippet}")]
-    ErrorBody {
-        upstream: &'static str,
-        snippet: String,
-    },
+    ErrorBody { upstream: Upstream, snippet: String },
     #[error("{upstream} sent a response that is not the expected JSON: {detail}")]
-    Malformed {
-        upstream: &'static str,
-        detail: String,
-    },
+    Malformed { upstream: Upstream, detail: String },
     #[error("{upstream} broke off the response: {detail}")]
-    Body {
-        upstream: &'static str,
-        detail: String,
-    },
+    Body { upstream: Upstream, detail: String },
     #[error(
         "{upstream} is failing and its circuit breaker is open (next probe in {retry_after:?})"
     )]
     CircuitOpen {
-        upstream: &'static str,
+        upstream: Upstream,
         retry_after: Duration,
     },
     #[error("internal error while calling {upstream}: {detail}")]
-    Internal {
-        upstream: &'static str,
-        detail: String,
-    },
+    Internal { upstream: Upstream, detail: String },
     #[error("{upstream} rejected Dossier's credential (HTTP {status}); check its configured token")]
-    Unauthorized { upstream: &'static str, status: u16 },
+    Unauthorized { upstream: Upstream, status: u16 },
 }
 
 impl UpstreamError {
@@ -129,7 +112,7 @@ impl UpstreamError {
         }
     }
 
-    pub fn upstream(&self) -> &'static str {
+    pub fn upstream(&self) -> Upstream {
         match self {
             UpstreamError::Timeout { upstream, .. }
             | UpstreamError::DeadlineExceeded { upstream }
@@ -141,7 +124,7 @@ impl UpstreamError {
             | UpstreamError::Body { upstream, .. }
             | UpstreamError::Unauthorized { upstream, .. }
             | UpstreamError::CircuitOpen { upstream, .. }
-            | UpstreamError::Internal { upstream, .. } => upstream,
+            | UpstreamError::Internal { upstream, .. } => *upstream,
         }
     }
 }
@@ -152,7 +135,7 @@ mod tests {
 
     #[test]
     fn every_failure_has_a_reason_code_and_a_retry_rule() {
-        let u = "vendor";
+        let u = Upstream::Licensing;
         let cases = [
             (
                 UpstreamError::Timeout {
@@ -257,7 +240,7 @@ mod tests {
                 "{e:?}"
             );
             assert!(
-                e.to_string().contains(u),
+                e.to_string().contains(u.as_str()),
                 "the message names the upstream: {e}"
             );
         }

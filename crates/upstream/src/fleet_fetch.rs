@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 
 use super::shared::{CacheFills, CachedAnswer, FetchLease, SharedCache, SharedState};
-use dossier_core::domain::CacheOutcome;
+use dossier_core::domain::{CacheOutcome, Upstream};
 
 /// What the shared cache said about a question.
 pub(crate) enum Shared {
@@ -38,7 +38,7 @@ pub(crate) enum Shared {
 
 /// One upstream's side of the fleet's fetch leases.
 pub(crate) struct FleetFetch {
-    upstream: &'static str,
+    upstream: Upstream,
     shared: Arc<dyn SharedCache>,
     /// Cache fills announced by other pods; None: no fleet-wide coalescing.
     fills: Option<Arc<dyn CacheFills>>,
@@ -47,7 +47,7 @@ pub(crate) struct FleetFetch {
 }
 
 impl FleetFetch {
-    pub(crate) fn new(upstream: &'static str, shared: &SharedState) -> FleetFetch {
+    pub(crate) fn new(upstream: Upstream, shared: &SharedState) -> FleetFetch {
         FleetFetch {
             upstream,
             shared: shared.cache.clone(),
@@ -100,7 +100,7 @@ impl FleetFetch {
             let (answer, lease) = match asked {
                 Ok(found) => found,
                 Err(e) => {
-                    tracing::warn!(upstream = self.upstream, error = %e, "L2 cache read failed");
+                    tracing::warn!(upstream = %self.upstream, error = %e, "L2 cache read failed");
                     return Shared::Fetch {
                         stale,
                         lease: false,
@@ -140,7 +140,7 @@ impl FleetFetch {
                     }
                     let wait_until = look_again.min(deadline);
                     if !waited {
-                        metrics::counter!("dossier_upstream_requests_total", "upstream" => self.upstream, "outcome" => "fleet_wait").increment(1);
+                        metrics::counter!("dossier_upstream_requests_total", "upstream" => self.upstream.as_str(), "outcome" => "fleet_wait").increment(1);
                     }
                     waited = true;
                     if let Some(rx) = fills.as_mut() {
@@ -159,7 +159,7 @@ impl FleetFetch {
             .release_lease(self.upstream, kind, key_hash, &self.holder)
             .await
         {
-            tracing::warn!(upstream = self.upstream, error = %e, "could not release a fetch lease; it lapses on its own");
+            tracing::warn!(upstream = %self.upstream, error = %e, "could not release a fetch lease; it lapses on its own");
         }
     }
 }

@@ -11,12 +11,12 @@ use uuid::Uuid;
 
 use super::error::UpstreamError;
 use super::shared::{AuditRecord, AuditTrail};
-use dossier_core::domain::DataSource;
+use dossier_core::domain::{DataSource, Upstream};
 
 /// Settings of one upstream.
 #[derive(Clone)]
 pub struct UpstreamConfig {
-    pub name: &'static str,
+    pub name: Upstream,
     pub base_url: String,
     /// Sent as `Authorization: Bearer …` when set.
     pub credential: Option<String>,

@@ -8,6 +8,7 @@
 //! - `POST {base}/v1/income/verify` body [`PersonQuery`] → 200 [`IncomeVerification`]
 
 use chrono::NaiveDate;
+use dossier_core::domain::{self, Upstream};
 use dossier_core::evidence;
 use serde::{Deserialize, Serialize};
 
@@ -26,6 +27,24 @@ pub struct PersonQuery {
     pub city: String,
     pub state: String,
     pub postal_code: String,
+}
+
+impl PersonQuery {
+    /// The question for an applicant living at `home` (the property: PACE applicants
+    /// own and live in it). The vendor knows no suffix and no second address line.
+    pub fn of(applicant: &domain::Applicant, home: &domain::Address) -> PersonQuery {
+        PersonQuery {
+            first_name: applicant.first_name.clone(),
+            middle_name: applicant.middle_name.clone(),
+            last_name: applicant.last_name.clone(),
+            ssn: applicant.ssn.expose().to_owned(),
+            date_of_birth: applicant.date_of_birth,
+            line1: home.line1.clone(),
+            city: home.city.clone(),
+            state: home.state.clone(),
+            postal_code: home.postal_code.clone(),
+        }
+    }
 }
 
 impl std::fmt::Debug for PersonQuery {
@@ -142,7 +161,7 @@ impl IdentityClient {
         what: &str,
     ) -> Result<super::http::Fetched<T>, super::error::UpstreamError> {
         found.ok_or_else(|| super::error::UpstreamError::Status {
-            upstream: "identity",
+            upstream: Upstream::Identity,
             status: 404,
             snippet: format!("{what} endpoint not found; check the identity base URL"),
         })

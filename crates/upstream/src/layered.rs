@@ -30,7 +30,7 @@ use super::limit::Limiter;
 use super::retry;
 use super::settings::UpstreamPolicy;
 use super::shared::{CachedAnswer, FleetLimiter, FleetPermit, SharedCache};
-use dossier_core::domain::{CacheOutcome, DataSource};
+use dossier_core::domain::{CacheOutcome, DataSource, Upstream};
 
 /// Budget of a call made without a deadline.
 const NO_DEADLINE_BUDGET: Duration = Duration::from_secs(30);
@@ -63,7 +63,7 @@ pub fn shape_of<T: DeserializeOwned>(v: &Value) -> Result<(), String> {
 type FlightResult = Result<(Arc<CachedAnswer>, CacheOutcome), UpstreamError>;
 
 pub struct Layered {
-    pub name: &'static str,
+    pub name: Upstream,
     pub policy: UpstreamPolicy,
     pub http: HttpUpstream,
     l1: moka::future::Cache<String, Arc<CachedAnswer>>,
@@ -136,7 +136,7 @@ impl Layered {
                 policy.concurrency,
             ),
             breaker: Breaker::new(name, policy.breaker.clone()),
-            sensitive: matches!(name, "rails" | "identity"),
+            sensitive: name.holds_personal_data(),
             http,
             policy,
             shared: shared.cache.clone(),
@@ -173,7 +173,7 @@ impl Layered {
                 })
             }
             Err(e) => {
-                tracing::warn!(upstream = self.name, error = %e, "fleet rate limit unreachable; using this pod's limit only");
+                tracing::warn!(upstream = %self.name, error = %e, "fleet rate limit unreachable; using this pod's limit only");
                 Ok(())
             }
         }
@@ -187,7 +187,7 @@ impl Layered {
     ) -> Result<Option<Fetched<T>>, UpstreamError> {
         let (answer, outcome) = self.answer(q, ctx).await?;
         let source = DataSource {
-            upstream: self.name.to_owned(),
+            upstream: self.name,
             fetched_at: answer.fetched_at,
             cached: matches!(outcome, CacheOutcome::L1Hit | CacheOutcome::L2Hit),
             stale: outcome == CacheOutcome::Stale,
@@ -215,7 +215,7 @@ impl Layered {
     }
 
     fn count(&self, outcome: &'static str) {
-        metrics::counter!("dossier_upstream_requests_total", "upstream" => self.name, "outcome" => outcome).increment(1);
+        metrics::counter!("dossier_upstream_requests_total", "upstream" => self.name.as_str(), "outcome" => outcome).increment(1);
     }
 
     async fn answer(self: &Arc<Self>, q: Question, ctx: &CallContext) -> FlightResult {
@@ -251,9 +251,9 @@ impl Layered {
         let (flight, joined) = self.flights.join_or_start(
             &flight_key,
             move || me.fetch(q, key_hash, l1_key, fetch_ctx, deadline),
-            || {
+            move || {
                 Err(UpstreamError::Internal {
-                    upstream: "unknown",
+                    upstream: name,
                     detail: "the fetch task panicked".into(),
                 })
             },
@@ -356,14 +356,14 @@ impl Layered {
                     .put(self.name, q.kind, &key_hash, &answer, self.sensitive)
                     .await
                 {
-                    tracing::warn!(upstream = self.name, error = %e, "L2 cache write failed");
+                    tracing::warn!(upstream = %self.name, error = %e, "L2 cache write failed");
                 }
                 self.count("fetched");
                 Ok((answer, CacheOutcome::Fetched))
             }
             Err(e) => match stale {
                 Some(old) if old.stale_until > Utc::now() => {
-                    tracing::warn!(upstream = self.name, error = %e, fetched_at = %old.fetched_at, "upstream failed; serving a stale answer");
+                    tracing::warn!(upstream = %self.name, error = %e, fetched_at = %old.fetched_at, "upstream failed; serving a stale answer");
                     self.count("stale");
                     Ok((old, CacheOutcome::Stale))
                 }
@@ -444,7 +444,7 @@ impl Layered {
                     None => Ok(None),
                 });
             drop(slot);
-            metrics::histogram!("dossier_upstream_request_duration_seconds", "upstream" => self.name).record(started.elapsed().as_secs_f64());
+            metrics::histogram!("dossier_upstream_request_duration_seconds", "upstream" => self.name.as_str()).record(started.elapsed().as_secs_f64());
             if let Some(admitted) = admitted {
                 self.breaker.record(
                     admitted,
@@ -455,7 +455,7 @@ impl Layered {
                 Ok(v) => return Ok(v),
                 Err(e) => match retry::next_delay(&self.policy.retry, attempt, &e, deadline) {
                     Some(wait) => {
-                        tracing::debug!(upstream = self.name, attempt, ?wait, error = %e, "retrying");
+                        tracing::debug!(upstream = %self.name, attempt, ?wait, error = %e, "retrying");
                         tokio::time::sleep(wait).await;
                         attempt += 1;
                     }

@@ -8,18 +8,18 @@
 //! stack needs from the fleet's shared state (PostgreSQL) is named by the traits in
 //! [`shared`], which the store implements.
 
-pub mod breaker;
-pub mod coalesce;
-pub mod error;
-pub mod http;
+mod breaker;
+mod coalesce;
+mod error;
+mod http;
 pub mod identity;
-pub mod layered;
+mod layered;
 pub mod licensing;
-pub mod limit;
+mod limit;
 pub mod property_records;
 pub mod rails;
 pub mod registry;
-pub mod retry;
+mod retry;
 pub mod sanctions;
 pub mod settings;
 pub mod shared;
@@ -30,8 +30,11 @@ mod fleet_fetch;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+pub use breaker::{Breaker, BreakerState};
+pub use dossier_core::domain::Upstream;
 pub use error::UpstreamError;
 pub use http::{CallContext, Fetched, HttpUpstream, UpstreamConfig};
+pub use layered::Layered;
 pub use settings::UpstreamPolicy;
 
 pub use shared::SharedState;
@@ -39,9 +42,9 @@ pub use shared::SharedState;
 /// The policy of every HTTP upstream, base URLs and credentials resolved.
 #[derive(Clone)]
 pub struct UpstreamSettings {
-    pub policies: BTreeMap<String, UpstreamPolicy>,
-    /// Bearer credentials by upstream name.
-    pub credentials: BTreeMap<String, String>,
+    pub policies: BTreeMap<Upstream, UpstreamPolicy>,
+    /// Bearer credentials by upstream.
+    pub credentials: BTreeMap<Upstream, String>,
 }
 
 impl std::fmt::Debug for UpstreamSettings {
@@ -54,11 +57,11 @@ impl std::fmt::Debug for UpstreamSettings {
 }
 
 impl UpstreamSettings {
-    pub fn policy(&self, name: &str) -> UpstreamPolicy {
+    pub fn policy(&self, upstream: Upstream) -> UpstreamPolicy {
         self.policies
-            .get(name)
+            .get(&upstream)
             .cloned()
-            .unwrap_or_else(|| UpstreamPolicy::default_for(name))
+            .unwrap_or_else(|| UpstreamPolicy::default_for(upstream))
     }
 }
 
@@ -71,20 +74,20 @@ pub struct Upstreams {
     pub identity: identity::IdentityClient,
     pub licensing: licensing::LicensingClient,
     pub registry: registry::RegistryClient,
-    /// The protection stacks by upstream name (breaker state, tests).
-    pub stacks: BTreeMap<&'static str, Arc<layered::Layered>>,
+    /// The protection stacks by upstream (breaker state, tests).
+    pub stacks: BTreeMap<Upstream, Arc<layered::Layered>>,
 }
 
 impl Upstreams {
     pub fn new(s: &UpstreamSettings, shared: &SharedState) -> Upstreams {
         let mut stacks = BTreeMap::new();
-        let mut stack = |name: &'static str| {
+        let mut stack = |name: Upstream| {
             let policy = s.policy(name);
             let http = HttpUpstream::new(
                 UpstreamConfig {
                     name,
                     base_url: policy.base_url.clone().unwrap_or_default(),
-                    credential: s.credentials.get(name).cloned(),
+                    credential: s.credentials.get(&name).cloned(),
                     timeout: policy.timeout,
                     cost_cents: policy.cost_cents,
                 },
@@ -95,14 +98,14 @@ impl Upstreams {
             l
         };
         Upstreams {
-            rails: rails::RailsClient::new(stack("rails")),
+            rails: rails::RailsClient::new(stack(Upstream::Rails)),
             property_records: property_records::PropertyRecordsClient::new(stack(
-                "property_records",
+                Upstream::PropertyRecords,
             )),
-            valuation: valuation::ValuationClient::new(stack("valuation")),
-            identity: identity::IdentityClient::new(stack("identity")),
-            licensing: licensing::LicensingClient::new(stack("licensing")),
-            registry: registry::RegistryClient::new(stack("registry")),
+            valuation: valuation::ValuationClient::new(stack(Upstream::Valuation)),
+            identity: identity::IdentityClient::new(stack(Upstream::Identity)),
+            licensing: licensing::LicensingClient::new(stack(Upstream::Licensing)),
+            registry: registry::RegistryClient::new(stack(Upstream::Registry)),
             stacks,
         }
     }
@@ -124,7 +127,7 @@ pub fn answer_of<T>(
         Err(e) => Answer::Failed {
             reason_code: e.reason_code().as_str().to_owned(),
             message: e.to_string(),
-            upstream: e.upstream().to_owned(),
+            upstream: e.upstream().as_str().to_owned(),
             kind: e.kind().to_owned(),
         },
     }

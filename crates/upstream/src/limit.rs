@@ -11,17 +11,18 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::error::UpstreamError;
+use dossier_core::domain::Upstream;
 
 #[derive(Debug)]
 pub struct Limiter {
-    upstream: &'static str,
+    upstream: Upstream,
     rate: DefaultDirectRateLimiter,
     concurrency: Arc<Semaphore>,
 }
 
 impl Limiter {
     pub fn new(
-        upstream: &'static str,
+        upstream: Upstream,
         rate_per_second: f64,
         burst: u32,
         concurrency: usize,
@@ -46,7 +47,7 @@ impl Limiter {
                 Err(not_until) => {
                     let wait = not_until.wait_time_from(clock.now());
                     if Instant::now() + wait > deadline {
-                        metrics::counter!("dossier_upstream_requests_total", "upstream" => self.upstream, "outcome" => "rate_limited").increment(1);
+                        metrics::counter!("dossier_upstream_requests_total", "upstream" => self.upstream.as_str(), "outcome" => "rate_limited").increment(1);
                         return Err(UpstreamError::RateLimited {
                             upstream: self.upstream,
                             retry_after: Some(wait.max(Duration::from_millis(1))),
@@ -77,7 +78,7 @@ mod tests {
 
     #[tokio::test]
     async fn refuses_with_a_retry_delay_when_the_deadline_is_too_close() {
-        let l = Limiter::new("t", 1.0, 2, 1);
+        let l = Limiter::new(Upstream::Registry, 1.0, 2, 1);
         let deadline = Instant::now() + Duration::from_millis(50);
         l.rate_permit(deadline).await.unwrap();
         l.rate_permit(deadline).await.unwrap();

@@ -5,7 +5,7 @@
 //! → 200 [`PropertyRecord`], 404 `{"error":"property_not_found"}` when the county has no parcel.
 
 use chrono::NaiveDate;
-use dossier_core::evidence;
+use dossier_core::{domain, evidence};
 use serde::{Deserialize, Serialize};
 
 /// The question asked of the property records vendor.
@@ -17,6 +17,21 @@ pub struct PropertyQuery {
     pub postal_code: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub apn: String,
+}
+
+impl PropertyQuery {
+    /// The question for a property as an application describes it (the vendor knows
+    /// no second address line).
+    pub fn of(property: &domain::Property) -> PropertyQuery {
+        let a = &property.address;
+        PropertyQuery {
+            line1: a.line1.clone(),
+            city: a.city.clone(),
+            state: a.state.clone(),
+            postal_code: a.postal_code.clone(),
+            apn: property.apn.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

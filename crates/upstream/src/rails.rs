@@ -17,7 +17,7 @@
 //! Requests carry `Authorization: Bearer {credential}`.
 
 use chrono::NaiveDate;
-use dossier_core::domain;
+use dossier_core::domain::{self, Upstream};
 use serde::{Deserialize, Serialize};
 
 /// The answer of the batch endpoint.
@@ -208,7 +208,7 @@ impl RailsBatcher {
     async fn get(&self, id: String, ctx: super::http::CallContext) -> BatchReply {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let lost = || super::error::UpstreamError::Internal {
-            upstream: "rails",
+            upstream: Upstream::Rails,
             detail: "the batching task stopped".into(),
         };
         self.tx
@@ -255,7 +255,7 @@ async fn send_batch(http: super::http::HttpUpstream, items: Vec<BatchItem>) {
         Ok(None) => {
             for item in items {
                 let _ = item.reply.send(Err(super::error::UpstreamError::Status {
-                    upstream: "rails",
+                    upstream: Upstream::Rails,
                     status: 404,
                     snippet: "the batch endpoint was not found; check the Rails base URL".into(),
                 }));
@@ -325,12 +325,12 @@ impl RailsClient {
         };
         let answer = self.layered.send_uncached(&question, ctx).await?;
         let malformed = |detail: String| super::error::UpstreamError::Malformed {
-            upstream: "rails",
+            upstream: Upstream::Rails,
             detail,
         };
         let Some(answer) = answer else {
             return Err(super::error::UpstreamError::Status {
-                upstream: "rails",
+                upstream: Upstream::Rails,
                 status: 404,
                 snippet: format!(
                     "{DECISIONS_PATH} was not found; check the Rails base URL and that this Rails release has the decision callback"

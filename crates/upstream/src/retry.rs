@@ -39,6 +39,7 @@ pub fn next_delay(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dossier_core::domain::Upstream;
 
     fn policy() -> RetryPolicy {
         RetryPolicy {
@@ -50,7 +51,7 @@ mod tests {
 
     fn status(code: u16) -> UpstreamError {
         UpstreamError::Status {
-            upstream: "t",
+            upstream: Upstream::Registry,
             status: code,
             snippet: String::new(),
         }
@@ -70,7 +71,7 @@ mod tests {
             "a 4xx is final"
         );
         let malformed = UpstreamError::Malformed {
-            upstream: "t",
+            upstream: Upstream::Registry,
             detail: String::new(),
         };
         assert!(next_delay(&policy(), 1, &malformed, far).is_none());
@@ -92,7 +93,7 @@ mod tests {
     #[test]
     fn retry_after_is_honoured_and_the_deadline_stops_retries() {
         let limited = UpstreamError::RateLimited {
-            upstream: "t",
+            upstream: Upstream::Registry,
             retry_after: Some(Duration::from_secs(2)),
         };
         let far = Instant::now() + Duration::from_secs(60);

@@ -7,15 +7,12 @@ use std::fmt;
 use std::sync::{Arc, RwLock};
 
 use chrono::DateTime;
-use dossier_core::domain::{CacheOutcome, DataSource};
+use dossier_core::domain::{CacheOutcome, DataSource, Upstream};
 use dossier_sanctions::{SanctionsHit, SanctionsScreen, SdnList, Subject};
 use futures::future::BoxFuture;
 
 use crate::http::Fetched;
 use crate::shared::SharedError;
-
-/// The `upstream` name in [`DataSource`]s of sanctions answers.
-pub const UPSTREAM: &str = "sanctions";
 
 /// Where the fleet's active list is stored (`dossier-store` implements it).
 pub trait StoredSanctions: Send + Sync {
@@ -127,7 +124,7 @@ impl SanctionsList {
         Fetched {
             value: screen.screen(name, subject, threshold),
             source: DataSource {
-                upstream: UPSTREAM.to_owned(),
+                upstream: Upstream::Sanctions,
                 fetched_at: screen.loaded_at().unwrap_or(DateTime::UNIX_EPOCH),
                 cached: false,
                 stale: screen.version().is_none(),
@@ -147,7 +144,7 @@ mod tests {
         assert_eq!(list.version(), None);
         let answer = list.answer("Ernesto Morales", Subject::Person, 0.8);
         assert!(answer.value.is_empty());
-        assert_eq!(answer.source.upstream, "sanctions");
+        assert_eq!(answer.source.upstream, Upstream::Sanctions);
         assert!(answer.source.stale);
         assert!(!answer.source.cached);
     }

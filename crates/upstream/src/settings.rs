@@ -5,17 +5,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use dossier_core::domain::Upstream;
 use serde::Deserialize;
-
-/// Every upstream Dossier calls over HTTP.
-pub const HTTP_UPSTREAMS: [&str; 6] = [
-    "rails",
-    "property_records",
-    "valuation",
-    "identity",
-    "licensing",
-    "registry",
-];
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -126,25 +117,25 @@ impl Default for UpstreamPolicy {
 
 impl UpstreamPolicy {
     /// The defaults for a named upstream: vendors' typical prices and freshness.
-    pub fn default_for(name: &str) -> UpstreamPolicy {
+    pub fn default_for(upstream: Upstream) -> UpstreamPolicy {
         let h = |hours: u64| Duration::from_secs(hours * 3600);
         let mut p = UpstreamPolicy::default();
-        match name {
-            "rails" => {
+        match upstream {
+            Upstream::Rails => {
                 // Our own backend: small TTL, the application may still be edited.
                 p.ttl = BTreeMap::from([("default".into(), Duration::from_secs(60))]);
                 p.rate_per_second = 50.0;
                 p.burst = 50;
             }
-            "property_records" => {
+            Upstream::PropertyRecords => {
                 p.cost_cents = 35;
                 p.ttl = BTreeMap::from([("default".into(), h(24)), ("not_found".into(), h(1))]);
             }
-            "valuation" => {
+            Upstream::Valuation => {
                 p.cost_cents = 50;
                 p.ttl = BTreeMap::from([("default".into(), h(24 * 7)), ("not_found".into(), h(1))]);
             }
-            "identity" => {
+            Upstream::Identity => {
                 p.cost_cents = 75;
                 // A 404 from the identity vendor means a wrong URL, not an answer: keep it
                 // only briefly.
@@ -153,11 +144,12 @@ impl UpstreamPolicy {
                     ("not_found".into(), Duration::from_secs(60)),
                 ]);
             }
-            "licensing" | "registry" => {
+            Upstream::Licensing | Upstream::Registry => {
                 p.cost_cents = 5;
                 p.ttl = BTreeMap::from([("default".into(), h(12)), ("not_found".into(), h(1))]);
             }
-            _ => {}
+            // Screened in-process: no HTTP, so nothing here applies.
+            Upstream::Sanctions => {}
         }
         p
     }
@@ -171,7 +163,7 @@ impl UpstreamPolicy {
     }
 
     /// Refuses settings that cannot work, naming the upstream and the setting.
-    pub fn validate(&self, name: &str) -> Result<(), String> {
+    pub fn validate(&self, name: Upstream) -> Result<(), String> {
         let mut problems = Vec::new();
         if !(self.rate_per_second > 0.0 && self.rate_per_second.is_finite()) {
             problems.push("rate_per_second must be a positive number");
@@ -223,23 +215,27 @@ mod ttl_map {
 }
 
 /// The upstreams file: one table per upstream.
-pub fn parse_file(text: &str) -> anyhow::Result<BTreeMap<String, UpstreamPolicy>> {
+pub fn parse_file(text: &str) -> anyhow::Result<BTreeMap<Upstream, UpstreamPolicy>> {
     let raw: BTreeMap<String, toml::Value> = toml::from_str(text)?;
     let mut out = BTreeMap::new();
-    for (name, value) in raw {
-        if !HTTP_UPSTREAMS.contains(&name.as_str()) {
-            anyhow::bail!(
-                "unknown upstream `{name}` in the upstreams file; known: {}",
-                HTTP_UPSTREAMS.join(", ")
-            );
-        }
+    for (key, value) in raw {
+        let name = match Upstream::parse(&key) {
+            Some(u) if Upstream::HTTP.contains(&u) => u,
+            _ => {
+                let known: Vec<&str> = Upstream::HTTP.iter().map(|u| u.as_str()).collect();
+                anyhow::bail!(
+                    "unknown upstream `{key}` in the upstreams file; known: {}",
+                    known.join(", ")
+                );
+            }
+        };
         // Start from the upstream's defaults, then apply what the file sets.
-        let mut merged = toml::Value::try_from(DefaultsView(&UpstreamPolicy::default_for(&name)))?;
+        let mut merged = toml::Value::try_from(DefaultsView(&UpstreamPolicy::default_for(name)))?;
         merge(&mut merged, value);
         let policy: UpstreamPolicy = merged
             .try_into()
             .map_err(|e| anyhow::anyhow!("upstream `{name}`: {e}"))?;
-        policy.validate(&name).map_err(anyhow::Error::msg)?;
+        policy.validate(name).map_err(anyhow::Error::msg)?;
         out.insert(name, policy);
     }
     Ok(out)
@@ -346,7 +342,7 @@ mod tests {
             "#,
         )
         .unwrap();
-        let p = &parsed["property_records"];
+        let p = &parsed[&Upstream::PropertyRecords];
         assert_eq!(p.base_url.as_deref(), Some("https://records.example"));
         assert_eq!(p.rate_per_second, 5.0);
         assert_eq!(p.retry.max_attempts, 1);
@@ -370,6 +366,13 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("vendorx"), "{e}");
+        let e = parse_file("[sanctions]\nrate_per_second = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("unknown upstream `sanctions`"),
+            "the SDN list is screened in-process and has no HTTP settings: {e}"
+        );
         let e = parse_file("[identity]\nrate_per_second = 0\n")
             .unwrap_err()
             .to_string();

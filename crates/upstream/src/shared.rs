@@ -16,6 +16,8 @@ use futures::future::BoxFuture;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
+use dossier_core::domain::Upstream;
+
 /// A failure of the shared state (the database). The stack logs it and carries on
 /// without that layer: a shared-cache miss, this pod's own rate limit.
 pub type SharedError = Box<dyn std::error::Error + Send + Sync>;
@@ -99,7 +101,7 @@ pub trait SharedCache: Send + Sync + std::fmt::Debug {
     /// An answer still within its stale grace.
     fn get<'a>(
         &'a self,
-        upstream: &'a str,
+        upstream: Upstream,
         kind: &'a str,
         key: &'a [u8],
     ) -> BoxFuture<'a, Result<Option<CachedAnswer>, SharedError>>;
@@ -109,7 +111,7 @@ pub trait SharedCache: Send + Sync + std::fmt::Debug {
     /// another pod holds it.
     fn get_or_lease<'a>(
         &'a self,
-        upstream: &'a str,
+        upstream: Upstream,
         kind: &'a str,
         key: &'a [u8],
         holder: &'a str,
@@ -119,7 +121,7 @@ pub trait SharedCache: Send + Sync + std::fmt::Debug {
     /// Gives up a fetch lease without an answer, waking the pods that wait on it.
     fn release_lease<'a>(
         &'a self,
-        upstream: &'a str,
+        upstream: Upstream,
         kind: &'a str,
         key: &'a [u8],
         holder: &'a str,
@@ -129,7 +131,7 @@ pub trait SharedCache: Send + Sync + std::fmt::Debug {
     /// announces the fill. `seal`: the answer is personal data, stored encrypted.
     fn put<'a>(
         &'a self,
-        upstream: &'a str,
+        upstream: Upstream,
         kind: &'a str,
         key: &'a [u8],
         answer: &'a CachedAnswer,
@@ -148,11 +150,11 @@ pub enum FleetPermit {
 
 /// The fleet-wide rate limit of an upstream, behind each pod's own limiter.
 pub trait FleetLimiter: Send + Sync + std::fmt::Debug {
-    /// One permit from `key`'s shared bucket: `interval` = 1 / rate, `burst` permits at
-    /// once, and the caller can wait up to `max_wait` for its slot.
+    /// One permit from `upstream`'s shared bucket: `interval` = 1 / rate, `burst`
+    /// permits at once, and the caller can wait up to `max_wait` for its slot.
     fn permit<'a>(
         &'a self,
-        key: &'a str,
+        upstream: Upstream,
         interval: Duration,
         burst: u32,
         max_wait: Duration,
@@ -162,7 +164,7 @@ pub trait FleetLimiter: Send + Sync + std::fmt::Debug {
 /// One real upstream request, as the audit trail records it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditRecord {
-    pub upstream: &'static str,
+    pub upstream: Upstream,
     pub endpoint: &'static str,
     pub http_status: Option<u16>,
     /// "ok", "not_found", or the upstream error's kind.

@@ -82,3 +82,51 @@ async fn health_follows_the_database() {
     let _ = conn.close().await;
     watch_until(&mut watch, ServingStatus::Serving, Duration::from_secs(20)).await;
 }
+
+/// `dossier health`, the probe of images without a shell (`helm test`): success while
+/// the server serves, a failure that says why once it does not, or cannot be reached.
+#[tokio::test]
+async fn the_health_command_succeeds_only_while_serving() {
+    use dossier_service::cli::health;
+    let app = TestApp::spawn().await;
+    let args = |service: &str| health::Args {
+        addr: app.endpoint(),
+        service: service.into(),
+        timeout: Duration::from_secs(10),
+    };
+    for service in SERVICES {
+        health::run(args(service))
+            .await
+            .unwrap_or_else(|e| panic!("service {service:?}: {e:#}"));
+    }
+    let unknown = health::run(args("no.such.Service")).await.unwrap_err();
+    assert!(
+        format!("{unknown:#}").contains("no health service named \"no.such.Service\""),
+        "{unknown:#}"
+    );
+
+    app.db.drop_now().await;
+    let refused = dossier_devkit::harness::eventually(
+        "dossier health to report the lost database",
+        Duration::from_secs(20),
+        || async { health::run(args("")).await.err() },
+    )
+    .await;
+    assert!(
+        format!("{refused:#}").contains("NOT_SERVING"),
+        "{refused:#}"
+    );
+
+    let nobody = health::run(health::Args {
+        // Port 1 on loopback: nothing listens there.
+        addr: "http://127.0.0.1:1".into(),
+        service: String::new(),
+        timeout: Duration::from_secs(10),
+    })
+    .await
+    .unwrap_err();
+    assert!(
+        format!("{nobody:#}").contains("cannot connect to Dossier at http://127.0.0.1:1"),
+        "{nobody:#}"
+    );
+}

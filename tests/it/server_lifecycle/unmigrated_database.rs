@@ -2,8 +2,8 @@
 
 use dossier_devkit::harness::TestDb;
 use dossier_devkit::sim::{SimConfig, Simulators};
-use dossier_service::server::{Resolved, Server};
-use dossier_store::Vault;
+use dossier_service::config::ServeArgs;
+use dossier_service::server::Server;
 use sqlx::{Connection, PgConnection};
 
 /// A new binary never runs against an old schema by accident: it names what is pending
@@ -14,14 +14,10 @@ async fn build_refuses_an_unmigrated_database_unless_asked_to_migrate() {
     let sims = Simulators::start(SimConfig::default()).await.unwrap();
     let mut args = dossier_devkit::harness::serve_args(&db.url);
     dossier_devkit::harness::point_at_sims(&mut args, &sims);
-    let resolved = |args: &dossier_service::config::ServeArgs| Resolved {
-        database_url: db.url.clone(),
-        vault: Vault::ephemeral(),
-        upstreams: args.upstreams.settings().unwrap(),
-        seed_sanctions: Some(dossier_devkit::sample_sanctions::seed()),
-    };
+    let config =
+        |args: &ServeArgs| dossier_devkit::harness::dev_config(args.clone(), None).unwrap();
 
-    let err = match Server::build(args.clone(), resolved(&args)).await {
+    let err = match Server::build(config(&args)).await {
         Ok(_) => panic!("a server was built on an unmigrated database"),
         Err(e) => format!("{e:#}"),
     };
@@ -58,7 +54,7 @@ async fn build_refuses_an_unmigrated_database_unless_asked_to_migrate() {
     let _ = conn.close().await;
 
     args.migrate = true;
-    let server = Server::build(args.clone(), resolved(&args))
+    let server = Server::build(config(&args))
         .await
         .expect("with --migrate the server builds");
     let pending = dossier_store::pending_migrations(&server.store().pool)

@@ -42,7 +42,7 @@ async fn every_upstream_call_is_audited() {
         rows.iter().all(|r| r.2 == Some(200) && r.3 == "ok"),
         "{rows:?}"
     );
-    let sim_total: u64 = dossier_devkit::sim::Upstream::ALL
+    let sim_total: u64 = dossier_devkit::sim::Upstream::HTTP
         .iter()
         .map(|u| app.sims.stats(*u).total())
         .sum::<u64>()

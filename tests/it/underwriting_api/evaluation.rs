@@ -7,6 +7,7 @@ use dossier_devkit::harness::{
     TestApp, assert_every_decision_replays, evaluate_request, example, example_application,
 };
 use dossier_service::proto::{self, ApplicationStatus, CheckOutcome, Decision};
+use dossier_upstream::Upstream;
 use tonic::Code;
 
 #[tokio::test]
@@ -67,7 +68,7 @@ async fn examples_end_as_named_and_are_stored() {
         .find(|c| c.kind() == proto::CheckKind::PropertyTax)
         .unwrap();
     assert_eq!(tax.outcome(), CheckOutcome::Fail);
-    assert_eq!(tax.upstream, "property_records");
+    assert_eq!(tax.upstream, Upstream::PropertyRecords.as_str());
     assert!(tax.fetched_time.is_some());
     assert_every_decision_replays(&app).await;
 }
@@ -102,10 +103,9 @@ async fn applications_by_rails_id_are_fetched_from_rails() {
 #[tokio::test]
 async fn the_deadline_cuts_slow_checks_short_and_the_report_says_so() {
     let app = TestApp::spawn().await;
-    let mut slow = app.sims.behaviour(dossier_devkit::sim::Upstream::Identity);
+    let mut slow = app.sims.behaviour(Upstream::Identity);
     slow.latency_ms = 60_000;
-    app.sims
-        .set_behaviour(dossier_devkit::sim::Upstream::Identity, slow);
+    app.sims.set_behaviour(Upstream::Identity, slow);
     let mut client = app.client().await;
     let mut request = evaluate_request("approve", "slow-1");
     request.set_timeout(Duration::from_millis(1500));
@@ -183,7 +183,7 @@ async fn sanctions_hits_decline_and_show_the_candidate() {
         .unwrap();
     assert_eq!(person.outcome(), CheckOutcome::Fail);
     assert!(person.message.contains("MORALES"), "{}", person.message);
-    assert_eq!(person.upstream, "sanctions");
+    assert_eq!(person.upstream, Upstream::Sanctions.as_str());
     let company = report
         .checks
         .iter()

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use dossier_devkit::sim::Upstream;
+use dossier_upstream::BreakerState;
 use dossier_upstream::UpstreamError;
-use dossier_upstream::breaker::BreakerState;
 
 use super::{Rig, address, ctx};
 
@@ -13,12 +13,12 @@ use super::{Rig, address, ctx};
 #[tokio::test]
 async fn breaker_opens_and_recovers() {
     let rig = Rig::new(|name, p| {
-        if name == "registry" {
+        if name == Upstream::Registry {
             p.retry.max_attempts = 1;
             p.breaker.consecutive_failures = 3;
             p.breaker.open_for = Duration::from_secs(3600);
         }
-        if name == "valuation" {
+        if name == Upstream::Valuation {
             p.retry.max_attempts = 1;
             p.breaker.consecutive_failures = 2;
             p.breaker.open_for = Duration::ZERO; // probe at once
@@ -39,7 +39,7 @@ async fn breaker_opens_and_recovers() {
         );
     }
     assert_eq!(
-        rig.upstreams.stacks["registry"].breaker().state(),
+        rig.upstreams.stacks[&Upstream::Registry].breaker().state(),
         BreakerState::Open
     );
     let refused = rig
@@ -67,7 +67,7 @@ async fn breaker_opens_and_recovers() {
             .unwrap_err();
     }
     assert_eq!(
-        rig.upstreams.stacks["valuation"].breaker().state(),
+        rig.upstreams.stacks[&Upstream::Valuation].breaker().state(),
         BreakerState::Open
     );
     rig.behave(Upstream::Valuation, |b| b.error_rate = 0.0);
@@ -77,7 +77,7 @@ async fn breaker_opens_and_recovers() {
         .await
         .unwrap();
     assert_eq!(
-        rig.upstreams.stacks["valuation"].breaker().state(),
+        rig.upstreams.stacks[&Upstream::Valuation].breaker().state(),
         BreakerState::Closed
     );
 }

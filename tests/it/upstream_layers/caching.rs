@@ -61,7 +61,7 @@ async fn answers_come_from_l1_then_from_l2_on_another_pod() {
 #[tokio::test]
 async fn expiry_and_force_refresh_refetch() {
     let rig = Rig::new(|name, p| {
-        if name == "valuation" {
+        if name == Upstream::Valuation {
             p.ttl = BTreeMap::from([("default".into(), Duration::ZERO)]);
         }
     })
@@ -106,7 +106,7 @@ async fn expiry_and_force_refresh_refetch() {
 #[tokio::test]
 async fn stale_if_error_serves_and_marks_stale() {
     let rig = Rig::new(|name, p| {
-        if name == "property_records" {
+        if name == Upstream::PropertyRecords {
             p.ttl = BTreeMap::from([("default".into(), Duration::ZERO)]);
             p.retry.max_attempts = 1;
         }
@@ -168,7 +168,7 @@ async fn failures_are_not_cached() {
             .license("CA", &number, &ctx())
             .await
             .unwrap_err();
-        assert_eq!(err.upstream(), "licensing", "{fault:?}: {err}");
+        assert_eq!(err.upstream(), Upstream::Licensing, "{fault:?}: {err}");
         rig.behave(Upstream::Licensing, |b| b.fault = Fault::None);
         let ok = rig
             .upstreams

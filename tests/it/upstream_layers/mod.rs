@@ -17,7 +17,6 @@ use dossier_devkit::sim::{Behaviour, SimConfig, Simulators, Upstream};
 use dossier_store::audit::{AuditSink, AuditWriter};
 use dossier_store::{Store, Vault};
 use dossier_upstream::property_records::PropertyQuery;
-use dossier_upstream::settings::HTTP_UPSTREAMS;
 use dossier_upstream::{CallContext, UpstreamPolicy, UpstreamSettings, Upstreams};
 
 struct Rig {
@@ -28,23 +27,22 @@ struct Rig {
     audit: Option<AuditWriter>,
 }
 
-fn settings(sims: &Simulators, tweak: impl Fn(&str, &mut UpstreamPolicy)) -> UpstreamSettings {
+fn settings(sims: &Simulators, tweak: impl Fn(Upstream, &mut UpstreamPolicy)) -> UpstreamSettings {
     let mut policies = BTreeMap::new();
-    for name in HTTP_UPSTREAMS {
-        let mut p = UpstreamPolicy::default_for(name);
-        let upstream: Upstream = name.parse().unwrap();
+    for upstream in Upstream::HTTP {
+        let mut p = UpstreamPolicy::default_for(upstream);
         p.base_url = Some(sims.base_url(upstream));
-        tweak(name, &mut p);
-        policies.insert(name.to_owned(), p);
+        tweak(upstream, &mut p);
+        policies.insert(upstream, p);
     }
     UpstreamSettings {
         policies,
-        credentials: BTreeMap::from([("rails".to_owned(), sims.rails_token().to_owned())]),
+        credentials: BTreeMap::from([(Upstream::Rails, sims.rails_token().to_owned())]),
     }
 }
 
 impl Rig {
-    async fn new(tweak: impl Fn(&str, &mut UpstreamPolicy)) -> Rig {
+    async fn new(tweak: impl Fn(Upstream, &mut UpstreamPolicy)) -> Rig {
         let db = TestDb::migrated().await;
         let pool = dossier_store::connect(&db.url, 10).await.unwrap();
         let store = Store::new(pool.clone(), Vault::ephemeral());
@@ -62,7 +60,7 @@ impl Rig {
 
     /// Another pod with its own settings: its own memory and limiters, the same
     /// PostgreSQL.
-    fn pod_with(&self, tweak: impl Fn(&str, &mut UpstreamPolicy)) -> Upstreams {
+    fn pod_with(&self, tweak: impl Fn(Upstream, &mut UpstreamPolicy)) -> Upstreams {
         let (sink, _writer) = AuditSink::start(self.store.pool.clone());
         Upstreams::new(
             &settings(&self.sims, tweak),

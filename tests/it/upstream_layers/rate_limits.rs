@@ -12,7 +12,7 @@ use super::{Rig, ctx};
 #[tokio::test]
 async fn the_rate_limit_refuses_what_cannot_wait() {
     let rig = Rig::new(|name, p| {
-        if name == "registry" {
+        if name == Upstream::Registry {
             p.rate_per_second = 0.5;
             p.burst = 1;
         }
@@ -48,8 +48,8 @@ async fn the_rate_limit_refuses_what_cannot_wait() {
 /// permit refills during the test).
 #[tokio::test]
 async fn the_fleet_shares_one_quota() {
-    let fleet = |name: &str, p: &mut UpstreamPolicy| {
-        if name == "registry" {
+    let fleet = |name: Upstream, p: &mut UpstreamPolicy| {
+        if name == Upstream::Registry {
             p.rate_per_second = 0.01;
             p.burst = 2;
             p.fleet_limit = true;

@@ -11,7 +11,7 @@ use super::{Rig, ctx};
 #[tokio::test]
 async fn a_429_is_retried_after_retry_after() {
     let mut rig = Rig::new(|name, p| {
-        if name == "licensing" {
+        if name == Upstream::Licensing {
             p.retry.max_attempts = 3;
         }
     })
@@ -44,7 +44,7 @@ async fn a_429_is_retried_after_retry_after() {
 #[tokio::test]
 async fn the_deadline_stops_retries() {
     let rig = Rig::new(|name, p| {
-        if name == "identity" {
+        if name == Upstream::Identity {
             p.retry.max_attempts = 50;
             p.retry.base_backoff = Duration::from_millis(50);
             p.retry.max_backoff = Duration::from_millis(100);

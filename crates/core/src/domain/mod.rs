@@ -5,7 +5,9 @@
 mod application;
 mod notice;
 mod report;
+mod upstream;
 
 pub use application::*;
 pub use notice::*;
 pub use report::*;
+pub use upstream::*;

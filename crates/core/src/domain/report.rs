@@ -1,6 +1,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::Upstream;
+
 /// Every check Dossier runs. String forms are stable: they are stored and reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -197,7 +199,7 @@ impl CacheOutcome {
 /// Where the data behind a check came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DataSource {
-    pub upstream: String,
+    pub upstream: Upstream,
     pub fetched_at: DateTime<Utc>,
     pub cached: bool,
     pub stale: bool,

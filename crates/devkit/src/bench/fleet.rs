@@ -112,8 +112,8 @@ impl FleetBench<'_> {
 /// and shared by the fleet.
 fn upstreams_toml(sims: &Simulators, quota: u32) -> String {
     let mut out = String::new();
-    for upstream in Upstream::ALL {
-        let name = upstream.name();
+    for upstream in Upstream::HTTP {
+        let name = upstream.as_str();
         out.push_str(&format!(
             "[{name}]\nbase_url = \"{}\"\n",
             sims.base_url(upstream)

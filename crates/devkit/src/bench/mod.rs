@@ -19,9 +19,7 @@ use crate::devdb::PrivatePostgres;
 use crate::sim::{SimConfig, Simulators, Upstream};
 use dossier_service::config::ServeArgs;
 use dossier_service::proto;
-use dossier_service::server::{Resolved, Server};
-use dossier_store::Vault;
-use dossier_upstream::settings::HTTP_UPSTREAMS;
+use dossier_service::server::Server;
 use dossier_upstream::{UpstreamPolicy, UpstreamSettings};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -213,16 +211,7 @@ pub(crate) async fn start_server_with_policy(
         max_connection_age: Duration::from_secs(3600),
         ..ServeArgs::loopback(db_url)
     };
-    let server = Server::build(
-        serve,
-        Resolved {
-            database_url: db_url.to_owned(),
-            vault: Vault::ephemeral(),
-            upstreams: settings,
-            seed_sanctions: Some(crate::sample_sanctions::seed()),
-        },
-    )
-    .await?;
+    let server = Server::build(crate::harness::dev_config(serve, Some(settings))?).await?;
     let addr = server.local_addr();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let handle = tokio::spawn(server.run_until_stopped(async {
@@ -244,25 +233,24 @@ fn quota_on_simulator(sims: &Simulators, quota: Option<u32>) {
 /// Every upstream generous, except property_records when `quota` is given.
 pub(crate) fn bench_settings(sims: &Simulators, quota: Option<u32>) -> UpstreamSettings {
     let mut policies = BTreeMap::new();
-    for name in HTTP_UPSTREAMS {
-        let mut p = UpstreamPolicy::default_for(name);
-        let upstream: Upstream = name.parse().expect("known upstream");
+    for upstream in Upstream::HTTP {
+        let mut p = UpstreamPolicy::default_for(upstream);
         p.base_url = Some(sims.base_url(upstream));
         p.rate_per_second = 10_000.0;
         p.burst = 10_000;
         p.concurrency = 256;
-        if let (Some(quota), "property_records") = (quota, name) {
+        if let (Some(quota), Upstream::PropertyRecords) = (quota, upstream) {
             // A little under the vendor's quota: requests permitted 1/quota apart can
             // arrive closer together (network and scheduling jitter), and a vendor
             // counting on arrival would refuse them. Operators should do the same.
             p.rate_per_second = f64::from(quota) * 0.95;
             p.burst = quota.saturating_sub(1).max(1);
         }
-        policies.insert(name.to_owned(), p);
+        policies.insert(upstream, p);
     }
     UpstreamSettings {
         policies,
-        credentials: BTreeMap::from([("rails".to_owned(), sims.rails_token().to_owned())]),
+        credentials: BTreeMap::from([(Upstream::Rails, sims.rails_token().to_owned())]),
     }
 }
 
@@ -424,7 +412,7 @@ async fn evaluate_latencies(
     latency_ms: u64,
     tag: &str,
 ) -> anyhow::Result<(Duration, Duration)> {
-    for u in Upstream::ALL {
+    for u in Upstream::HTTP {
         let mut b = sims.behaviour(u);
         b.latency_ms = latency_ms;
         b.quota_per_second = None;
@@ -460,7 +448,7 @@ async fn fan_out(channel: &Channel, sims: &Simulators) -> anyhow::Result<Row> {
     const LATENCY_MS: u64 = 50;
     let (base50, _) = evaluate_latencies(channel, sims, 0, "fanout-0ms").await?;
     let (p50, p90) = evaluate_latencies(channel, sims, LATENCY_MS, "fanout-50ms").await?;
-    for u in Upstream::ALL {
+    for u in Upstream::HTTP {
         let mut b = sims.behaviour(u);
         b.latency_ms = 0;
         sims.set_behaviour(u, b);

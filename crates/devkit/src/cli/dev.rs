@@ -6,14 +6,14 @@ use std::net::SocketAddr;
 use crate::devdb::PrivatePostgres;
 use crate::sim::{SimConfig, Simulators, Upstream};
 use dossier_service::config::ServeArgs;
-use dossier_service::server::{Resolved, Server, shutdown_signal};
+use dossier_service::server::{Server, shutdown_signal};
 use dossier_store::Vault;
 
 pub type Args = ServeArgs;
 
 pub async fn run(mut args: Args) -> anyhow::Result<()> {
     let mut private_pg = None;
-    let database_url = match args.database_url.clone() {
+    let database_url = match args.database.database_url.clone() {
         Some(url) => url,
         None => {
             let pg = tokio::task::spawn_blocking(PrivatePostgres::start).await??;
@@ -26,6 +26,7 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
             url
         }
     };
+    args.database.database_url = Some(database_url.clone());
     args.migrate = true;
     args.grpc_addr
         .get_or_insert(SocketAddr::from(([127, 0, 0, 1], 50051)));
@@ -48,26 +49,17 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
         .get_or_insert_with(|| sims.base_url(Upstream::Licensing));
     u.registry_url
         .get_or_insert_with(|| sims.base_url(Upstream::Registry));
-    let vault = match &args.encryption_keys {
-        Some(_) => args.vault()?,
+    let mut config = match &args.encryption_keys {
+        Some(_) => args.into_config()?,
         None => {
             tracing::warn!(
                 "no DOSSIER_ENCRYPTION_KEYS: using throw-away keys, so SSNs stored by this run cannot be read by another"
             );
-            Vault::ephemeral()
+            args.into_config_with(Vault::ephemeral(), None)?
         }
     };
-    let upstreams = args.upstreams.settings()?;
-    let server = Server::build(
-        args,
-        Resolved {
-            database_url: database_url.clone(),
-            vault,
-            upstreams,
-            seed_sanctions: Some(crate::sample_sanctions::seed()),
-        },
-    )
-    .await?;
+    config.seed_sanctions = Some(crate::sample_sanctions::seed());
+    let server = Server::build(config).await?;
     let addr = server.local_addr();
     let admin = server.admin_addr();
     eprintln!(

@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::devdb::PrivatePostgres;
 use crate::fleet::{Fleet, FleetSpec};
 use crate::sim::{SimConfig, Simulators};
+use dossier_service::config::DatabaseArgs;
 use dossier_service::server::shutdown_signal;
 
 #[derive(Debug, clap::Args)]
@@ -18,12 +19,18 @@ pub struct Args {
     /// gRPC port of the first replica; the others follow (50051, 50052, …).
     #[arg(long, default_value_t = 50051)]
     pub base_port: u16,
-    /// PostgreSQL URL; a private PostgreSQL is started (and deleted on exit) when unset.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
+    // A private PostgreSQL is started (and deleted on exit) when unset.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
     /// Directory for one log file per replica; replicas log to this terminal when unset.
     #[arg(long)]
     pub log_dir: Option<std::path::PathBuf>,
+    /// The `dossier` binary the replicas run (this one when unset), looked up again at
+    /// every (re)start: point a symlink at another release and restart the replicas one
+    /// at a time to rehearse an upgrade. The database is then migrated by that binary's
+    /// `dossier migrate`, so it starts on its own release's schema.
+    #[arg(long)]
+    pub serve_binary: Option<std::path::PathBuf>,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -32,7 +39,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "--replicas must be between 1 and 32"
     );
     let mut private_pg = None;
-    let database_url = match args.database_url.clone() {
+    let database_url = match args.database.database_url.clone() {
         Some(url) => url,
         None => {
             let pg = tokio::task::spawn_blocking(PrivatePostgres::start).await??;
@@ -42,11 +49,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     // Migrate once, before any replica starts, as a deploy's migration job does.
-    crate::fleet::prepare_database(&database_url).await?;
+    match &args.serve_binary {
+        None => crate::fleet::prepare_database(&database_url).await?,
+        Some(binary) => crate::fleet::prepare_database_with(binary, &database_url).await?,
+    }
 
     let sims = Simulators::start(SimConfig::default()).await?;
     let spec = FleetSpec {
-        binary: std::env::current_exe()?,
+        binary: match &args.serve_binary {
+            Some(b) => b.clone(),
+            None => std::env::current_exe()?,
+        },
         replicas: args.replicas,
         base_port: args.base_port,
         env: FleetSpec::local_env(&database_url, &sims),

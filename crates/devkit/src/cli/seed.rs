@@ -16,6 +16,7 @@ use anyhow::Context;
 use futures::StreamExt;
 
 use crate::sim::{SimConfig, Simulators};
+use dossier_service::config::DatabaseArgs;
 use dossier_service::proto;
 use dossier_upstream::rails::RailsApplication;
 
@@ -27,10 +28,10 @@ pub struct Args {
     /// EvaluateApplication calls in flight at once.
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
-    /// The database to fill (migrated first if needed). Required: seeding a private
-    /// throw-away database would be pointless.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
+    // The database to fill (migrated first if needed). Required: seeding a private
+    // throw-away database would be pointless.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
 }
 
 /// What the seeded applications were meant to show.
@@ -148,7 +149,7 @@ fn move_to(app: &mut RailsApplication, line1: String) -> anyhow::Result<()> {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let Some(database_url) = args.database_url.clone() else {
+    let Some(database_url) = args.database.database_url.clone() else {
         anyhow::bail!(
             "DATABASE_URL is not set. `dossier seed` fills an existing database (for example the one \
              you point `dossier dev` and `dossier report` at); a private throw-away PostgreSQL would be \

@@ -20,7 +20,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     };
     let sims = Simulators::start(config).await?;
     for (upstream, url) in sims.base_urls() {
-        println!("{:<18} {url}", upstream.name());
+        println!("{:<18} {url}", upstream.as_str());
     }
     shutdown_signal().await;
     sims.shutdown().await;

@@ -31,10 +31,8 @@ mod seed;
 #[cfg(test)]
 mod tests;
 
-use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,7 +43,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -61,60 +59,18 @@ pub const DEFAULT_RAILS_TOKEN: &str = "dev-rails-token";
 /// How long [`Simulators::shutdown`] waits for a server to drain before aborting it.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 
-/// One upstream Dossier talks to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Upstream {
-    Rails,
-    PropertyRecords,
-    Valuation,
-    Identity,
-    Licensing,
-    Registry,
-}
+/// Which simulator: the upstreams Dossier calls over HTTP (`Upstream::HTTP`). The SDN
+/// list is screened in-process and has none.
+pub use dossier_core::domain::Upstream;
 
-impl Upstream {
-    pub const ALL: [Upstream; 6] = [
-        Upstream::Rails,
-        Upstream::PropertyRecords,
-        Upstream::Valuation,
-        Upstream::Identity,
-        Upstream::Licensing,
-        Upstream::Registry,
-    ];
+const NO_SANCTIONS_SIMULATOR: &str = "the sanctions list is screened in-process and has no simulator: only Upstream::HTTP are simulated";
 
-    /// "rails", "property_records", "valuation", "identity", "licensing", "registry".
-    pub fn name(self) -> &'static str {
-        match self {
-            Upstream::Rails => "rails",
-            Upstream::PropertyRecords => "property_records",
-            Upstream::Valuation => "valuation",
-            Upstream::Identity => "identity",
-            Upstream::Licensing => "licensing",
-            Upstream::Registry => "registry",
-        }
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
-}
-
-impl fmt::Display for Upstream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Upstream {
-    type Err = anyhow::Error;
-
-    fn from_str(s: &str) -> anyhow::Result<Self> {
-        Upstream::ALL
-            .into_iter()
-            .find(|u| u.name() == s)
-            .ok_or_else(|| anyhow::anyhow!("unknown upstream {s:?}"))
-    }
+/// Position of an upstream's simulator in [`Upstream::HTTP`] order.
+fn index(upstream: Upstream) -> usize {
+    Upstream::HTTP
+        .iter()
+        .position(|u| *u == upstream)
+        .expect(NO_SANCTIONS_SIMULATOR)
 }
 
 /// Settings of one simulator.
@@ -185,11 +141,12 @@ impl SimConfig {
             Upstream::Identity => &self.identity,
             Upstream::Licensing => &self.licensing,
             Upstream::Registry => &self.registry,
+            Upstream::Sanctions => panic!("{}", NO_SANCTIONS_SIMULATOR),
         }
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {
-        for upstream in Upstream::ALL {
+        for upstream in Upstream::HTTP {
             self.settings(upstream)
                 .behaviour
                 .validate()
@@ -293,7 +250,7 @@ struct Server {
 ///
 /// Dropping it without [`Simulators::shutdown`] also stops the servers, in the background.
 pub struct Simulators {
-    /// Indexed by `Upstream::index`, in `Upstream::ALL` order.
+    /// Indexed by `Upstream::index`, in `Upstream::HTTP` order.
     servers: Vec<Server>,
     shutdown: watch::Sender<bool>,
 }
@@ -304,8 +261,8 @@ impl Simulators {
     pub async fn start(config: SimConfig) -> anyhow::Result<Simulators> {
         config.validate()?;
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let mut servers = Vec::with_capacity(Upstream::ALL.len());
-        for upstream in Upstream::ALL {
+        let mut servers = Vec::with_capacity(Upstream::HTTP.len());
+        for upstream in Upstream::HTTP {
             let settings = config.settings(upstream);
             let addr = SocketAddr::new(config.bind, settings.port.unwrap_or(0));
             let listener = TcpListener::bind(addr)
@@ -332,17 +289,17 @@ impl Simulators {
                 })
                 .await;
                 if let Err(error) = served {
-                    tracing::error!(upstream = upstream.name(), %error, "simulator failed");
+                    tracing::error!(upstream = upstream.as_str(), %error, "simulator failed");
                 }
             });
-            tracing::info!(upstream = upstream.name(), %addr, "simulator listening");
+            tracing::info!(upstream = upstream.as_str(), %addr, "simulator listening");
             servers.push(Server { addr, state, task });
         }
         Ok(Simulators { servers, shutdown })
     }
 
     fn server(&self, upstream: Upstream) -> &Server {
-        &self.servers[upstream.index()]
+        &self.servers[index(upstream)]
     }
 
     /// The address a simulator listens on.
@@ -361,9 +318,9 @@ impl Simulators {
         format!("http://{}", SocketAddr::new(ip, addr.port()))
     }
 
-    /// Every upstream with its base URL, in [`Upstream::ALL`] order.
+    /// Every upstream with its base URL, in [`Upstream::HTTP`] order.
     pub fn base_urls(&self) -> Vec<(Upstream, String)> {
-        Upstream::ALL
+        Upstream::HTTP
             .into_iter()
             .map(|u| (u, self.base_url(u)))
             .collect()
@@ -423,13 +380,13 @@ impl Simulators {
     /// stalled bodies are aborted), and wait for every server to stop.
     pub async fn shutdown(self) {
         self.shutdown.send_replace(true);
-        for (upstream, mut server) in Upstream::ALL.into_iter().zip(self.servers) {
+        for (upstream, mut server) in Upstream::HTTP.into_iter().zip(self.servers) {
             if tokio::time::timeout(DRAIN_DEADLINE, &mut server.task)
                 .await
                 .is_err()
             {
                 tracing::warn!(
-                    upstream = upstream.name(),
+                    upstream = upstream.as_str(),
                     "simulator did not drain in time"
                 );
                 server.task.abort();
@@ -448,6 +405,7 @@ fn router(state: Arc<SimState>) -> Router {
         Upstream::Identity => identity::routes(),
         Upstream::Licensing => licensing::routes(),
         Upstream::Registry => registry::routes(),
+        Upstream::Sanctions => unreachable!("{}", NO_SANCTIONS_SIMULATOR),
     };
     routes
         .route("/_sim/config", get(get_config).put(put_config))
@@ -486,7 +444,7 @@ async fn put_config(
         return bad_request(e);
     }
     tracing::info!(
-        upstream = state.upstream.name(),
+        upstream = state.upstream.as_str(),
         ?behaviour,
         "simulator behaviour changed"
     );

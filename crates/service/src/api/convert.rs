@@ -161,7 +161,7 @@ pub fn check_result(r: &domain::CheckResult) -> proto::CheckResult {
         upstream: r
             .source
             .as_ref()
-            .map(|s| s.upstream.clone())
+            .map(|s| s.upstream.as_str().to_owned())
             .unwrap_or_default(),
         fetched_time: r.source.as_ref().map(|s| timestamp(s.fetched_at)),
         cached: r.source.as_ref().is_some_and(|s| s.cached),

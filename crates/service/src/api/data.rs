@@ -8,7 +8,7 @@ use super::error::{self, ApiError};
 use super::{convert, validate};
 use crate::proto;
 use crate::proto::data_service_server::DataService;
-use dossier_core::domain::{DataSource, Ssn};
+use dossier_core::domain::{DataSource, Property, Ssn};
 use dossier_upstream::identity::PersonQuery;
 use dossier_upstream::property_records::PropertyQuery;
 use dossier_upstream::{CallContext, Upstreams};
@@ -52,7 +52,7 @@ impl DataApi {
 fn provenance(s: &DataSource) -> proto::Provenance {
     let cache = convert::cache_outcome_to_proto(s.cache);
     proto::Provenance {
-        upstream: s.upstream.clone(),
+        upstream: s.upstream.as_str().to_owned(),
         fetched_time: Some(convert::timestamp(s.fetched_at)),
         cache: cache as i32,
     }
@@ -99,13 +99,10 @@ impl DataService for DataApi {
         let mut v = validate::Violations::new();
         let address = validate::address(r.address.as_ref(), "address", &mut v);
         v.into_result(()).map_err(error::invalid_draft)?;
-        let query = PropertyQuery {
-            line1: address.line1,
-            city: address.city,
-            state: address.state,
-            postal_code: address.postal_code,
+        let query = PropertyQuery::of(&Property {
+            address,
             apn: r.apn.trim().to_owned(),
-        };
+        });
         let ctx = ctx(&request, r.force_refresh);
         let (record, avm) = tokio::join!(
             self.upstreams.property_records.lookup(&query, &ctx),

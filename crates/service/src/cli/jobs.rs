@@ -1,25 +1,47 @@
 //! `dossier jobs`: look at the work queue and re-run dead letters.
 
-use clap::Subcommand;
+use clap::{Subcommand, ValueEnum};
 
-use dossier_store::jobs::Retried;
+use crate::config::DatabaseArgs;
+use dossier_store::jobs::{JobState, Retried};
 use dossier_store::{Store, Vault};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(subcommand)]
     pub command: JobsCommand,
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
-    pub database_url: Option<String>,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+/// Which jobs `dossier jobs list` shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StateFilter {
+    Queued,
+    Running,
+    Done,
+    Dead,
+    All,
+}
+
+impl StateFilter {
+    fn state(self) -> Option<JobState> {
+        match self {
+            StateFilter::Queued => Some(JobState::Queued),
+            StateFilter::Running => Some(JobState::Running),
+            StateFilter::Done => Some(JobState::Done),
+            StateFilter::Dead => Some(JobState::Dead),
+            StateFilter::All => None,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
 pub enum JobsCommand {
     /// List jobs, newest first (dead letters by default).
     List {
-        /// queued, running, done, dead or all.
-        #[arg(long, default_value = "dead")]
-        state: String,
+        #[arg(long, value_enum, default_value_t = StateFilter::Dead)]
+        state: StateFilter,
         #[arg(long, default_value_t = 50)]
         limit: i64,
     },
@@ -34,26 +56,17 @@ pub enum JobsCommand {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let url = args.database_url.ok_or_else(|| {
-        anyhow::anyhow!(
-            "DATABASE_URL is not set; `dossier jobs` needs the service's PostgreSQL URL"
-        )
-    })?;
-    let pool = dossier_store::connect(&url, 2).await?;
+    let pool = dossier_store::connect(args.database.url("jobs")?, 2).await?;
     // Jobs hold no sealed column: no encryption key needed.
     let store = Store::new(pool, Vault::ephemeral());
     match args.command {
         JobsCommand::List { state, limit } => {
-            let filter = match state.as_str() {
-                "all" => None,
-                "queued" | "running" | "done" | "dead" => Some(state.as_str()),
-                other => anyhow::bail!(
-                    "unknown job state {other:?}; use queued, running, done, dead or all"
-                ),
-            };
-            let jobs = store.list_jobs(filter, limit).await?;
+            let jobs = store.list_jobs(state.state(), limit).await?;
             if jobs.is_empty() {
-                println!("no {state} jobs");
+                match state.state() {
+                    Some(s) => println!("no {} jobs", s.as_str()),
+                    None => println!("no jobs"),
+                }
             }
             for j in jobs {
                 println!(

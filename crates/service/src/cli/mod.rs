@@ -3,6 +3,7 @@
 //! `dossier-devkit` and are built with the `dev` feature only.
 
 pub mod evaluate;
+pub mod health;
 pub mod jobs;
 pub mod migrate;
 pub mod replay;

@@ -10,6 +10,7 @@
 
 use std::fmt::Write as _;
 
+use crate::config::DatabaseArgs;
 use anyhow::Context;
 use chrono::NaiveDate;
 use dossier_store::reporting::{self, ReportingView};
@@ -114,9 +115,9 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
-    /// PostgreSQL URL; a login in role dossier_reporting is enough.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: String,
+    // A login in role dossier_reporting is enough.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -127,14 +128,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             "--since {since} must be before --until {until} (--until is exclusive)"
         );
     }
-    let mut conn = PgConnection::connect(&args.database_url)
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "cannot connect to PostgreSQL at {} ({e}); check DATABASE_URL",
-                dossier_store::redact_url(&args.database_url)
-            )
-        })?;
+    let url = args.database.url("report")?;
+    let mut conn = PgConnection::connect(url).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot connect to PostgreSQL at {} ({e}); check DATABASE_URL",
+            dossier_store::redact_url(url)
+        )
+    })?;
     let (columns, rows) = fetch(&mut conn, view, args.since, args.until).await?;
     let _ = conn.close().await;
     let out = match args.format {

@@ -21,7 +21,7 @@ use dossier_sanctions::Subject;
 use dossier_store::{Store, StoreError};
 use dossier_upstream::identity::PersonQuery;
 use dossier_upstream::property_records::PropertyQuery;
-use dossier_upstream::{CallContext, UpstreamError, Upstreams};
+use dossier_upstream::{CallContext, Upstream, UpstreamError, Upstreams};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvaluateError {
@@ -260,23 +260,16 @@ impl Underwriter {
             .collect();
 
         let property = async {
-            let addr = &app.property.address;
-            let query = PropertyQuery {
-                line1: addr.line1.clone(),
-                city: addr.city.clone(),
-                state: addr.state.clone(),
-                postal_code: addr.postal_code.clone(),
-                apn: app.property.apn.clone(),
-            };
+            let query = PropertyQuery::of(&app.property);
             let (rec, avm) = tokio::join!(
                 within(
                     ctx,
-                    "property_records",
+                    Upstream::PropertyRecords,
                     self.upstreams.property_records.lookup(&query, ctx)
                 ),
                 within(
                     ctx,
-                    "valuation",
+                    Upstream::Valuation,
                     self.upstreams.valuation.estimate(&query, ctx)
                 ),
             );
@@ -301,14 +294,14 @@ impl Underwriter {
             let (license, business) = tokio::join!(
                 within(
                     ctx,
-                    "licensing",
+                    Upstream::Licensing,
                     self.upstreams
                         .licensing
                         .license(&c.license_state, &c.license_number, ctx)
                 ),
                 within(
                     ctx,
-                    "registry",
+                    Upstream::Registry,
                     self.upstreams
                         .registry
                         .business(&c.business_name, &c.license_state, ctx)
@@ -334,30 +327,19 @@ impl Underwriter {
         let applicants = join_all(app.applicants.iter().enumerate().map(|(i, a)| {
             let record = &record;
             async move {
-                let addr = &app.property.address;
-                let query = PersonQuery {
-                    first_name: a.first_name.clone(),
-                    middle_name: a.middle_name.clone(),
-                    last_name: a.last_name.clone(),
-                    ssn: a.ssn.expose().to_owned(),
-                    date_of_birth: a.date_of_birth,
-                    line1: addr.line1.clone(),
-                    city: addr.city.clone(),
-                    state: addr.state.clone(),
-                    postal_code: addr.postal_code.clone(),
-                };
+                let query = PersonQuery::of(a, &app.property.address);
                 let (identity, bankruptcy, income) = tokio::join!(
-                    within(ctx, "identity", async {
+                    within(ctx, Upstream::Identity, async {
                         self.upstreams.identity.verify(&query, ctx).await.map(Some)
                     }),
-                    within(ctx, "identity", async {
+                    within(ctx, Upstream::Identity, async {
                         self.upstreams
                             .identity
                             .bankruptcies(&query, ctx)
                             .await
                             .map(Some)
                     }),
-                    within(ctx, "identity", async {
+                    within(ctx, Upstream::Identity, async {
                         self.upstreams.identity.income(&query, ctx).await.map(Some)
                     }),
                 );
@@ -437,7 +419,7 @@ impl Underwriter {
 /// Awaits an upstream call, giving up at the caller's deadline.
 async fn within<T>(
     ctx: &CallContext,
-    upstream: &'static str,
+    upstream: Upstream,
     fut: impl std::future::Future<Output = Result<Option<T>, UpstreamError>>,
 ) -> Result<Option<T>, UpstreamError> {
     match ctx.deadline {

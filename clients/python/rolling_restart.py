@@ -8,11 +8,19 @@ standard retry policy (retryableStatusCodes UNAVAILABLE). Meanwhile it restarts 
 replicas one at a time, as a Kubernetes rolling deploy does: SIGTERM, wait for the
 process to exit (the fleet starts it again), wait until the new one is SERVING, next.
 
+With --upgrade-from OLD it rehearses a release instead (scripts/upgrade-rehearsal):
+the replicas start as the OLD binary on OLD's schema (its own `dossier migrate`), the
+new binary's migrations are applied while they serve under load, and the replicas are
+replaced one at a time by the new build. It then also checks that every replica runs
+the new build and that every accepted application is decided.
+
 Passes (exit 0) when the client saw no failed call and every replica was restarted.
 Exit 1 on a failed call or a replica that did not come back; 2 on bad setup.
 
     clients/python/generate.sh
     python3 clients/python/rolling_restart.py --dossier target/release/dossier
+    python3 clients/python/rolling_restart.py --dossier target/release/dossier \
+        --upgrade-from /tmp/old/dossier --database-url postgres://…/empty_db
 """
 
 from __future__ import annotations
@@ -91,14 +99,20 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
-def start_fleet(dossier: str, log_dir: str) -> tuple[subprocess.Popen, list[tuple[str, str, int]]]:
+def start_fleet(dossier: str, log_dir: str, database_url: str | None = None,
+                serve_binary: str | None = None,
+                ) -> tuple[subprocess.Popen, list[tuple[str, str, int]]]:
     env = dict(os.environ)
     env.pop("DATABASE_URL", None)  # a private PostgreSQL, deleted on exit
+    if database_url:
+        env["DATABASE_URL"] = database_url
     env.setdefault("RUST_LOG", "warn")
     out = open(os.path.join(log_dir, "fleet.log"), "w+")
+    command = [dossier, "fleet", "--replicas", "3", "--base-port", "0", "--log-dir", log_dir]
+    if serve_binary:
+        command += ["--serve-binary", serve_binary]
     fleet = subprocess.Popen(
-        [dossier, "fleet", "--replicas", "3", "--base-port", "0", "--log-dir", log_dir],
-        stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     replicas: list[tuple[str, str, int]] = []
 
     def table_printed() -> bool:
@@ -116,16 +130,66 @@ def start_fleet(dossier: str, log_dir: str) -> tuple[subprocess.Popen, list[tupl
     return fleet, list(replicas)
 
 
+def point_link(link: str, target: str) -> None:
+    """Re-points `link` at `target` atomically (a replica starting meanwhile sees one
+    binary or the other, never no binary)."""
+    tmp = f"{link}.new"
+    if os.path.lexists(tmp):
+        os.remove(tmp)
+    os.symlink(target, tmp)
+    os.replace(tmp, link)
+
+
+def serve_processes(fleet_pid: int) -> dict[int, str]:
+    """The fleet's `serve` children: pid -> the binary each really runs."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            if ppid != fleet_pid:
+                continue
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+            if len(argv) > 1 and argv[1] == b"serve":
+                found[int(entry)] = os.path.realpath(f"/proc/{entry}/exe")
+        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+            continue
+    return found
+
+
+def undecided(database_url: str) -> int:
+    out = subprocess.run(
+        ["psql", database_url, "-XAtqc",
+         "SELECT count(*) FROM applications WHERE status <> 'decided'"],
+        check=True, capture_output=True, text=True)
+    return int(out.stdout.strip())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dossier", required=True, help="path of the dossier binary")
     parser.add_argument("--callers", type=int, default=4)
     parser.add_argument("--without-retries", action="store_true",
                         help="leave the retry policy out, to see what it saves callers")
+    parser.add_argument("--upgrade-from", metavar="OLD",
+                        help="rehearse an upgrade: start the replicas as this older binary")
+    parser.add_argument("--database-url",
+                        help="an empty database for the rehearsal (required with --upgrade-from)")
     args = parser.parse_args()
+    if args.upgrade_from and not args.database_url:
+        parser.error("--upgrade-from needs --database-url (an empty database)")
+    upgrade = args.upgrade_from is not None
+    new_binary = os.path.realpath(args.dossier)
 
     log_dir = tempfile.mkdtemp(prefix="dossier-rolling-")
-    fleet, replicas = start_fleet(args.dossier, log_dir)
+    serve_link = None
+    if upgrade:
+        serve_link = os.path.join(log_dir, "serve-binary")
+        point_link(serve_link, os.path.realpath(args.upgrade_from))
+    fleet, replicas = start_fleet(args.dossier, log_dir, args.database_url, serve_link)
     print(f"fleet up: {', '.join(f'{n} {a} pid {p}' for n, a, p in replicas)}; logs in {log_dir}")
     target = "ipv4:" + ",".join(addr for _, addr, _ in replicas)
     config = dict(SERVICE_CONFIG)
@@ -168,6 +232,23 @@ def main() -> int:
         for t in threads:
             t.start()
         wait_for("the first calls", lambda: ok >= 20, 60)
+        if upgrade:
+            # The expand step of a release: the new schema goes in while the old
+            # release serves, as the chart's pre-upgrade hook Job does.
+            migrated = subprocess.run(
+                [args.dossier, "migrate"], env={**os.environ, "DATABASE_URL": args.database_url},
+                capture_output=True, text=True)
+            if migrated.returncode != 0:
+                raise RuntimeError(f"the new binary's migrate failed under load: {migrated.stderr}")
+            # `dossier migrate` logs `"applied":N` with "database schema is up to date".
+            applied = re.search(r'"applied":\s*(\d+)', migrated.stdout + migrated.stderr)
+            count = int(applied.group(1)) if applied else 0
+            if count == 0:
+                raise RuntimeError("the new build applied no migration: the rehearsal would not "
+                                   "test a schema change (is --upgrade-from older than the last "
+                                   f"migration?): {migrated.stdout}{migrated.stderr}")
+            print(f"{count} new migration(s) applied while the old release served")
+            point_link(serve_link, new_binary)
         for name, addr, pid in replicas:
             before = ok
             os.kill(pid, signal.SIGTERM)
@@ -175,6 +256,12 @@ def main() -> int:
             wait_for(f"{name} to serve again on {addr}", lambda: serving(addr), 120)
             wait_for("calls to keep succeeding", lambda: ok >= before + 20, 60)
             print(f"{name} restarted; {ok} calls OK so far, {len(failures)} failed")
+        if upgrade:
+            running = serve_processes(fleet.pid)
+            stale = {pid: exe for pid, exe in running.items() if exe != new_binary}
+            if len(running) != 3 or stale:
+                raise RuntimeError(f"after the upgrade the replicas run {running}, not 3 × {new_binary}")
+            print(f"all 3 replicas run the new build ({new_binary})")
     except (TimeoutError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         code = 1
@@ -183,13 +270,22 @@ def main() -> int:
         for t in threads:
             t.join(timeout=15)
         channel.close()
+        if upgrade and code == 0:
+            try:
+                wait_for("every accepted application to be decided",
+                         lambda: undecided(args.database_url) == 0, 180)
+                print("every accepted application is decided")
+            except (TimeoutError, subprocess.CalledProcessError) as err:
+                print(f"error: {err}", file=sys.stderr)
+                code = 1
         os.killpg(fleet.pid, signal.SIGTERM)
         try:
             fleet.wait(timeout=60)
         except subprocess.TimeoutExpired:
             os.killpg(fleet.pid, signal.SIGKILL)
 
-    print(f"rolling restart of 3 replicas under load: {ok} calls OK, {len(failures)} failed")
+    what = "upgrade of 3 replicas under load" if upgrade else "rolling restart of 3 replicas under load"
+    print(f"{what}: {ok} calls OK, {len(failures)} failed")
     for f in failures[:10]:
         print(f"  failed: {f}", file=sys.stderr)
     if failures:

@@ -1,0 +1,457 @@
+"""Properties of the rendered chart that docs/operations.md asks of a deployment.
+
+Run by .ci/check-chart (pytest). Each test renders the chart offline with
+chartlib.render(); nothing needs a cluster."""
+
+from __future__ import annotations
+
+import copy
+import re
+import sys
+import pathlib
+
+import helm_python as helm
+import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from chartlib import ALL_CAPABILITIES, KYVERNO, MONITORING, NAMESPACE, load_values, pod_specs, render  # noqa: E402
+
+MINIMAL = {"existingSecret": "dossier"}
+DIGEST = "sha256:" + "ab" * 32
+SECRET_ENV = {"DATABASE_URL", "DOSSIER_ENCRYPTION_KEYS", "DOSSIER_LOOKUP_KEY", "DOSSIER_RAILS_TOKEN"}
+
+
+def with_(base: dict, **changes) -> dict:
+    """base with dotted keys set: with_(MINIMAL, **{"server.workers": 2})."""
+    out = copy.deepcopy(base)
+    for dotted, value in changes.items():
+        node = out
+        *path, last = dotted.split(".")
+        for p in path:
+            node = node.setdefault(p, {})
+        node[last] = value
+    return out
+
+
+def seconds(d: str) -> float:
+    m = re.fullmatch(r"(\d+)(ms|s|m|h)", d)
+    assert m, d
+    return int(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+
+
+def server(r):
+    return r.one("Deployment")["spec"]["template"]["spec"]["containers"][0]
+
+
+def env(container) -> dict:
+    return {e["name"]: e for e in container.get("env", [])}
+
+
+@pytest.fixture(scope="module")
+def minimal():
+    return render(MINIMAL)
+
+
+@pytest.fixture(scope="module")
+def production():
+    return render(load_values("helm/dossier/values-production.yaml"), api_versions=ALL_CAPABILITIES)
+
+
+@pytest.fixture(scope="module")
+def full():
+    return render(load_values(".ci/chart/values/full.yaml"), api_versions=ALL_CAPABILITIES)
+
+
+# --- probes -----------------------------------------------------------------------
+
+
+def test_readiness_is_native_grpc_health_on_the_grpc_port(minimal):
+    c = server(minimal)
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    assert set(ports) == {"grpc", "metrics"}
+    assert c["readinessProbe"]["grpc"]["port"] == ports["grpc"] == 50051
+    assert "httpGet" not in c["readinessProbe"] and "exec" not in c["readinessProbe"]
+
+
+def test_liveness_is_tcp_so_a_database_outage_restarts_nothing(minimal):
+    live = server(minimal)["livenessProbe"]
+    assert set(live) - {"periodSeconds", "timeoutSeconds", "failureThreshold"} == {"tcpSocket"}
+    assert live["tcpSocket"]["port"] == "grpc"
+
+
+def test_startup_probe_guards_liveness(minimal):
+    start = server(minimal)["startupProbe"]
+    assert "tcpSocket" in start
+    assert start["periodSeconds"] * start["failureThreshold"] >= 60
+
+
+def test_tls_moves_probes_to_a_plaintext_health_port_and_mounts_spiffe(full):
+    c = server(full)
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    assert ports["health"] == 50052 != ports["grpc"]
+    assert c["readinessProbe"]["grpc"]["port"] == 50052
+    assert c["livenessProbe"]["tcpSocket"]["port"] == "health"
+    volumes = {v["name"]: v for v in full.one("Deployment")["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["spiffe-workload-api"]["csi"] == {"driver": "csi.spiffe.io", "readOnly": True}
+    assert volumes["tls-certificates"]["csi"]["driver"] == "spiffe.csi.cert-manager.io"
+    mounts = {m["name"]: m for m in c["volumeMounts"]}
+    assert mounts["spiffe-workload-api"]["readOnly"] and mounts["tls-certificates"]["readOnly"]
+    e = env(c)
+    assert e["DOSSIER_HEALTH_ADDR"]["value"] == "0.0.0.0:50052"
+    assert e["SPIFFE_ENDPOINT_SOCKET"]["value"] == "unix:///spiffe-workload-api/spire-agent.sock"
+
+
+def test_tls_is_off_by_default(minimal):
+    e = env(server(minimal))
+    assert not any(n.startswith("DOSSIER_TLS") or n in ("DOSSIER_HEALTH_ADDR", "SPIFFE_ENDPOINT_SOCKET") for n in e)
+
+
+# --- security context -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("which", ["minimal", "full"])
+def test_every_pod_and_container_is_locked_down(which, request):
+    r = request.getfixturevalue(which)
+    specs = pod_specs(r)
+    assert len(specs) >= (3 if which == "minimal" else 4)
+    for name, spec in specs:
+        assert spec["automountServiceAccountToken"] is False, name
+        psc = spec["securityContext"]
+        assert psc["runAsNonRoot"] is True and isinstance(psc["runAsUser"], int) and psc["runAsUser"] > 0, name
+        assert psc["seccompProfile"]["type"] == "RuntimeDefault", name
+        for c in spec.get("initContainers", []) + spec["containers"]:
+            sc = c["securityContext"]
+            assert sc["allowPrivilegeEscalation"] is False, (name, c["name"])
+            assert sc["privileged"] is False, (name, c["name"])
+            assert sc["readOnlyRootFilesystem"] is True, (name, c["name"])
+            assert sc["capabilities"]["drop"] == ["ALL"] and "add" not in sc["capabilities"], (name, c["name"])
+            assert sc["runAsNonRoot"] is True and sc["runAsUser"] >= 10000, (name, c["name"])
+            assert sc["seccompProfile"]["type"] == "RuntimeDefault", (name, c["name"])
+            assert c["resources"]["limits"]["memory"] and c["resources"]["requests"]["cpu"], (name, c["name"])
+
+
+def test_service_account_token_is_not_mounted(minimal):
+    sa = minimal.one("ServiceAccount")
+    assert sa["automountServiceAccountToken"] is False
+
+
+# --- rollout, disruption, shutdown -------------------------------------------------
+
+
+def test_rolling_update_never_lowers_ready_pods(minimal):
+    strategy = minimal.one("Deployment")["spec"]["strategy"]
+    assert strategy["type"] == "RollingUpdate"
+    assert strategy["rollingUpdate"]["maxUnavailable"] == 0
+    assert strategy["rollingUpdate"]["maxSurge"] >= 1
+
+
+def test_pdb_takes_one_pod_at_a_time(minimal):
+    pdb = minimal.one("PodDisruptionBudget")
+    assert pdb["apiVersion"] == "policy/v1" and pdb["spec"]["maxUnavailable"] == 1
+    deploy = minimal.one("Deployment")
+    assert pdb["spec"]["selector"] == deploy["spec"]["selector"]
+
+
+@pytest.mark.parametrize("delay,grace", [("5s", "35s"), ("0s", "20s"), ("10s", "45s"), ("500ms", "1m")])
+def test_termination_grace_covers_delay_grace_and_audit_flush(delay, grace):
+    r = render(with_(MINIMAL, **{"server.shutdownDelay": delay, "server.shutdownGrace": grace}))
+    spec = r.one("Deployment")["spec"]["template"]["spec"]
+    e = env(spec["containers"][0])
+    assert e["DOSSIER_SHUTDOWN_DELAY"]["value"] == delay
+    assert e["DOSSIER_SHUTDOWN_GRACE"]["value"] == grace
+    assert spec["terminationGracePeriodSeconds"] > seconds(delay) + seconds(grace) + 5
+
+
+def test_shutdown_delay_is_set_so_endpoints_drain(minimal):
+    assert seconds(env(server(minimal))["DOSSIER_SHUTDOWN_DELAY"]["value"]) >= 5
+
+
+def test_explicit_termination_grace_is_kept_when_long_enough():
+    r = render(with_(MINIMAL, terminationGracePeriodSeconds=90))
+    assert r.one("Deployment")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 90
+
+
+def test_topology_spread_over_zones_and_nodes(production):
+    constraints = production.one("Deployment")["spec"]["template"]["spec"]["topologySpreadConstraints"]
+    keys = {c["topologyKey"] for c in constraints}
+    assert keys == {"topology.kubernetes.io/zone", "kubernetes.io/hostname"}
+    assert all(c["matchLabelKeys"] == ["pod-template-hash"] for c in constraints)
+
+
+def test_production_tolerates_and_prefers_spot_nodes(production):
+    spec = production.one("Deployment")["spec"]["template"]["spec"]
+    assert any("spot" in (t.get("value", "") + t.get("key", "")) for t in spec["tolerations"])
+    preferred = spec["affinity"]["nodeAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert preferred and "requiredDuringSchedulingIgnoredDuringExecution" not in spec["affinity"]["nodeAffinity"]
+
+
+def test_hpa_owns_the_replica_count_when_enabled(production, minimal):
+    hpa = production.one("HorizontalPodAutoscaler")
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "dossier"}
+    assert "replicas" not in production.one("Deployment")["spec"]
+    assert minimal.kinds("HorizontalPodAutoscaler") == []
+    assert minimal.one("Deployment")["spec"]["replicas"] == 3
+
+
+# --- services -------------------------------------------------------------------------
+
+
+def test_clusterip_and_headless_services(minimal):
+    svc = minimal.one("Service")
+    assert svc["spec"]["type"] == "ClusterIP" and "clusterIP" not in svc["spec"]
+    grpc = next(p for p in svc["spec"]["ports"] if p["name"] == "grpc")
+    assert grpc["appProtocol"] == "kubernetes.io/h2c" and grpc["targetPort"] == "grpc"
+    headless = minimal.one("Service", "-headless")
+    assert headless["spec"]["clusterIP"] == "None"
+    assert headless["spec"]["publishNotReadyAddresses"] is False
+    assert [p["name"] for p in headless["spec"]["ports"]] == ["grpc"]
+    assert headless["spec"]["selector"] == svc["spec"]["selector"]
+
+
+# --- secrets ----------------------------------------------------------------------------
+
+
+def test_rendering_refuses_without_existing_secret():
+    with pytest.raises(helm.HelmError, match="existingSecret is required"):
+        render({})
+
+
+@pytest.mark.parametrize("which", ["minimal", "production", "full"])
+def test_no_secret_object_and_secrets_only_by_reference(which, request):
+    r = request.getfixturevalue(which)
+    assert r.kinds("Secret") == []
+    vendor = set(load_values(".ci/chart/values/full.yaml")["vendorCredentials"]) if which == "full" else set()
+    for name, spec in pod_specs(r):
+        for c in spec.get("initContainers", []) + spec["containers"]:
+            for e in c.get("env", []):
+                if e["name"] in SECRET_ENV | vendor:
+                    assert "value" not in e, (name, e["name"])
+                    assert set(e["valueFrom"]) == {"secretKeyRef"}, (name, e["name"])
+            assert "envFrom" not in c, name
+    # No credential-looking text anywhere in what is rendered.
+    assert not re.search(r"postgres(ql)?://[^\s\"']*:[^\s\"'@]+@", r.text)
+    assert "PRIVATE KEY" not in r.text
+    assert not re.search(r"\bk\d+:[A-Za-z0-9+/]{43}=", r.text)
+
+
+def test_vendor_credentials_come_from_the_secret(full):
+    e = env(server(full))
+    ref = e["DOSSIER_IDENTITY_TOKEN"]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": "dossier-secrets", "key": "DOSSIER_IDENTITY_TOKEN"}
+
+
+# --- config and checksums ------------------------------------------------------------
+
+
+def checksum(r):
+    return r.one("Deployment")["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+
+
+def test_config_change_rolls_the_pods_and_nothing_else_does():
+    base = with_(MINIMAL, **{"config.upstreams": "[identity]\nrate_per_second = 19\n"})
+    a = render(base)
+    b = render(with_(base, **{"config.upstreams": "[identity]\nrate_per_second = 18\n"}))
+    c = render(with_(base, replicaCount=5))
+    d = render(with_(base, **{"config.policy": 'version = "2"\n'}))
+    assert checksum(a) != checksum(b)
+    assert checksum(a) == checksum(c)
+    assert checksum(a) != checksum(d)
+    e = env(server(a))
+    assert e["DOSSIER_UPSTREAMS_FILE"]["value"] == "/etc/dossier/upstreams.toml"
+    assert "DOSSIER_POLICY_FILE" not in e
+    assert a.one("ConfigMap")["data"] == {"upstreams.toml": "[identity]\nrate_per_second = 19\n"}
+
+
+def test_secret_revision_rolls_the_pods():
+    a = render(MINIMAL)
+    b = render(with_(MINIMAL, existingSecretRevision="2"))
+    ann = lambda r: r.one("Deployment")["spec"]["template"]["metadata"]["annotations"]["checksum/secret"]  # noqa: E731
+    assert ann(a) != ann(b)
+
+
+# --- image ----------------------------------------------------------------------------------
+
+
+def images(r):
+    return {c["image"] for _, spec in pod_specs(r) for c in spec.get("initContainers", []) + spec["containers"]
+            if c["name"] != "fetch"}
+
+
+def test_image_by_digest_everywhere_when_given():
+    r = render(with_(MINIMAL, **{"image.digest": DIGEST, "image.tag": "ignored"}))
+    assert images(r) == {f"registry.example/dossier@{DIGEST}"}
+
+
+def test_image_by_tag_defaults_to_app_version(minimal):
+    assert images(minimal) == {"registry.example/dossier:0.1.0"}
+
+
+# --- migration hook --------------------------------------------------------------------------
+
+
+def test_migration_job_is_a_pre_install_pre_upgrade_hook(minimal):
+    job = minimal.one("Job", "-migrate")
+    ann = job["metadata"]["annotations"]
+    assert ann["helm.sh/hook"] == "pre-install,pre-upgrade"
+    assert ann["helm.sh/hook-delete-policy"] == "before-hook-creation,hook-succeeded"
+    spec = job["spec"]["template"]["spec"]
+    c = spec["containers"][0]
+    assert c["args"] == ["migrate"]
+    assert c["image"] == server(minimal)["image"]
+    assert c["env"][0]["name"] == "DATABASE_URL" and "secretKeyRef" in c["env"][0]["valueFrom"]
+    # A pre-install hook runs before the chart's own objects exist: it may use none.
+    assert "serviceAccountName" not in spec
+    assert all("configMap" not in v for v in spec.get("volumes", []))
+    assert spec["restartPolicy"] == "Never" and job["spec"]["backoffLimit"] >= 1
+
+
+def test_migration_network_policy_is_created_before_the_job(minimal):
+    np = minimal.one("NetworkPolicy", "-migrate")
+    job = minimal.one("Job", "-migrate")
+    assert np["metadata"]["annotations"]["helm.sh/hook"] == job["metadata"]["annotations"]["helm.sh/hook"]
+    assert int(np["metadata"]["annotations"]["helm.sh/hook-weight"]) < int(job["metadata"]["annotations"]["helm.sh/hook-weight"])
+    assert np["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "migrate"
+    assert job["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"] == "migrate"
+    ports = {p["port"] for rule in np["spec"]["egress"] for p in rule["ports"]}
+    assert ports == {53, 5432} and np["spec"]["ingress"] == []
+
+
+def test_only_hooks_are_hooks(minimal):
+    hooks = {d["kind"] + "/" + d["metadata"]["name"] for d in minimal.docs
+             if "helm.sh/hook" in (d["metadata"]["annotations"] or {})}
+    assert hooks == {"Job/dossier-migrate", "NetworkPolicy/dossier-migrate",
+                     "Pod/dossier-test-health"}
+
+
+def test_migration_uses_its_own_secret_and_lock_timeout(full):
+    c = full.one("Job", "-migrate")["spec"]["template"]["spec"]["containers"][0]
+    e = env(c)
+    assert e["DATABASE_URL"]["valueFrom"]["secretKeyRef"]["name"] == "dossier-migrator"
+    assert e["PGOPTIONS"]["value"] == "-c lock_timeout=10s"
+
+
+# --- network policy ------------------------------------------------------------------------
+
+
+def test_network_policy_rules(production):
+    np = production.one("NetworkPolicy")
+    spec = np["spec"]
+    assert spec["policyTypes"] == ["Ingress", "Egress"]
+    assert spec["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "server"
+    grpc_rule, metrics_rule = spec["ingress"]
+    assert grpc_rule["ports"] == [{"port": "grpc", "protocol": "TCP"}]
+    assert grpc_rule["from"] == [{"podSelector": {"matchLabels": {"dossier.example/caller": "true"}}},
+                                 {"namespaceSelector": {"matchLabels": {"dossier.example/caller": "true"}}}]
+    assert metrics_rule["ports"] == [{"port": "metrics", "protocol": "TCP"}]
+    assert metrics_rule["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
+    for rule in spec["ingress"] + spec["egress"]:
+        assert rule.get("from", rule.get("to")), f"a rule without peers allows everyone: {rule}"
+        assert rule["ports"], f"a rule without ports allows every port: {rule}"
+    dns, pg, upstreams = spec["egress"][:3]
+    assert {(p["port"], p["protocol"]) for p in dns["ports"]} == {(53, "UDP"), (53, "TCP")}
+    assert dns["to"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "kube-system"}
+    assert pg["to"] == [{"ipBlock": {"cidr": "10.20.0.0/24"}}] and pg["ports"] == [{"port": 5432, "protocol": "TCP"}]
+    assert upstreams["ports"] == [{"port": 443, "protocol": "TCP"}]
+    assert "169.254.169.254/32" in upstreams["to"][0]["ipBlock"]["except"]
+
+
+def test_network_policy_can_be_turned_off():
+    r = render(with_(MINIMAL, **{"networkPolicy.enabled": False}))
+    assert r.kinds("NetworkPolicy") == []
+
+
+def test_test_pod_is_admitted_as_a_caller(minimal):
+    pod = minimal.one("Pod", "-test-health")
+    assert pod["metadata"]["labels"]["dossier.example/caller"] == "true"
+
+
+# --- helm test ------------------------------------------------------------------------------
+
+
+def test_helm_test_pod_runs_dossier_health_against_the_service(minimal):
+    pod = minimal.one("Pod", "-test-health")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    c = pod["spec"]["containers"][0]
+    assert c["image"] == server(minimal)["image"]
+    assert c["args"] == ["health", "--addr", f"http://dossier.{NAMESPACE}.svc.cluster.local:50051",
+                         "--service", "dossier.v1.UnderwritingService"]
+    assert pod["spec"]["restartPolicy"] == "Never"
+
+
+# --- monitoring and admission: capability guards ------------------------------------------
+
+
+def test_service_monitor_only_with_the_capability():
+    values = with_(MINIMAL, **{"metrics.serviceMonitor.enabled": True, "metrics.prometheusRule.enabled": True})
+    without = render(values)
+    assert without.kinds("ServiceMonitor") == [] and without.kinds("PrometheusRule") == []
+    with_cap = render(values, api_versions=[MONITORING])
+    sm = with_cap.one("ServiceMonitor")
+    assert sm["spec"]["endpoints"][0]["port"] == "metrics"
+    assert sm["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] == "server"
+    rules = with_cap.one("PrometheusRule")["spec"]["groups"][0]["rules"]
+    assert {r["alert"] for r in rules} >= {"DossierNoPodServing", "DossierUnavailable"}
+
+
+def test_service_monitor_off_by_default_even_with_the_capability():
+    assert render(MINIMAL, api_versions=[MONITORING]).kinds("ServiceMonitor") == []
+
+
+def test_kyverno_policy_verifies_signature_and_pins_digest(production):
+    (pol,) = production.kinds("ClusterPolicy")
+    assert pol["apiVersion"] == "kyverno.io/v1" and "namespace" not in pol["metadata"]
+    rule = pol["spec"]["rules"][0]
+    assert rule["match"]["any"][0]["resources"]["namespaces"] == [NAMESPACE]
+    vi = rule["verifyImages"][0]
+    assert vi["required"] is True and vi["verifyDigest"] is True and vi["mutateDigest"] is True
+    assert vi["failureAction"] == "Enforce"
+    assert vi["imageReferences"] == ["registry.example/dossier*"]
+    key = vi["attestors"][0]["entries"][0]["keys"]["publicKeys"]
+    assert key.startswith("-----BEGIN PUBLIC KEY-----") and key.rstrip().endswith("-----END PUBLIC KEY-----")
+
+
+def test_kyverno_policy_absent_unless_enabled(minimal):
+    assert render(MINIMAL, api_versions=[KYVERNO]).kinds("ClusterPolicy") == []
+
+
+# --- sanctions CronJob ----------------------------------------------------------------------
+
+
+def test_sanctions_cronjob(full, minimal):
+    cj = full.one("CronJob", "-sanctions")
+    assert cj["spec"]["concurrencyPolicy"] == "Forbid"
+    spec = cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    load = spec["containers"][0]
+    assert load["args"] == ["sanctions", "load", "/sanctions"]
+    assert load["image"] == server(full)["image"]
+    assert spec["initContainers"][0]["name"] == "fetch"
+    assert full.one("NetworkPolicy", "-sanctions")
+    assert minimal.kinds("CronJob") == []
+
+
+# --- NOTES ------------------------------------------------------------------------------------
+
+
+def test_notes_print_both_service_names(minimal):
+    assert f"dns:///dossier-headless.{NAMESPACE}.svc.cluster.local:50051" in minimal.notes
+    assert f"dossier.{NAMESPACE}.svc.cluster.local:50051" in minimal.notes
+
+
+def test_notes_compute_the_connection_budget(minimal, full):
+    # 3 replicas + 1 surge, 20 pooled + 2 = 22 each; + 1 migration.
+    assert "(3 + maxSurge 1) x 22 = 88" in minimal.notes and "= 89," in minimal.notes
+    # autoscaling.maxReplicas 12: (12 + 1) x 22 = 286, + 1 migration + 2 sanctions = 289 > 200.
+    assert "Fleet at autoscaling.maxReplicas: (12 + maxSurge 1) x 22 = 286" in full.notes
+    assert "WARNING: 289 is above database.availableConnections = 200" in full.notes
+
+
+def test_notes_warn_about_per_pod_vendor_quotas(minimal, full, production):
+    assert "VENDOR QUOTAS ARE PER POD for: rails, property_records, valuation, identity, licensing, registry" in minimal.notes
+    # identity has fleet_limit = true in full.yaml; property_records does not.
+    line = next(l for l in full.notes.splitlines() if "VENDOR QUOTAS ARE PER POD" in l)
+    assert "identity" not in line and "property_records" in line
+    # production sets fleet_limit on every upstream except rails.
+    line = next(l for l in production.notes.splitlines() if "VENDOR QUOTAS ARE PER POD" in l)
+    assert line.strip().endswith("for: rails")
+    assert "It fits in database.availableConnections = 277" in production.notes

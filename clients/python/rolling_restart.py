@@ -239,7 +239,8 @@ def main() -> int:
                 [args.dossier, "migrate"], env={**os.environ, "DATABASE_URL": args.database_url},
                 capture_output=True, text=True)
             if migrated.returncode != 0:
-                raise RuntimeError(f"the new binary's migrate failed under load: {migrated.stderr}")
+                raise RuntimeError("the new binary's migrate failed under load: "
+                                   f"{migrated.stdout}{migrated.stderr}")
             # `dossier migrate` logs `"applied":N` with "database schema is up to date".
             applied = re.search(r'"applied":\s*(\d+)', migrated.stdout + migrated.stderr)
             count = int(applied.group(1)) if applied else 0

@@ -168,6 +168,24 @@ def undecided(database_url: str) -> int:
     return int(out.stdout.strip())
 
 
+def wait_until_decided(database_url: str, stall: float = 60, cap: float = 900) -> None:
+    """Waits until no accepted application is undecided. The workers may still be
+    working through the backlog the load left (thousands of evaluations on a small
+    machine), so this fails only when the count stops falling for `stall` seconds."""
+    deadline = time.monotonic() + cap
+    best = undecided(database_url)
+    last_progress = time.monotonic()
+    while best > 0:
+        time.sleep(1)
+        now = undecided(database_url)
+        if now < best:
+            best, last_progress = now, time.monotonic()
+        elif time.monotonic() - last_progress > stall:
+            raise TimeoutError(f"{best} accepted applications stayed undecided for {stall:.0f} s")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{best} accepted applications still undecided after {cap:.0f} s")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dossier", required=True, help="path of the dossier binary")
@@ -273,8 +291,7 @@ def main() -> int:
         channel.close()
         if upgrade and code == 0:
             try:
-                wait_for("every accepted application to be decided",
-                         lambda: undecided(args.database_url) == 0, 180)
+                wait_until_decided(args.database_url)
                 print("every accepted application is decided")
             except (TimeoutError, subprocess.CalledProcessError) as err:
                 print(f"error: {err}", file=sys.stderr)

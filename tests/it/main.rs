@@ -3,6 +3,7 @@
 //! for `fleet` and parts of `server_lifecycle` the real `dossier` binary). The shared
 //! harness is `dossier_devkit::harness`.
 
+mod cancellation;
 mod data_api;
 mod fleet;
 mod outbox;

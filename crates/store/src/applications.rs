@@ -71,7 +71,7 @@ impl Store {
             Source::Inline(app) => ("inline", None, Some(*app)),
             Source::Rails(rid) => ("rails", Some(*rid), None),
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::transaction::begin(&self.pool, None).await?;
         let inserted = sqlx::query_scalar!(
             "INSERT INTO applications (id, idempotency_key, payload_hmac, source, rails_application_id, application)
              VALUES ($1, $2, $3, $4, $5, $6)
@@ -157,7 +157,7 @@ impl Store {
         id: Uuid,
         app: &Application,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::transaction::begin(&self.pool, None).await?;
         let updated = sqlx::query!(
             "UPDATE applications SET application = $2, updated_at = now() WHERE id = $1 AND application IS NULL",
             id,

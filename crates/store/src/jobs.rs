@@ -251,7 +251,7 @@ impl Store {
     /// Queues a dead job again with a fresh set of attempts (`dossier jobs retry`). Its
     /// last error is kept until the next attempt overwrites it.
     pub async fn retry_job(&self, job_id: i64) -> Result<Retried, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::transaction::begin(&self.pool, None).await?;
         let state = sqlx::query_scalar!("SELECT state FROM jobs WHERE id = $1 FOR UPDATE", job_id)
             .fetch_optional(&mut *tx)
             .await?;

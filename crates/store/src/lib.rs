@@ -14,6 +14,7 @@ pub mod reporting;
 pub mod reports;
 pub mod sanctions;
 mod shared;
+mod transaction;
 
 use std::collections::HashSet;
 use std::time::Duration;

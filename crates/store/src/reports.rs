@@ -183,10 +183,11 @@ impl Store {
     pub async fn report(&self, application_id: Uuid) -> Result<Option<Report>, StoreError> {
         // One snapshot for every read: a report read while a run is being decided must
         // not pair the decision with only some of its checks.
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .await?;
+        let mut tx = crate::transaction::begin(
+            &self.pool,
+            Some("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"),
+        )
+        .await?;
         let Some(app) = sqlx::query!(
             "SELECT id, idempotency_key, rails_application_id, status, created_at FROM applications WHERE id = $1",
             application_id,
@@ -423,7 +424,7 @@ impl Store {
         note: &str,
         reviewer: &str,
     ) -> Result<Reviewed, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::transaction::begin(&self.pool, None).await?;
         let exists = sqlx::query_scalar!(
             "SELECT status FROM applications WHERE id = $1 FOR UPDATE",
             application_id,

@@ -103,7 +103,7 @@ impl Store {
             sha256: list.sha256.clone(),
         };
         let counts = summary(0);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::transaction::begin(&self.pool, None).await?;
         // One loader at a time; plain reads (ACCESS SHARE) are not blocked.
         sqlx::query!("LOCK TABLE sanctions_lists IN SHARE ROW EXCLUSIVE MODE")
             .execute(&mut *tx)
@@ -201,7 +201,7 @@ impl Store {
     /// The active list, whole, read from one snapshot (a load committing meanwhile is
     /// not seen).
     pub async fn load_active_sanctions(&self) -> Result<Option<SdnList>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::transaction::begin(&self.pool, None).await?;
         sqlx::query!("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .execute(&mut *tx)
             .await?;

@@ -7,11 +7,14 @@ pub mod error;
 pub mod underwriting;
 pub mod validate;
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+
+use prost::Message as _;
 
 /// Per-RPC log fields a handler can fill in (today: the application id). Put in the
 /// request extensions by [`RpcLogLayer`], read back when the RPC ends.
@@ -26,6 +29,39 @@ impl RpcLog {
     fn application(&self) -> Option<String> {
         self.0.lock().expect("RpcLog lock poisoned").clone()
     }
+}
+
+/// Every method the server serves, as `/package.Service/Method`, read once from the
+/// descriptor sets it registers (Dossier's, grpc.health.v1, reflection v1 and v1alpha).
+static METHODS: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    let mut methods = HashSet::new();
+    for set in [
+        crate::proto::FILE_DESCRIPTOR_SET,
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+    ] {
+        let set = prost_types::FileDescriptorSet::decode(set)
+            .expect("a descriptor set compiled into the binary decodes");
+        for file in set.file {
+            for service in &file.service {
+                for method in &service.method {
+                    let path = format!("/{}.{}/{}", file.package(), service.name(), method.name());
+                    // Leaked once, at first use: a fixed set of a few dozen strings that
+                    // lives as long as the process.
+                    methods.insert(&*Box::leak(path.into_boxed_str()));
+                }
+            }
+        }
+    }
+    methods
+});
+
+/// The `method` label and log field of a request: its path when it is a method the
+/// server serves, else `unknown`, so made-up paths cannot grow the metrics without
+/// bound (one series per path) or fill the logs with caller-chosen strings.
+pub fn method_label(path: &str) -> &'static str {
+    METHODS.get(path).copied().unwrap_or("unknown")
 }
 
 /// Logs one structured line per RPC: method, gRPC status, latency, application id.
@@ -61,17 +97,7 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
-        // Only our own services' paths become labels: anything else a client sends would
-        // otherwise create a new metrics series per made-up path.
-        let path = request.uri().path();
-        let method = if path.starts_with("/dossier.v1.")
-            || path.starts_with("/grpc.health.v1.")
-            || path.starts_with("/grpc.reflection.")
-        {
-            path.to_owned()
-        } else {
-            "unknown".to_owned()
-        };
+        let method = method_label(request.uri().path());
         let log = RpcLog::default();
         request.extensions_mut().insert(log.clone());
         let started = Instant::now();
@@ -92,8 +118,8 @@ where
                         .unwrap_or(tonic::Code::Ok);
                     let application_id = log.application();
                     let code_name = format!("{code:?}");
-                    metrics::counter!("dossier_rpc_requests_total", "method" => method.clone(), "code" => code_name.clone()).increment(1);
-                    metrics::histogram!("dossier_rpc_duration_seconds", "method" => method.clone(), "code" => code_name).record(latency_ms / 1000.0);
+                    metrics::counter!("dossier_rpc_requests_total", "method" => method, "code" => code_name.clone()).increment(1);
+                    metrics::histogram!("dossier_rpc_duration_seconds", "method" => method, "code" => code_name).record(latency_ms / 1000.0);
                     if matches!(
                         code,
                         tonic::Code::Internal | tonic::Code::Unknown | tonic::Code::DataLoss
@@ -138,5 +164,27 @@ mod tests {
         assert_eq!(parse_grpc_timeout("S"), None);
         assert_eq!(parse_grpc_timeout(""), None);
         assert_eq!(parse_grpc_timeout("10x"), None);
+    }
+
+    #[test]
+    fn only_served_methods_become_labels() {
+        for served in [
+            "/dossier.v1.UnderwritingService/SubmitApplication",
+            "/dossier.v1.DataService/GetPropertyProfile",
+            "/grpc.health.v1.Health/Check",
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        ] {
+            assert_eq!(method_label(served), served);
+        }
+        for made_up in [
+            "/dossier.v1.Bogus1/Call",
+            "/dossier.v1.UnderwritingService/NoSuchMethod",
+            "/grpc.health.v1.Health/Check/extra",
+            "/",
+            "",
+        ] {
+            assert_eq!(method_label(made_up), "unknown", "{made_up:?}");
+        }
     }
 }

@@ -31,6 +31,17 @@ const HEALTH_SERVICES: [&str; 3] = [
     "dossier.v1.UnderwritingService",
     "dossier.v1.DataService",
 ];
+/// Largest request message a service decodes. Dossier's requests are a few KB (an
+/// application with two applicants is under 4 KB), so tonic's 4 MB default would only
+/// let a caller make the server buffer and parse megabytes per stream.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+/// Streams one client connection may have open at once (HTTP/2
+/// SETTINGS_MAX_CONCURRENT_STREAMS). Without it h2 accepts any number, and hung streams
+/// hold memory; a well-behaved channel multiplexes far fewer.
+const MAX_CONCURRENT_STREAMS: u32 = 256;
+/// How long an HTTP/2 keepalive ping may go unanswered before the connection is closed.
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// How often the health reporter pings the database.
 const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -237,12 +248,14 @@ impl Server {
             underwriter: underwriter.clone(),
             notifications,
             stopping: streams_stop.clone(),
-        });
+        })
+        .max_decoding_message_size(MAX_REQUEST_BYTES);
         let data = DataServiceServer::new(DataApi {
             upstreams: underwriter.upstreams.clone(),
             sanctions: underwriter.sanctions.clone(),
             sanctions_threshold: underwriter.policy.policy.sanctions.review_threshold,
-        });
+        })
+        .max_decoding_message_size(MAX_REQUEST_BYTES);
         drop(underwriter);
 
         let (stop_accepting, accepting_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -253,6 +266,8 @@ impl Server {
             // connection is drained with GOAWAY at max age and in-flight calls finish.
             .max_connection_age(run.max_connection_age)
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+            .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
             .layer(RpcLogLayer)
             .add_service(health_service)
             .add_service(reflection_v1)

@@ -199,3 +199,36 @@ async fn sanctions_hits_decline_and_show_the_candidate() {
     assert_eq!(clear.outcome(), CheckOutcome::Pass);
     assert_every_decision_replays(&app).await;
 }
+
+/// A request far larger than any application is refused before it is parsed, with the
+/// limit named, and the connection goes on serving well-sized calls.
+#[tokio::test]
+async fn an_oversized_request_is_refused_and_the_channel_keeps_serving() {
+    let app = TestApp::spawn().await;
+    let mut client = app.client().await;
+    let mut application = example_application("approve");
+    application.measures[0].description =
+        "x".repeat(dossier_service::server::MAX_REQUEST_BYTES + 1);
+    let mut r = tonic::Request::new(proto::EvaluateApplicationRequest {
+        idempotency_key: "oversized".into(),
+        source: Some(proto::evaluate_application_request::Source::Application(
+            application,
+        )),
+    });
+    r.set_timeout(Duration::from_secs(30));
+    let refused = client.evaluate_application(r).await.unwrap_err();
+    assert_eq!(refused.code(), Code::OutOfRange, "{refused:?}");
+    assert!(
+        refused
+            .message()
+            .contains(&dossier_service::server::MAX_REQUEST_BYTES.to_string()),
+        "{refused:?}"
+    );
+
+    let decided = client
+        .evaluate_application(evaluate_request("approve", "after-oversized"))
+        .await
+        .expect("a well-sized evaluation on the same channel")
+        .into_inner();
+    assert_eq!(decided.report.unwrap().decision(), Decision::Approved);
+}

@@ -263,25 +263,21 @@ impl ServeArgs {
         upstreams: Option<UpstreamSettings>,
     ) -> anyhow::Result<ServeConfig> {
         let mut problems: Vec<String> = Vec::new();
-        let mut keep = |r: anyhow::Result<()>| {
-            if let Err(e) = r {
-                problems.push(format!("{e:#}"));
-            }
-        };
-        let database_url = self.database.url("serve").map(str::to_owned);
-        let vault = vault.map_or_else(|| self.vault(), Ok);
-        let policy = self.policy();
-        let upstreams = upstreams.map_or_else(|| self.upstreams.settings(), Ok);
+        // Each step's value, or its problem noted and None: every problem is named at once.
+        fn take<T>(r: anyhow::Result<T>, problems: &mut Vec<String>) -> Option<T> {
+            r.map_err(|e| problems.push(format!("{e:#}"))).ok()
+        }
+        let p = &mut problems;
+        let database_url = take(self.database.url("serve").map(str::to_owned), p);
+        let vault = take(vault.map_or_else(|| self.vault(), Ok), p);
+        let policy = take(self.policy(), p);
+        let upstreams = take(upstreams.map_or_else(|| self.upstreams.settings(), Ok), p);
         if self.job_lease < Duration::from_secs(1) {
-            keep(Err(anyhow::anyhow!(
+            problems.push(format!(
                 "--job-lease / DOSSIER_JOB_LEASE is {:?}; it must be at least 1s (leases are renewed every third of it)",
                 self.job_lease
-            )));
+            ));
         }
-        let database_url = database_url.map_err(|e| keep(Err(e))).ok();
-        let vault = vault.map_err(|e| keep(Err(e))).ok();
-        let policy = policy.map_err(|e| keep(Err(e))).ok();
-        let upstreams = upstreams.map_err(|e| keep(Err(e))).ok();
         match (database_url, vault, policy, upstreams) {
             (Some(database_url), Some(vault), Some(policy), Some(upstreams))
                 if problems.is_empty() =>

@@ -6,6 +6,7 @@
 mod cancellation;
 mod data_api;
 mod fleet;
+mod identity;
 mod outbox;
 mod reporting;
 mod sanctions;

@@ -177,6 +177,8 @@ impl Fleet {
             .env("DOSSIER_ADMIN_ADDR", r.admin.to_string())
             // Worker names (jobs.locked_by) start with it, as with a pod's HOSTNAME.
             .env("HOSTNAME", &r.name)
+            // A loopback fleet of the developer tools: plaintext, like `dossier dev`.
+            .env("DOSSIER_ALLOW_UNAUTHENTICATED", "true")
             .stdin(Stdio::null())
             .kill_on_drop(true);
         if let Some(dir) = &spec.log_dir {

@@ -118,6 +118,8 @@ pub struct TestApp {
     pub addr: std::net::SocketAddr,
     /// The admin HTTP address (GET /metrics).
     pub admin: std::net::SocketAddr,
+    /// The plaintext grpc.health.v1 port, when the settings asked for one.
+    pub health: Option<std::net::SocketAddr>,
     pub db: TestDb,
     pub pool: PgPool,
     pub store: Store,
@@ -171,6 +173,7 @@ impl TestApp {
             .expect("build server");
         let addr = server.local_addr();
         let admin = server.admin_addr();
+        let health = server.health_addr();
         let store = server.store().clone();
         let pool = store.pool.clone();
         let (tx, rx) = oneshot::channel();
@@ -180,6 +183,7 @@ impl TestApp {
         TestApp {
             addr,
             admin,
+            health,
             db,
             pool,
             store,

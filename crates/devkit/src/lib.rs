@@ -9,6 +9,7 @@ pub mod cli;
 pub mod devdb;
 pub mod fleet;
 pub mod harness;
+pub mod pki;
 mod rails_request;
 mod sample_sanctions;
 pub mod sim;

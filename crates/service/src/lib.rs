@@ -8,6 +8,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod identity;
 mod jobs;
 pub mod proto;
 pub mod server;

@@ -17,6 +17,7 @@ use crate::api::RpcLogLayer;
 use crate::api::data::DataApi;
 use crate::api::underwriting::UnderwritingApi;
 use crate::config::ServeConfig;
+use crate::identity::AuthorizeLayer;
 use crate::proto::data_service_server::DataServiceServer;
 use crate::proto::underwriting_service_server::UnderwritingServiceServer;
 use crate::underwriting::Underwriter;
@@ -49,6 +50,8 @@ const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
 pub struct Server {
     listener: TcpListener,
     admin_listener: TcpListener,
+    health_listener: Option<TcpListener>,
+    security: crate::config::Security,
     underwriter: Underwriter,
     notifications: Notifications,
     audit_writer: AuditWriter,
@@ -88,6 +91,7 @@ impl Server {
             shutdown_grace,
             shutdown_delay,
             max_connection_age,
+            security,
             seed_sanctions,
         } = config;
         if migrate {
@@ -123,6 +127,14 @@ impl Server {
                 "cannot listen on {admin_addr} (DOSSIER_ADMIN_ADDR); is another process using it?"
             )
         })?;
+        let health_listener = match security.health_addr {
+            Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| {
+                format!(
+                    "cannot listen on {addr} (DOSSIER_HEALTH_ADDR); is another process using it?"
+                )
+            })?),
+            None => None,
+        };
         tracing::info!(policy_version = %policy.policy.version, policy_hash = %policy.hash, "policy loaded");
         // Every policy a decision names is kept by hash, so decisions can be replayed.
         store
@@ -148,6 +160,8 @@ impl Server {
         Ok(Server {
             listener,
             admin_listener,
+            health_listener,
+            security,
             underwriter: Underwriter {
                 store,
                 upstreams,
@@ -173,6 +187,13 @@ impl Server {
             .expect("a bound listener has an address")
     }
 
+    /// Where the plaintext grpc.health.v1 port listens, when there is one.
+    pub fn health_addr(&self) -> Option<SocketAddr> {
+        self.health_listener
+            .as_ref()
+            .map(|l| l.local_addr().expect("a bound listener has an address"))
+    }
+
     /// Where `GET /metrics` is served.
     pub fn admin_addr(&self) -> SocketAddr {
         self.admin_listener
@@ -194,6 +215,8 @@ impl Server {
         let Server {
             listener,
             admin_listener,
+            health_listener,
+            security,
             underwriter,
             notifications,
             audit_writer,
@@ -223,15 +246,6 @@ impl Server {
             stopping.clone(),
         ));
 
-        let reflection_v1 = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()?;
-        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1alpha()?;
-
         let workers_stop = CancellationToken::new();
         let worker_prefix = format!("{}:{}", hostname(), std::process::id());
         let mut workers = crate::jobs::start(
@@ -258,7 +272,39 @@ impl Server {
         .max_decoding_message_size(MAX_REQUEST_BYTES);
         drop(underwriter);
 
+        let accept_stop = CancellationToken::new();
+        if let Some(tls) = &security.tls {
+            tokio::spawn(
+                tls.clone()
+                    .watch(security.tls_reload_interval, accept_stop.clone()),
+            );
+            tracing::info!(
+                "mutual TLS on the gRPC port: client certificates required, calls authorised by the access policy"
+            );
+        } else {
+            tracing::warn!(
+                "CLIENT AUTHENTICATION IS OFF: plaintext gRPC, every caller may call every method and read every application. Configure DOSSIER_TLS_* and DOSSIER_ACCESS_POLICY_FILE for production"
+            );
+        }
         let (stop_accepting, accepting_stopped) = tokio::sync::oneshot::channel::<()>();
+        let mut routes = tonic::service::Routes::new(health_service.clone())
+            .add_service(underwriting)
+            .add_service(data);
+        if security.reflection {
+            routes = routes
+                .add_service(
+                    tonic_reflection::server::Builder::configure()
+                        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+                        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                        .build_v1()?,
+                )
+                .add_service(
+                    tonic_reflection::server::Builder::configure()
+                        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+                        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                        .build_v1alpha()?,
+                );
+        }
         let server = tonic::transport::Server::builder()
             // Deliberately no max_connection_age_grace: in tonic 0.14.9 setting it turns
             // the graceful GOAWAY at max age into a hard close at age + grace
@@ -268,22 +314,33 @@ impl Server {
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
             .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+            // Outermost first: every call is logged with its caller, denied ones too.
             .layer(RpcLogLayer)
-            .add_service(health_service)
-            .add_service(reflection_v1)
-            .add_service(reflection_v1alpha)
-            .add_service(underwriting)
-            .add_service(data)
+            .layer(AuthorizeLayer::new(security.access.clone()))
+            .add_routes(routes)
             .serve_with_incoming_shutdown(
-                // TCP_NODELAY: tonic applies it only to listeners it binds itself, and
-                // without it small responses wait on Nagle's algorithm (≈40 ms).
-                tonic::transport::server::TcpIncoming::from(listener)
-                    .with_nodelay(Some(true))
-                    .with_keepalive(Some(Duration::from_secs(60))),
+                crate::identity::incoming(listener, security.tls.clone(), accept_stop.clone()),
                 async {
                     let _ = accepting_stopped.await;
                 },
             );
+        // The kubelet's gRPC probe speaks plaintext only: this port serves health and
+        // nothing else, so it needs no client certificate.
+        let (stop_health, health_stopped) = tokio::sync::oneshot::channel::<()>();
+        let health_server = health_listener.map(|listener| {
+            let addr = listener.local_addr().ok();
+            tracing::info!(?addr, "plaintext grpc.health.v1 for probes");
+            tokio::spawn(
+                tonic::transport::Server::builder()
+                    .add_service(health_service)
+                    .serve_with_incoming_shutdown(
+                        crate::identity::incoming(listener, None, accept_stop.clone()),
+                        async {
+                            let _ = health_stopped.await;
+                        },
+                    ),
+            )
+        });
         let mut server = tokio::spawn(server);
         tracing::info!(%addr, "dossier serving gRPC");
 
@@ -315,6 +372,8 @@ impl Server {
 
         // Stop accepting; tonic sends GOAWAY and waits for in-flight calls.
         let _ = stop_accepting.send(());
+        let _ = stop_health.send(());
+        accept_stop.cancel();
         workers_stop.cancel();
         match tokio::time::timeout_at(grace_ends.into(), &mut server).await {
             Ok(result) => result
@@ -329,6 +388,9 @@ impl Server {
             tokio::time::timeout_at(grace_ends.into(), workers.join_next()).await
         {}
         workers.abort_all();
+        if let Some(health_server) = health_server {
+            health_server.abort();
+        }
         drop(reporter);
         let _ = admin.await;
         // Audit sinks live in handlers and workers; after an abort tonic's connection tasks

@@ -57,6 +57,11 @@ static METHODS: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
     methods
 });
 
+/// Every method the server serves, as `/package.Service/Method`.
+pub fn served_methods() -> &'static HashSet<&'static str> {
+    &METHODS
+}
+
 /// The `method` label and log field of a request: its path when it is a method the
 /// server serves, else `unknown`, so made-up paths cannot grow the metrics without
 /// bound (one series per path) or fill the logs with caller-chosen strings.
@@ -64,7 +69,8 @@ pub fn method_label(path: &str) -> &'static str {
     METHODS.get(path).copied().unwrap_or("unknown")
 }
 
-/// Logs one structured line per RPC: method, gRPC status, latency, application id.
+/// Logs one structured line per RPC: method, gRPC status, latency, application id and
+/// the caller's identity.
 /// Only these fields: requests carry SSNs and dates of birth and are never logged.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RpcLogLayer;
@@ -98,6 +104,7 @@ where
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         let method = method_label(request.uri().path());
+        let caller = crate::identity::Caller::of(&request);
         let log = RpcLog::default();
         request.extensions_mut().insert(log.clone());
         let started = Instant::now();
@@ -124,13 +131,13 @@ where
                         code,
                         tonic::Code::Internal | tonic::Code::Unknown | tonic::Code::DataLoss
                     ) {
-                        tracing::error!(target: "dossier::rpc", method, code = ?code, latency_ms, application_id, "rpc");
+                        tracing::error!(target: "dossier::rpc", method, code = ?code, latency_ms, application_id, %caller, "rpc");
                     } else {
-                        tracing::info!(target: "dossier::rpc", method, code = ?code, latency_ms, application_id, "rpc");
+                        tracing::info!(target: "dossier::rpc", method, code = ?code, latency_ms, application_id, %caller, "rpc");
                     }
                 }
                 Err(e) => {
-                    tracing::error!(target: "dossier::rpc", method, error = %e, latency_ms, "rpc transport error")
+                    tracing::error!(target: "dossier::rpc", method, error = %e, latency_ms, %caller, "rpc transport error")
                 }
             }
             result

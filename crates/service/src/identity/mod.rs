@@ -1,0 +1,64 @@
+//! Who is calling, and may they: mutual TLS on the gRPC port, the caller's SPIFFE ID
+//! read once per connection, and the per-method access policy asked on every call.
+//!
+//! ```text
+//! TCP accept ─▶ TLS handshake (client certificate verified against the trust bundle;
+//!              files re-read when they change) ─▶ Connection { caller }
+//!   every request: RpcLogLayer (logs the caller) ─▶ AuthorizeLayer (policy) ─▶ handler
+//! ```
+//! Plaintext, without client authentication, is for `dossier dev` and the tests, or an
+//! explicit `--allow-unauthenticated`; callers are then [`Caller::Anonymous`].
+
+pub mod access;
+mod authorize;
+mod incoming;
+mod spiffe;
+mod tls;
+
+use std::fmt;
+
+pub use access::AccessPolicy;
+pub use authorize::{Access, AuthorizeLayer};
+pub use incoming::{Connection, ConnectionInfo, incoming};
+pub use spiffe::{SpiffeId, SpiffeIdError};
+pub use tls::{ServerTls, TlsFiles};
+
+/// The calling workload, as its connection proved it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// A client certificate, verified, naming this SPIFFE ID.
+    Workload(SpiffeId),
+    /// A verified client certificate that names no (or no well-formed) SPIFFE ID.
+    Unnamed,
+    /// Plaintext, client authentication off (`dev`, tests, `--allow-unauthenticated`).
+    Anonymous,
+}
+
+impl fmt::Display for Caller {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Caller::Workload(id) => f.write_str(id.as_str()),
+            Caller::Unnamed => f.write_str("unnamed-certificate"),
+            Caller::Anonymous => f.write_str("anonymous"),
+        }
+    }
+}
+
+impl Caller {
+    /// The caller of a request, from the connection it came on. Requests the server did
+    /// not accept itself (none today) are anonymous.
+    pub fn of<B>(request: &http::Request<B>) -> Caller {
+        request
+            .extensions()
+            .get::<ConnectionInfo>()
+            .map_or(Caller::Anonymous, |info| info.caller.clone())
+    }
+
+    /// The same, from a tonic request inside a handler.
+    pub fn of_grpc<T>(request: &tonic::Request<T>) -> Caller {
+        request
+            .extensions()
+            .get::<ConnectionInfo>()
+            .map_or(Caller::Anonymous, |info| info.caller.clone())
+    }
+}

@@ -12,9 +12,10 @@ import pathlib
 
 import helm_python as helm
 import pytest
+import tomllib
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from chartlib import ALL_CAPABILITIES, KYVERNO, MONITORING, NAMESPACE, load_values, pod_specs, render  # noqa: E402
+from chartlib import ALL_CAPABILITIES, KYVERNO, MONITORING, NAMESPACE, ROOT, load_values, pod_specs, render  # noqa: E402
 
 MINIMAL = {"existingSecret": "dossier"}
 DIGEST = "sha256:" + "ab" * 32
@@ -85,35 +86,138 @@ def test_startup_probe_guards_liveness(minimal):
     assert start["periodSeconds"] * start["failureThreshold"] >= 60
 
 
-def test_tls_moves_probes_to_a_plaintext_health_port_and_mounts_spiffe(full):
-    c = server(full)
+def test_tls_moves_probes_to_a_plaintext_health_port(production):
+    c = server(production)
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
     assert ports["health"] == 50052 != ports["grpc"]
     assert c["readinessProbe"]["grpc"]["port"] == 50052
     assert c["livenessProbe"]["tcpSocket"]["port"] == "health"
-    volumes = {v["name"]: v for v in full.one("Deployment")["spec"]["template"]["spec"]["volumes"]}
-    assert volumes["spiffe-workload-api"]["csi"] == {"driver": "csi.spiffe.io", "readOnly": True}
-    assert volumes["tls-certificates"]["csi"]["driver"] == "spiffe.csi.cert-manager.io"
-    mounts = {m["name"]: m for m in c["volumeMounts"]}
-    assert mounts["spiffe-workload-api"]["readOnly"] and mounts["tls-certificates"]["readOnly"]
+    assert c["startupProbe"]["tcpSocket"]["port"] == "health"
+    assert env(c)["DOSSIER_HEALTH_ADDR"]["value"] == "0.0.0.0:50052"
+
+
+def test_production_tls_reads_csi_driver_spiffe_files_and_the_access_policy(production):
+    spec = production.one("Deployment")["spec"]["template"]["spec"]
+    c = server(production)
     e = env(c)
-    assert e["DOSSIER_HEALTH_ADDR"]["value"] == "0.0.0.0:50052"
-    assert e["SPIFFE_ENDPOINT_SOCKET"]["value"] == "unix:///spiffe-workload-api/spire-agent.sock"
+    assert e["DOSSIER_TLS_CERT_FILE"]["value"] == "/var/run/dossier/tls/tls.crt"
+    assert e["DOSSIER_TLS_KEY_FILE"]["value"] == "/var/run/dossier/tls/tls.key"
+    assert e["DOSSIER_TLS_CLIENT_CA_FILE"]["value"] == "/var/run/dossier/tls/ca.crt"
+    assert e["DOSSIER_ACCESS_POLICY_FILE"]["value"] == "/etc/dossier/access.toml"
+    # serve refuses TLS files together with --allow-unauthenticated.
+    assert "DOSSIER_ALLOW_UNAUTHENTICATED" not in e
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    # The key is readable by the fs-group only: it must be the group the server runs as.
+    assert volumes["tls-certificates"]["csi"] == {
+        "driver": "spiffe.csi.cert-manager.io", "readOnly": True,
+        "volumeAttributes": {"spiffe.csi.cert-manager.io/fs-group": str(spec["securityContext"]["runAsGroup"])}}
+    mounts = {m["name"]: m for m in c["volumeMounts"]}
+    assert mounts["tls-certificates"] == {"name": "tls-certificates", "mountPath": "/var/run/dossier/tls", "readOnly": True}
+    assert mounts["config"]["mountPath"] == "/etc/dossier"
+    assert "access.toml" in production.one("ConfigMap")["data"]
+    # csi-driver-spiffe needs neither the Workload API socket nor a sidecar.
+    assert "spiffe-workload-api" not in volumes and [x["name"] for x in spec["containers"]] == ["dossier"]
 
 
-def test_tls_is_off_by_default(minimal):
+def test_production_access_policy_names_only_served_methods(production):
+    """The binary refuses, at start, a policy naming a method it does not serve."""
+    served = set()
+    for proto in (ROOT / "proto" / "dossier" / "v1").glob("*.proto"):
+        text = proto.read_text()
+        package = re.search(r"^package\s+([\w.]+);", text, re.M).group(1)
+        for service, body in re.findall(r"^service\s+(\w+)\s*\{(.*?)^\}", text, re.M | re.S):
+            served |= {f"{package}.{service}/{m}" for m in re.findall(r"^\s*rpc\s+(\w+)", body, re.M)}
+    served |= {"grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+               "grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+               "grpc.health.v1.Health/Check", "grpc.health.v1.Health/Watch"}
+    assert "dossier.v1.UnderwritingService/SubmitApplication" in served
+    services = {m.rsplit("/", 1)[0] for m in served}
+    policy = tomllib.loads(production.one("ConfigMap")["data"]["access.toml"])
+    names = [c["name"] for c in policy["caller"]]
+    assert names == ["origination", "underwriting-console", "reporting", "operators"]
+    for caller in policy["caller"]:
+        assert set(caller) == {"name", "ids", "methods"}, caller["name"]
+        for i in caller["ids"]:
+            assert re.fullmatch(r"spiffe://lender\.example/ns/[a-z0-9-]+/sa/[a-z0-9-]+", i), i
+        for m in caller["methods"]:
+            assert m in served or (m.endswith("/*") and m[:-2] in services), (caller["name"], m)
+    grants = {c["name"]: set(c["methods"]) for c in policy["caller"]}
+    # Only origination submits, only the console reviews; nobody but the operators reflects.
+    assert [n for n, g in grants.items() if any("SubmitApplication" in m for m in g)] == ["origination"]
+    assert [n for n, g in grants.items() if any("ReviewApplication" in m for m in g)] == ["underwriting-console"]
+    assert [n for n, g in grants.items() if any("reflection" in m for m in g)] == ["operators"]
+    assert not any("*" == m or m.startswith("dossier.v1.") and m.endswith("/*") for g in grants.values() for m in g)
+
+
+def test_tls_through_a_spiffe_helper_sidecar(full):
+    spec = full.one("Deployment")["spec"]["template"]["spec"]
+    dossier, helper = spec["containers"]
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["spiffe-workload-api"]["csi"] == {"driver": "csi.spiffe.io", "readOnly": True}
+    assert volumes["tls-certificates"] == {"name": "tls-certificates", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}}
+    assert volumes["spiffe-helper-config"]["configMap"]["name"] == "dossier-spiffe-helper"
+    # The socket goes to the sidecar only: the binary reads files.
+    assert "spiffe-workload-api" not in {m["name"] for m in dossier["volumeMounts"]}
+    assert "SPIFFE_ENDPOINT_SOCKET" not in env(dossier)
+    mounts = {m["name"]: m for m in helper["volumeMounts"]}
+    assert mounts["spiffe-workload-api"] == {"name": "spiffe-workload-api", "mountPath": "/spiffe-workload-api", "readOnly": True}
+    assert "readOnly" not in mounts["tls-certificates"]
+    assert env(helper)["SPIFFE_ENDPOINT_SOCKET"]["value"] == "unix:///spiffe-workload-api/spire-agent.sock"
+    e = env(dossier)
+    assert e["DOSSIER_TLS_RELOAD_INTERVAL"]["value"] == "30s"
+    assert e["DOSSIER_REFLECTION"]["value"] == "false"
+
+
+def test_sidecar_keeps_its_own_socket_mount_and_endpoint():
+    values = load_values(".ci/chart/values/full.yaml")
+    helper = values["tls"]["sidecars"][0]
+    helper["volumeMounts"].append({"name": "spiffe-workload-api", "mountPath": "/run/spire"})
+    helper["env"] = [{"name": "SPIFFE_ENDPOINT_SOCKET", "value": "unix:///run/spire/agent.sock"}]
+    r = render(values, api_versions=ALL_CAPABILITIES)
+    got = r.one("Deployment")["spec"]["template"]["spec"]["containers"][1]
+    assert [m for m in got["volumeMounts"] if m["name"] == "spiffe-workload-api"] == [
+        {"name": "spiffe-workload-api", "mountPath": "/run/spire"}]
+    assert got["env"] == [{"name": "SPIFFE_ENDPOINT_SOCKET", "value": "unix:///run/spire/agent.sock"}]
+
+
+def test_tls_is_off_by_default_and_plaintext_is_said_out_loud(minimal):
     e = env(server(minimal))
-    assert not any(n.startswith("DOSSIER_TLS") or n in ("DOSSIER_HEALTH_ADDR", "SPIFFE_ENDPOINT_SOCKET") for n in e)
+    assert not any(n.startswith("DOSSIER_TLS") or n in ("DOSSIER_HEALTH_ADDR", "SPIFFE_ENDPOINT_SOCKET",
+                                                           "DOSSIER_ACCESS_POLICY_FILE") for n in e)
+    # serve refuses plaintext unless told that every caller may call every method.
+    assert e["DOSSIER_ALLOW_UNAUTHENTICATED"]["value"] == "true"
+    assert "CLIENT AUTHENTICATION IS OFF" in minimal.notes
+
+
+def test_tls_values_are_checked_together():
+    policy = '[[caller]]\nname = "a"\nids = ["spiffe://td/ns/a/sa/a"]\nmethods = ["*"]\n'
+    tls_on = with_(MINIMAL, **{"tls.enabled": True, "tls.certificates.enabled": True})
+    with pytest.raises(helm.HelmError, match="tls.enabled needs config.accessPolicy"):
+        render(tls_on)
+    with pytest.raises(helm.HelmError, match="tls.enabled needs config.accessPolicy"):
+        render(with_(tls_on, **{"config.accessPolicy": "  \n"}))
+    with pytest.raises(helm.HelmError, match="tls.enabled needs tls.certificates.enabled"):
+        render(with_(tls_on, **{"tls.certificates.enabled": False, "config.accessPolicy": policy}))
+    with pytest.raises(helm.HelmError, match="config.accessPolicy is set but tls.enabled is false"):
+        render(with_(MINIMAL, **{"config.accessPolicy": policy}))
+    with pytest.raises(helm.HelmError, match="tls.healthPort must differ from server.adminPort"):
+        render(with_(tls_on, **{"config.accessPolicy": policy, "tls.healthPort": 9090}))
+    with pytest.raises(helm.HelmError, match="which the chart defines itself"):
+        render(with_(tls_on, **{"config.accessPolicy": policy, "tls.sidecarVolumes": [{"name": "tmp", "emptyDir": {}}]}))
+    # A runAsGroup change follows into the default volume's fs-group.
+    r = render(with_(tls_on, **{"config.accessPolicy": policy, "runAsGroup": 70000}))
+    vol = next(v for v in r.one("Deployment")["spec"]["template"]["spec"]["volumes"] if v["name"] == "tls-certificates")
+    assert vol["csi"]["volumeAttributes"] == {"spiffe.csi.cert-manager.io/fs-group": "70000"}
 
 
 # --- security context -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("which", ["minimal", "full"])
+@pytest.mark.parametrize("which", ["minimal", "production", "full"])
 def test_every_pod_and_container_is_locked_down(which, request):
     r = request.getfixturevalue(which)
     specs = pod_specs(r)
-    assert len(specs) >= (3 if which == "minimal" else 4)
+    assert len(specs) >= (4 if which == "full" else 3)
     for name, spec in specs:
         assert spec["automountServiceAccountToken"] is False, name
         psc = spec["securityContext"]
@@ -207,6 +311,17 @@ def test_clusterip_and_headless_services(minimal):
     assert headless["spec"]["publishNotReadyAddresses"] is False
     assert [p["name"] for p in headless["spec"]["ports"]] == ["grpc"]
     assert headless["spec"]["selector"] == svc["spec"]["selector"]
+    assert [p["name"] for p in svc["spec"]["ports"]] == ["grpc", "metrics"]
+
+
+def test_services_under_tls(production):
+    ports = {p["name"]: p for p in production.one("Service")["spec"]["ports"]}
+    # TLS is not h2c; the health port, which helm test uses, is.
+    assert "appProtocol" not in ports["grpc"]
+    assert ports["health"] == {"name": "health", "port": 50052, "targetPort": "health", "protocol": "TCP",
+                               "appProtocol": "kubernetes.io/h2c"}
+    headless = production.one("Service", "-headless")["spec"]["ports"]
+    assert [p["name"] for p in headless] == ["grpc"] and "appProtocol" not in headless[0]
 
 
 # --- secrets ----------------------------------------------------------------------------
@@ -261,6 +376,12 @@ def test_config_change_rolls_the_pods_and_nothing_else_does():
     assert e["DOSSIER_UPSTREAMS_FILE"]["value"] == "/etc/dossier/upstreams.toml"
     assert "DOSSIER_POLICY_FILE" not in e
     assert a.one("ConfigMap")["data"] == {"upstreams.toml": "[identity]\nrate_per_second = 19\n"}
+
+
+def test_access_policy_change_rolls_the_pods(production):
+    values = load_values("helm/dossier/values-production.yaml")
+    values["config"]["accessPolicy"] += '\n[[caller]]\nname = "new"\nids = ["spiffe://td/ns/n/sa/n"]\nmethods = ["*"]\n'
+    assert checksum(render(values, api_versions=ALL_CAPABILITIES)) != checksum(production)
 
 
 def test_secret_revision_rolls_the_pods():
@@ -339,12 +460,16 @@ def test_network_policy_rules(production):
     spec = np["spec"]
     assert spec["policyTypes"] == ["Ingress", "Egress"]
     assert spec["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "server"
-    grpc_rule, metrics_rule = spec["ingress"]
+    grpc_rule, metrics_rule, health_rule = spec["ingress"]
     assert grpc_rule["ports"] == [{"port": "grpc", "protocol": "TCP"}]
     assert grpc_rule["from"] == [{"podSelector": {"matchLabels": {"dossier.example/caller": "true"}}},
                                  {"namespaceSelector": {"matchLabels": {"dossier.example/caller": "true"}}}]
     assert metrics_rule["ports"] == [{"port": "metrics", "protocol": "TCP"}]
     assert metrics_rule["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
+    # TLS: the plaintext health port admits the helm test pod alone.
+    assert health_rule["ports"] == [{"port": "health", "protocol": "TCP"}]
+    assert health_rule["from"] == [{"podSelector": {"matchLabels": {
+        "app.kubernetes.io/name": "dossier", "app.kubernetes.io/instance": "dossier", "app.kubernetes.io/component": "test"}}}]
     for rule in spec["ingress"] + spec["egress"]:
         assert rule.get("from", rule.get("to")), f"a rule without peers allows everyone: {rule}"
         assert rule["ports"], f"a rule without ports allows every port: {rule}"
@@ -364,6 +489,16 @@ def test_network_policy_can_be_turned_off():
 def test_test_pod_is_admitted_as_a_caller(minimal):
     pod = minimal.one("Pod", "-test-health")
     assert pod["metadata"]["labels"]["dossier.example/caller"] == "true"
+    assert len(minimal.one("NetworkPolicy")["spec"]["ingress"]) == 2
+
+
+def test_under_tls_the_test_pod_reaches_only_the_health_port(production):
+    pod = production.one("Pod", "-test-health")
+    assert "dossier.example/caller" not in pod["metadata"]["labels"]
+    assert pod["spec"]["containers"][0]["args"][:3] == [
+        "health", "--addr", f"http://dossier.{NAMESPACE}.svc.cluster.local:50052"]
+    to_server = production.one("NetworkPolicy", "-test")["spec"]["egress"][1]
+    assert to_server["ports"] == [{"port": 50052, "protocol": "TCP"}]
 
 
 # --- helm test ------------------------------------------------------------------------------
@@ -436,6 +571,12 @@ def test_sanctions_cronjob(full, minimal):
 def test_notes_print_both_service_names(minimal):
     assert f"dns:///dossier-headless.{NAMESPACE}.svc.cluster.local:50051" in minimal.notes
     assert f"dossier.{NAMESPACE}.svc.cluster.local:50051" in minimal.notes
+
+
+def test_notes_under_tls_name_the_callers_and_warn_of_nothing(production):
+    assert "Callers in the access policy: origination, underwriting-console, reporting, operators." in production.notes
+    assert "gRPC over mutual TLS" in production.notes
+    assert "CLIENT AUTHENTICATION IS OFF" not in production.notes
 
 
 def test_notes_compute_the_connection_budget(minimal, full):

@@ -98,6 +98,55 @@ counts the delay twice: a margin that costs nothing unless a pod really hangs.
 {{- if .Values.tls.enabled -}}health{{- else -}}grpc{{- end -}}
 {{- end -}}
 
+{{/*
+The volume source of the TLS files: tls.certificates.volume, or by default cert-manager's
+csi-driver-spiffe. That driver writes the key readable by one group only, the fs-group
+attribute: the pod's runAsGroup, so the non-root server can read it.
+*/}}
+{{- define "dossier.tlsCertificatesVolume" -}}
+{{- if .Values.tls.certificates.volume -}}
+{{- toYaml .Values.tls.certificates.volume -}}
+{{- else -}}
+csi:
+  driver: spiffe.csi.cert-manager.io
+  readOnly: true
+  volumeAttributes:
+    spiffe.csi.cert-manager.io/fs-group: {{ printf "%d" (int .Values.runAsGroup) | quote }}
+{{- end -}}
+{{- end -}}
+
+{{/*
+One tls.sidecars container (dict "container" C "Values" .Values), as a one-item YAML list.
+With tls.workloadApi.enabled it gets the Workload API socket, read-only, and
+SPIFFE_ENDPOINT_SOCKET, unless it already mounts or sets them: the socket is for the
+sidecar that turns SVIDs into files, never for the server container.
+*/}}
+{{- define "dossier.tlsSidecar" -}}
+{{- $c := deepCopy .container -}}
+{{- $wa := .Values.tls.workloadApi -}}
+{{- if $wa.enabled -}}
+{{- $mounts := get $c "volumeMounts" | default list -}}
+{{- $hasMount := false -}}
+{{- range $mounts -}}
+{{- if eq (get . "name") "spiffe-workload-api" -}}{{- $hasMount = true -}}{{- end -}}
+{{- end -}}
+{{- if not $hasMount -}}
+{{- $mounts = append $mounts (dict "name" "spiffe-workload-api" "mountPath" $wa.mountPath "readOnly" true) -}}
+{{- end -}}
+{{- $_ := set $c "volumeMounts" $mounts -}}
+{{- $env := get $c "env" | default list -}}
+{{- $hasEnv := false -}}
+{{- range $env -}}
+{{- if eq (get . "name") "SPIFFE_ENDPOINT_SOCKET" -}}{{- $hasEnv = true -}}{{- end -}}
+{{- end -}}
+{{- if not $hasEnv -}}
+{{- $env = append $env (dict "name" "SPIFFE_ENDPOINT_SOCKET" "value" (printf "unix://%s/%s" $wa.mountPath $wa.socketName)) -}}
+{{- end -}}
+{{- $_ := set $c "env" $env -}}
+{{- end -}}
+{{- list $c | toYaml -}}
+{{- end -}}
+
 {{/* Secret environment variables: name -> key. */}}
 {{- define "dossier.secretEnvNames" -}}
 {{- $names := list "DATABASE_URL" "DOSSIER_ENCRYPTION_KEYS" "DOSSIER_LOOKUP_KEY" "DOSSIER_RAILS_TOKEN" -}}
@@ -160,6 +209,15 @@ per pod. The file's tables are split on the six upstream headers.
 {{- $names = append $names (regexReplaceAll "^[^\"]*\"([^\"]*)\"$" $m "${1}") -}}
 {{- end -}}
 {{- $names | uniq | toJson -}}
+{{- end -}}
+
+{{/* Names of the [[caller]] entries of the access policy (`name = "..."` lines), for NOTES. */}}
+{{- define "dossier.accessPolicyCallers" -}}
+{{- $names := list -}}
+{{- range $m := regexFindAll "(?m)^[ \\t]*name[ \\t]*=[ \\t]*\"[^\"]*\"" .Values.config.accessPolicy -1 -}}
+{{- $names = append $names (regexReplaceAll "^[^\"]*\"([^\"]*)\"$" $m "${1}") -}}
+{{- end -}}
+{{- $names | toJson -}}
 {{- end -}}
 
 {{/* Egress rules every pod of the chart needs: cluster DNS and PostgreSQL. */}}

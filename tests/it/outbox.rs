@@ -178,12 +178,15 @@ async fn an_underwriters_review_is_delivered_as_the_final_decision() {
     let id = decided_application(&app, "refer", "review-1").await;
     app.client()
         .await
-        .review_application(dossier_service::proto::ReviewApplicationRequest {
-            application_id: id.to_string(),
-            outcome: dossier_service::proto::ReviewOutcome::Approve as i32,
-            note: "Trust documents show the applicant is the sole trustee.".into(),
-            reviewer: "uw.alice@example.com".into(),
-        })
+        .review_application(dossier_devkit::harness::as_reviewer(
+            dossier_service::proto::ReviewApplicationRequest {
+                application_id: id.to_string(),
+                outcome: dossier_service::proto::ReviewOutcome::Approve as i32,
+                note: "Trust documents show the applicant is the sole trustee.".into(),
+                ..Default::default()
+            },
+            "uw.alice@example.com",
+        ))
         .await
         .unwrap();
     eventually("both deliveries acknowledged", WITHIN, || async {
@@ -206,6 +209,12 @@ async fn an_underwriters_review_is_delivered_as_the_final_decision() {
     assert_eq!(refer.decision.decision, "refer");
     assert_eq!(review.decision.decision, "approved");
     assert_eq!(review.decision.replaces, Some(refer.decision.decision_id));
+    // The underwriter the verified ID token named, not a name the request asserted.
+    assert_eq!(
+        review.decision.reviewer.as_deref(),
+        Some("uw.alice@example.com")
+    );
+    assert_eq!(refer.decision.reviewer, None);
     assert_ne!(review.decision.decision_id, refer.decision.decision_id);
     assert_eq!(review.decision.reason_codes, refer.decision.reason_codes);
 }

@@ -133,14 +133,31 @@ pub fn serve_args(database_url: &str) -> ServeArgs {
 }
 
 /// The configuration the developer tools serve with: throw-away keys, the sample
-/// sanctions list, and `upstreams` instead of the flags' when given.
+/// sanctions list, the tests' reviewer identity provider, and `upstreams` instead of the flags' when given.
 pub fn dev_config(
     args: ServeArgs,
     upstreams: Option<UpstreamSettings>,
 ) -> anyhow::Result<ServeConfig> {
     let mut config = args.into_config_with(Vault::ephemeral(), upstreams)?;
     config.seed_sanctions = Some(crate::sample_sanctions::seed());
+    if config.security.reviewers.is_none() {
+        let provider = crate::dev_idp::DevIdentityProvider::for_tests();
+        config.security.reviewers = Some(std::sync::Arc::new(provider.verifier()));
+    }
     Ok(config)
+}
+
+/// `request` carrying an ID token for underwriter `subject` from the provider the
+/// harness's servers trust.
+pub fn as_reviewer<T>(request: T, subject: &str) -> tonic::Request<T> {
+    let token =
+        crate::dev_idp::DevIdentityProvider::for_tests().token(subject, Duration::from_secs(3600));
+    let mut request = tonic::Request::new(request);
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("a token is ASCII"),
+    );
+    request
 }
 
 pub fn point_at_sims(args: &mut ServeArgs, sims: &Simulators) {

@@ -1,11 +1,13 @@
 //! Developer tooling, never in the production build: the upstream simulators
 //! ([`sim`]), a private PostgreSQL ([`devdb`]), a local fleet of `dossier serve`
 //! processes ([`fleet`]), the benchmark ([`bench`]), the developer subcommands
-//! ([`cli`]) and the one [`harness`] that tests, the bench, `seed` and `policy check`
+//! ([`cli`]), a throw-away identity provider for reviewers ([`dev_idp`]) and the one
+//! [`harness`] that tests, the bench, `seed` and `policy check`
 //! start servers with.
 
 mod bench;
 pub mod cli;
+pub mod dev_idp;
 pub mod devdb;
 pub mod fleet;
 pub mod harness;

@@ -129,6 +129,20 @@ pub struct SecurityArgs {
     #[arg(long, env = "DOSSIER_HEALTH_ADDR")]
     pub health_addr: Option<SocketAddr>,
 
+    /// The lender's identity provider's signing keys (a JWKS file): underwriters' ID
+    /// tokens on ReviewApplication are verified against them. Without it every review
+    /// is refused.
+    #[arg(long, env = "DOSSIER_REVIEWER_JWKS_FILE")]
+    pub reviewer_jwks_file: Option<PathBuf>,
+
+    /// The `iss` reviewers' ID tokens must carry (the identity provider's issuer URL).
+    #[arg(long, env = "DOSSIER_REVIEWER_ISSUER")]
+    pub reviewer_issuer: Option<String>,
+
+    /// The `aud` reviewers' ID tokens must carry (Dossier's client id at the provider).
+    #[arg(long, env = "DOSSIER_REVIEWER_AUDIENCE")]
+    pub reviewer_audience: Option<String>,
+
     /// Serve gRPC server reflection (grpcurl's service listing). With TLS it is a
     /// method like any other: only callers the access policy grants it may use it.
     #[arg(long, env = "DOSSIER_REFLECTION", default_value_t = true, action = clap::ArgAction::Set)]
@@ -143,11 +157,32 @@ pub struct Security {
     pub access: crate::identity::Access,
     pub health_addr: Option<SocketAddr>,
     pub reflection: bool,
+    /// Verifies underwriters' ID tokens; `None`: reviews are refused.
+    pub reviewers: Option<std::sync::Arc<crate::identity::ReviewerVerifier>>,
 }
 
 impl SecurityArgs {
+    fn reviewers(
+        &self,
+    ) -> anyhow::Result<Option<std::sync::Arc<crate::identity::ReviewerVerifier>>> {
+        match (
+            &self.reviewer_jwks_file,
+            &self.reviewer_issuer,
+            &self.reviewer_audience,
+        ) {
+            (None, None, None) => Ok(None),
+            (Some(file), Some(issuer), Some(audience)) => Ok(Some(std::sync::Arc::new(
+                crate::identity::ReviewerVerifier::from_file(file, issuer, audience)?,
+            ))),
+            _ => anyhow::bail!(
+                "reviewer authentication needs all three of DOSSIER_REVIEWER_JWKS_FILE, DOSSIER_REVIEWER_ISSUER and DOSSIER_REVIEWER_AUDIENCE; only some are set"
+            ),
+        }
+    }
+
     fn resolve(&self) -> anyhow::Result<Security> {
         use crate::identity::{Access, AccessPolicy, ServerTls, TlsFiles};
+        let reviewers = self.reviewers()?;
         let files = match (
             &self.tls_cert_file,
             &self.tls_key_file,
@@ -178,6 +213,7 @@ impl SecurityArgs {
                 access: Access::Open,
                 health_addr: self.health_addr,
                 reflection: self.reflection,
+                reviewers,
             });
         };
         anyhow::ensure!(
@@ -203,6 +239,7 @@ impl SecurityArgs {
                     .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 50052))),
             ),
             reflection: self.reflection,
+            reviewers,
         })
     }
 }
@@ -491,6 +528,9 @@ impl ServeArgs {
                 allow_unauthenticated: true,
                 health_addr: None,
                 reflection: true,
+                reviewer_jwks_file: None,
+                reviewer_issuer: None,
+                reviewer_audience: None,
             },
             upstreams: UpstreamArgs {
                 rails_url: None,

@@ -262,6 +262,7 @@ impl Server {
             underwriter: underwriter.clone(),
             notifications,
             stopping: streams_stop.clone(),
+            reviewers: security.reviewers.clone(),
         })
         .max_decoding_message_size(MAX_REQUEST_BYTES);
         let data = DataServiceServer::new(DataApi {
@@ -272,6 +273,11 @@ impl Server {
         .max_decoding_message_size(MAX_REQUEST_BYTES);
         drop(underwriter);
 
+        if security.reviewers.is_none() {
+            tracing::warn!(
+                "no reviewer identity provider (DOSSIER_REVIEWER_JWKS_FILE): ReviewApplication refuses every review"
+            );
+        }
         let accept_stop = CancellationToken::new();
         if let Some(tls) = &security.tls {
             tokio::spawn(

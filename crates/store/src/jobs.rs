@@ -344,6 +344,7 @@ impl Store {
                 decided_at: r.decided_at,
                 decided_by: DecidedBy::Policy,
                 replaces: None,
+                reviewer: None,
             })
         })
         .transpose()
@@ -357,7 +358,7 @@ impl Store {
     ) -> Result<Option<DecisionNotice>, StoreError> {
         // reviews.id is a nullable column; "id!": the WHERE clause leaves out its NULLs.
         let row = sqlx::query!(
-            r#"SELECT r.id AS "id!", r.run_id, r.outcome, r.reviewed_at, a.idempotency_key,
+            r#"SELECT r.id AS "id!", r.run_id, r.outcome, r.reviewer, r.reviewed_at, a.idempotency_key,
                     a.rails_application_id, d.reason_codes, d.policy_version
              FROM reviews r
              JOIN applications a ON a.id = r.application_id
@@ -382,6 +383,7 @@ impl Store {
             decided_at: r.reviewed_at,
             decided_by: DecidedBy::Underwriter,
             replaces: Some(r.run_id),
+            reviewer: Some(r.reviewer),
         }))
     }
 }

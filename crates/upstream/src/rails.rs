@@ -116,6 +116,10 @@ pub struct RailsDecision {
     /// For an underwriter's decision: the REFER decision it resolves.
     #[serde(default)]
     pub replaces: Option<uuid::Uuid>,
+    /// For an underwriter's decision: the underwriter, as the subject of the ID token
+    /// their review carried (verified by Dossier).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reviewer: Option<String>,
 }
 
 /// Who made a delivered decision.
@@ -145,6 +149,7 @@ impl From<domain::DecisionNotice> for RailsDecision {
                 domain::DecidedBy::Underwriter => DecidedBy::Underwriter,
             },
             replaces: n.replaces,
+            reviewer: n.reviewer,
         }
     }
 }

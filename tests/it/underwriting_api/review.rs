@@ -1,6 +1,8 @@
 //! ReviewApplication: an underwriter settles a REFER.
 
-use dossier_devkit::harness::{TestApp, assert_every_decision_replays, evaluate_request};
+use dossier_devkit::harness::{
+    TestApp, as_reviewer, assert_every_decision_replays, evaluate_request,
+};
 use dossier_service::proto::{self, Decision};
 use tonic::Code;
 use tonic_types::StatusExt;
@@ -35,18 +37,22 @@ async fn review_settles_a_refer_once_and_is_kept_beside_the_decision() {
         1,
         "a REFER waits in the review queue"
     );
-    let review =
-        |id: &str, outcome: proto::ReviewOutcome, reviewer: &str| proto::ReviewApplicationRequest {
-            application_id: id.to_owned(),
-            outcome: outcome as i32,
-            note: "Trust documents show the applicant is the sole trustee.".into(),
-            reviewer: reviewer.to_owned(),
-        };
+    let review = |id: &str, outcome: proto::ReviewOutcome, reviewer: &str| {
+        as_reviewer(
+            proto::ReviewApplicationRequest {
+                application_id: id.to_owned(),
+                outcome: outcome as i32,
+                note: "Trust documents show the applicant is the sole trustee.".into(),
+                ..Default::default()
+            },
+            reviewer,
+        )
+    };
     let bad = client
         .review_application(review(
             &referred.application_id,
             proto::ReviewOutcome::Unspecified,
-            "",
+            "uw.alice@example.com",
         ))
         .await
         .unwrap_err();
@@ -58,7 +64,7 @@ async fn review_settles_a_refer_once_and_is_kept_beside_the_decision() {
         .into_iter()
         .map(|v| v.field)
         .collect();
-    assert_eq!(fields, vec!["outcome", "reviewer"]);
+    assert_eq!(fields, vec!["outcome"]);
 
     let reviewed = client
         .review_application(review(
@@ -126,4 +132,67 @@ async fn review_settles_a_refer_once_and_is_kept_beside_the_decision() {
         .unwrap_err();
     assert_eq!(missing.code(), Code::NotFound);
     assert_every_decision_replays(&app).await;
+}
+
+/// The reviewer is who the identity provider says, never what the request claims: a
+/// review without a valid ID token is refused and records nothing.
+#[tokio::test]
+async fn a_review_needs_the_underwriters_verified_token_and_records_its_subject() {
+    let app = TestApp::spawn().await;
+    let mut client = app.client().await;
+    let referred = client
+        .evaluate_application(evaluate_request("refer", "rev-token-1"))
+        .await
+        .unwrap()
+        .into_inner()
+        .report
+        .unwrap();
+    #[allow(deprecated)] // the field a forger fills in
+    let request = || proto::ReviewApplicationRequest {
+        application_id: referred.application_id.clone(),
+        outcome: proto::ReviewOutcome::Approve as i32,
+        note: "Looks fine.".into(),
+        // What an unauthenticated caller once got recorded and delivered to Rails.
+        reviewer: "Chief Credit Officer".into(),
+    };
+    let foreign = {
+        // A well-formed token from a provider the server does not trust.
+        let key = dossier_devkit::dev_idp::DevIdentityProvider::load_or_create(
+            &tempfile::tempdir().unwrap().path().join("k.pem"),
+        )
+        .unwrap();
+        key.token(
+            "uw.mallory@example.com",
+            std::time::Duration::from_secs(600),
+        )
+    };
+    for (what, token) in [
+        ("no token", None),
+        ("a token of another provider", Some(foreign)),
+        ("not a JWT", Some("not-a-jwt".to_owned())),
+    ] {
+        let mut r = tonic::Request::new(request());
+        if let Some(token) = token {
+            r.metadata_mut()
+                .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        }
+        let err = client.review_application(r).await.unwrap_err();
+        assert_eq!(err.code(), Code::Unauthenticated, "{what}: {err:?}");
+        assert!(!err.message().contains("Chief"), "{what}: {err:?}");
+    }
+    let recorded: i64 = sqlx::query_scalar("SELECT count(*) FROM reviews")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(recorded, 0, "a refused review records nothing");
+
+    let reviewed = client
+        .review_application(as_reviewer(request(), "uw.alice@example.com"))
+        .await
+        .unwrap()
+        .into_inner()
+        .report
+        .unwrap();
+    let review = reviewed.review.unwrap();
+    assert_eq!(review.reviewer, "uw.alice@example.com");
 }

@@ -23,6 +23,8 @@ pub struct DecisionNotice {
     pub decided_by: DecidedBy,
     /// For an underwriter's decision: the REFER decision it resolves.
     pub replaces: Option<Uuid>,
+    /// For an underwriter's decision: who, as the identity provider's token named them.
+    pub reviewer: Option<String>,
 }
 
 /// Who made a decision.

@@ -9,6 +9,8 @@ use dossier_service::config::ServeArgs;
 use dossier_service::server::{Server, shutdown_signal};
 use dossier_store::Vault;
 
+use crate::dev_idp::DevIdentityProvider;
+
 pub type Args = ServeArgs;
 
 pub async fn run(mut args: Args) -> anyhow::Result<()> {
@@ -28,6 +30,11 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
     };
     args.database.database_url = Some(database_url.clone());
     args.migrate = true;
+    // Plaintext on loopback unless certificates are given: the developer's machine.
+    let s = &mut args.security;
+    if s.tls_cert_file.is_none() && s.tls_key_file.is_none() && s.tls_client_ca_file.is_none() {
+        s.allow_unauthenticated = true;
+    }
     args.grpc_addr
         .get_or_insert(SocketAddr::from(([127, 0, 0, 1], 50051)));
     // A free loopback port: two dev runs never collide, and metrics stay local.
@@ -59,6 +66,13 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
         }
     };
     config.seed_sanctions = Some(crate::sample_sanctions::seed());
+    let key_file = std::env::var_os("DOSSIER_DEV_REVIEWER_KEY_FILE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(DevIdentityProvider::default_path);
+    if config.security.reviewers.is_none() {
+        let provider = DevIdentityProvider::load_or_create(&key_file)?;
+        config.security.reviewers = Some(std::sync::Arc::new(provider.verifier()));
+    }
     let server = Server::build(config).await?;
     let addr = server.local_addr();
     let admin = server.admin_addr();
@@ -67,6 +81,7 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
          \n  Database:   {}\
          \n  Try:        cargo run --release -- evaluate --file examples/approve.json --addr http://{addr}\
          \n  grpcurl:    grpcurl -plaintext {addr} list\
+         \n  Review as:  cargo run --release -- dev-token --subject uw.alice@lender.example  (authorization: Bearer <token>)\
          \n  Metrics:    curl http://{admin}/metrics\
          \n  Stop:       Ctrl-C (stops the simulators{} too)\n",
         dossier_store::redact_url(&database_url),

@@ -3,6 +3,7 @@
 //! its own command line.
 
 pub mod dev;
+pub mod dev_token;
 pub mod fleet;
 pub mod policy;
 pub mod seed;
@@ -14,6 +15,9 @@ pub enum Command {
     /// Run everything locally: a private PostgreSQL (unless DATABASE_URL is set), the
     /// simulators and the server on 127.0.0.1:50051.
     Dev(Box<dev::Args>),
+    /// Print an underwriter's ID token from the developer identity provider that
+    /// `dossier dev` trusts (for ReviewApplication's `authorization: Bearer`).
+    DevToken(dev_token::Args),
     /// Run N replicas on loopback with one PostgreSQL and the simulators (a local
     /// Kubernetes Deployment, for drills and benches).
     Fleet(fleet::Args),
@@ -33,13 +37,14 @@ impl Command {
     pub fn is_tool(&self) -> bool {
         matches!(
             self,
-            Command::Seed(_) | Command::Policy(_) | Command::Bench(_)
+            Command::Seed(_) | Command::Policy(_) | Command::Bench(_) | Command::DevToken(_)
         )
     }
 
     pub async fn run(self) -> anyhow::Result<()> {
         match self {
             Command::Dev(args) => dev::run(*args).await,
+            Command::DevToken(args) => dev_token::run(args).await,
             Command::Fleet(args) => fleet::run(args).await,
             Command::Seed(args) => seed::run(args).await,
             Command::Policy(args) => policy::run(args).await,

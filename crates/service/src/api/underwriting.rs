@@ -35,6 +35,24 @@ pub struct UnderwritingApi {
     pub notifications: Notifications,
     /// Cancelled when the server starts draining: open WatchReport streams end.
     pub stopping: tokio_util::sync::CancellationToken,
+    /// Verifies underwriters' ID tokens; without it every review is refused.
+    pub reviewers: Option<std::sync::Arc<crate::identity::ReviewerVerifier>>,
+}
+
+impl UnderwritingApi {
+    /// The underwriter of a review, from the verified ID token it carries.
+    fn reviewer<T>(&self, request: &Request<T>) -> Result<crate::identity::Reviewer, Status> {
+        let Some(verifier) = &self.reviewers else {
+            return Err(Status::failed_precondition(
+                "reviews are refused: this server has no reviewer identity provider configured (DOSSIER_REVIEWER_JWKS_FILE, DOSSIER_REVIEWER_ISSUER, DOSSIER_REVIEWER_AUDIENCE)",
+            ));
+        };
+        verifier.verify_metadata(request.metadata()).map_err(|e| {
+            let caller = crate::identity::Caller::of_grpc(request);
+            tracing::warn!(target: "dossier::authz", %caller, error = %e, "review refused: the reviewer's token");
+            Status::unauthenticated(e.to_string())
+        })
+    }
 }
 
 /// The validated source of a submit or evaluate request.
@@ -377,6 +395,8 @@ impl UnderwritingService for UnderwritingApi {
         &self,
         request: Request<proto::ReviewApplicationRequest>,
     ) -> Result<Response<proto::ReviewApplicationResponse>, Status> {
+        // Who reviews is proven, not asserted: before anything else is looked at.
+        let reviewer = self.reviewer(&request)?.subject;
         let r = request.get_ref();
         let mut violations = Vec::new();
         let id = Uuid::parse_str(&r.application_id).ok();
@@ -399,7 +419,6 @@ impl UnderwritingService for UnderwritingApi {
         };
         let mut v = validate::Violations::new();
         let note = v.required_text("note", &r.note, 2000);
-        let reviewer = v.required_text("reviewer", &r.reviewer, 200);
         if let Err(more) = v.into_result(()) {
             violations.extend(validate::field_violations(more));
         }
@@ -419,7 +438,8 @@ impl UnderwritingService for UnderwritingApi {
             .map_err(ApiError::from)?
         {
             Reviewed::Recorded => {
-                tracing::info!(application_id = %id, reviewer = %reviewer, approve, "underwriter review recorded");
+                let caller = crate::identity::Caller::of_grpc(&request);
+                tracing::info!(application_id = %id, reviewer = %reviewer, %caller, approve, "underwriter review recorded");
             }
             Reviewed::NotFound => {
                 return Err(Status::not_found(format!(

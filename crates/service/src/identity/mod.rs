@@ -12,6 +12,7 @@
 pub mod access;
 mod authorize;
 mod incoming;
+pub mod reviewer;
 mod spiffe;
 mod tls;
 
@@ -20,6 +21,7 @@ use std::fmt;
 pub use access::AccessPolicy;
 pub use authorize::{Access, AuthorizeLayer};
 pub use incoming::{Connection, ConnectionInfo, incoming};
+pub use reviewer::{Reviewer, ReviewerVerifier, TokenError};
 pub use spiffe::{SpiffeId, SpiffeIdError};
 pub use tls::{ServerTls, TlsFiles};
 

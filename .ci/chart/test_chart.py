@@ -6,6 +6,7 @@ chartlib.render(); nothing needs a cluster."""
 from __future__ import annotations
 
 import copy
+import json
 import re
 import sys
 import pathlib
@@ -208,6 +209,143 @@ def test_tls_values_are_checked_together():
     r = render(with_(tls_on, **{"config.accessPolicy": policy, "runAsGroup": 70000}))
     vol = next(v for v in r.one("Deployment")["spec"]["template"]["spec"]["volumes"] if v["name"] == "tls-certificates")
     assert vol["csi"]["volumeAttributes"] == {"spiffe.csi.cert-manager.io/fs-group": "70000"}
+
+
+# --- reviewers ----------------------------------------------------------------------
+
+REVIEWER_ENV = ("DOSSIER_REVIEWER_JWKS_FILE", "DOSSIER_REVIEWER_ISSUER", "DOSSIER_REVIEWER_AUDIENCE")
+EC_KEY = {"kty": "EC", "crv": "P-256", "x": "Qpaihq0NYVHk-Ca6eNCe9VMAQnq2ZdBC5oLubd9ei4Q",
+          "y": "RZo0qpR5ayJqfNnhxurvP0kbXYrJAr8ORTv4drqV87k"}
+REVIEWERS = {"reviewers.issuer": "https://login.lender.example", "reviewers.audience": "dossier",
+             "reviewers.jwks": json.dumps({"keys": [EC_KEY]})}
+NO_REVIEWS = "ReviewApplication refuses every review"
+
+
+def b64url_int(s: str) -> int:
+    import base64
+    return int.from_bytes(base64.urlsafe_b64decode(s + "=" * (-len(s) % 4)), "big")
+
+
+def on_p256(x: int, y: int) -> bool:
+    p = 2**256 - 2**224 + 2**192 + 2**96 - 1
+    b = 0x5AC635D8AA3A93E7B3EBBD55769886BC651D06B0CC53B0F63BCE3C3E27D2604B
+    return 0 <= x < p and 0 <= y < p and (y * y - (x**3 - 3 * x + b)) % p == 0
+
+
+def test_production_reviewers_read_the_jwks_from_the_config_map(production):
+    c = server(production)
+    e = env(c)
+    assert e["DOSSIER_REVIEWER_JWKS_FILE"]["value"] == "/etc/dossier/reviewer-jwks.json"
+    assert e["DOSSIER_REVIEWER_ISSUER"]["value"] == "https://login.lender.example"
+    assert e["DOSSIER_REVIEWER_AUDIENCE"]["value"] == "dossier"
+    assert {m["name"]: m for m in c["volumeMounts"]}["config"]["mountPath"] == "/etc/dossier"
+    # The placeholder is a real P-256 public key (the server would refuse anything else).
+    jwks = json.loads(production.one("ConfigMap")["data"]["reviewer-jwks.json"])
+    assert set(jwks) == {"keys"} and len(jwks["keys"]) == 1
+    (key,) = jwks["keys"]
+    assert key["kty"] == "EC" and key["crv"] == "P-256" and key.get("alg", "ES256") == "ES256"
+    assert not set(key) & {"d", "k"}
+    assert on_p256(b64url_int(key["x"]), b64url_int(key["y"]))
+    assert NO_REVIEWS not in production.notes
+    assert "issuer https://login.lender.example, audience dossier, signed by one of the\n  1 key(s)" in production.notes
+    assert "WARNING: no caller" not in production.notes
+
+
+def test_reviews_are_off_by_default_and_notes_say_so(minimal):
+    assert not set(REVIEWER_ENV) & set(env(server(minimal)))
+    assert minimal.kinds("ConfigMap") == []
+    assert "REVIEWS ARE NOT CONFIGURED" in minimal.notes and NO_REVIEWS in minimal.notes
+
+
+def test_reviewers_alone_bring_the_config_map_and_its_mount():
+    r = render(with_(MINIMAL, **REVIEWERS))
+    assert r.one("ConfigMap")["data"] == {"reviewer-jwks.json": REVIEWERS["reviewers.jwks"] + "\n"}
+    spec = r.one("Deployment")["spec"]["template"]["spec"]
+    assert {"name": "config", "configMap": {"name": "dossier"}} in spec["volumes"]
+    assert {"name": "config", "mountPath": "/etc/dossier", "readOnly": True} in spec["containers"][0]["volumeMounts"]
+    assert set(REVIEWER_ENV) <= set(env(spec["containers"][0]))
+    # Without TLS the token travels in plaintext, and NOTES says so beside the rest.
+    assert "ID tokens (ReviewApplication) cross the network in plaintext too" in r.notes
+    assert NO_REVIEWS not in r.notes
+
+
+def test_a_key_rotation_rolls_the_pods(production):
+    values = load_values("helm/dossier/values-production.yaml")
+    jwks = json.loads(values["reviewers"]["jwks"])
+    jwks["keys"].append({**EC_KEY, "kid": "next"})
+    values["reviewers"]["jwks"] = json.dumps(jwks)
+    rotated = render(values, api_versions=ALL_CAPABILITIES)
+    assert checksum(rotated) != checksum(production)
+    assert "2 key(s) in reviewers.jwks" in rotated.notes
+
+
+@pytest.mark.parametrize("given", [("issuer",), ("audience",), ("jwks",), ("issuer", "audience"),
+                                   ("issuer", "jwks"), ("audience", "jwks")])
+def test_reviewers_are_all_or_none(given):
+    values = with_(MINIMAL, **{k: v for k, v in REVIEWERS.items() if k.split(".")[1] in given})
+    missing = ", ".join(f"reviewers.{k}" for k in ("issuer", "audience", "jwks") if k not in given)
+    with pytest.raises(helm.HelmError, match=re.escape(f"or none of them; missing: {missing}.")):
+        render(values)
+
+
+def test_blank_reviewer_values_count_as_missing():
+    with pytest.raises(helm.HelmError, match=re.escape("missing: reviewers.jwks.")):
+        render(with_(MINIMAL, **{**REVIEWERS, "reviewers.jwks": "  \n"}))
+
+
+@pytest.mark.parametrize("jwks,message", [
+    ("not json", "reviewers.jwks is not a JSON object"),
+    (json.dumps([EC_KEY]), "reviewers.jwks is not a JSON object"),
+    (json.dumps(EC_KEY), "reviewers.jwks has no `keys` array"),
+    ('{"keys": {}}', "reviewers.jwks has no `keys` array"),
+    ('{"keys": []}', "reviewers.jwks holds no key"),
+    ('{"keys": ["a"]}', "reviewers.jwks key 0 is not a JSON object"),
+    (json.dumps({"keys": [EC_KEY, {"kty": "oct", "k": "c2VjcmV0"}]}), "reviewers.jwks key 1 is a symmetric (oct) key"),
+    (json.dumps({"keys": [{**EC_KEY, "kid": "k1", "d": "AAAA"}]}), 'reviewers.jwks key 0 (kid "k1") holds private key material ("d")'),
+    (json.dumps({"keys": [{"kty": "RSA", "n": "AQAB", "e": "AQAB", "p": "AQ"}]}), 'holds private key material ("p")'),
+    (json.dumps({"keys": [{"kty": "ES"}]}), 'reviewers.jwks key 0 has kty "ES"'),
+    (json.dumps({"keys": [EC_KEY, {"kty": "RSA", "use": "enc", "alg": "RSA-OAEP", "n": "AQAB", "e": "AQAB"}]}),
+     'reviewers.jwks key 1 has alg "RSA-OAEP", which is not a signature algorithm'),
+])
+def test_jwks_is_checked_before_the_server_sees_it(jwks, message):
+    with pytest.raises(helm.HelmError, match=re.escape(message)):
+        render(with_(MINIMAL, **{**REVIEWERS, "reviewers.jwks": jwks}))
+
+
+def test_jwks_accepts_rsa_ec_and_okp_public_keys():
+    keys = [{"kty": "RSA", "use": "sig", "kid": "r", "n": "AQAB", "e": "AQAB", "x5c": ["MIIB"]},
+            {**EC_KEY, "alg": "ES256"}, {"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "x": "AAAA"}]
+    r = render(with_(MINIMAL, **{**REVIEWERS, "reviewers.jwks": json.dumps({"keys": keys})}))
+    assert json.loads(r.one("ConfigMap")["data"]["reviewer-jwks.json"]) == {"keys": keys}
+
+
+@pytest.mark.parametrize("name", REVIEWER_ENV)
+def test_extra_env_may_not_set_the_reviewer_settings(name):
+    with pytest.raises(helm.HelmError, match=f"extraEnv sets {name}, which the chart sets from reviewers"):
+        render(with_(MINIMAL, extraEnv=[{"name": name, "value": "x"}]))
+
+
+def test_reviewer_issuer_and_audience_have_no_whitespace():
+    with pytest.raises(helm.HelmError, match="at '/reviewers/issuer'"):
+        render(with_(MINIMAL, **{**REVIEWERS, "reviewers.issuer": "https://login.lender.example\n"}))
+    with pytest.raises(helm.HelmError, match="at '/reviewers/audience'"):
+        render(with_(MINIMAL, **{**REVIEWERS, "reviewers.audience": " dossier"}))
+
+
+@pytest.mark.parametrize("grant,warned", [
+    (None, True),
+    ("# \"dossier.v1.UnderwritingService/ReviewApplication\",", True),
+    ('"dossier.v1.UnderwritingService/ReviewApplication",', False),
+    ('"dossier.v1.UnderwritingService/*",', False),
+])
+def test_notes_warn_when_no_caller_may_review(grant, warned):
+    values = load_values("helm/dossier/values-production.yaml")
+    review = '  "dossier.v1.UnderwritingService/ReviewApplication",\n'
+    assert review in values["config"]["accessPolicy"]
+    values["config"]["accessPolicy"] = values["config"]["accessPolicy"].replace(review, f"  {grant}\n" if grant else "")
+    r = render(values, api_versions=ALL_CAPABILITIES)
+    assert ("WARNING: no caller in config.accessPolicy is granted dossier.v1.UnderwritingService/ReviewApplication"
+            in r.notes) is warned
 
 
 # --- security context -------------------------------------------------------------

@@ -93,6 +93,24 @@ counts the delay twice: a margin that costs nothing unless a pod really hangs.
 {{- end -}}
 {{- end -}}
 
+{{/*
+"true" when the ConfigMap has a file to hold (policy, upstreams, access policy, the
+reviewers' JWKS), else empty: the ConfigMap, its volume and its mount exist only then.
+*/}}
+{{- define "dossier.configFiles" -}}
+{{- $jwks := (.Values.reviewers | default dict).jwks | default "" -}}
+{{- if or .Values.config.policy .Values.config.upstreams .Values.config.accessPolicy (trim $jwks) -}}true{{- end -}}
+{{- end -}}
+
+{{/*
+"true" when reviewers' ID tokens are configured, else empty. validate.yaml has already
+refused a partial set, so the three are set together or not at all.
+*/}}
+{{- define "dossier.reviewers" -}}
+{{- $r := .Values.reviewers | default dict -}}
+{{- if and (trim ($r.issuer | default "")) (trim ($r.audience | default "")) (trim ($r.jwks | default "")) -}}true{{- end -}}
+{{- end -}}
+
 {{/* Port the kubelet's probes use: the gRPC port, or the plaintext health port under TLS. */}}
 {{- define "dossier.healthPortName" -}}
 {{- if .Values.tls.enabled -}}health{{- else -}}grpc{{- end -}}
@@ -218,6 +236,15 @@ per pod. The file's tables are split on the six upstream headers.
 {{- $names = append $names (regexReplaceAll "^[^\"]*\"([^\"]*)\"$" $m "${1}") -}}
 {{- end -}}
 {{- $names | toJson -}}
+{{- end -}}
+
+{{/*
+"true" when the access policy grants ReviewApplication to some caller (the method, its
+service's "/*" or "*"), for NOTES. Comments are dropped first; a text match, not a parse.
+*/}}
+{{- define "dossier.accessPolicyGrantsReview" -}}
+{{- $policy := regexReplaceAll "(?m)#.*$" .Values.config.accessPolicy "" -}}
+{{- if regexMatch "\"(dossier\\.v1\\.UnderwritingService/(ReviewApplication|\\*)|\\*)\"" $policy -}}true{{- end -}}
 {{- end -}}
 
 {{/* Egress rules every pod of the chart needs: cluster DNS and PostgreSQL. */}}

@@ -36,6 +36,11 @@ pub struct ServeArgs {
     #[arg(long, env = "DOSSIER_MIGRATE")]
     pub migrate: bool,
 
+    /// Allow a DATABASE_URL to a host that is not loopback without TLS (no sslmode, or
+    /// sslmode=disable, allow or prefer, which fall back to plaintext).
+    #[arg(long, env = "DOSSIER_DATABASE_ALLOW_PLAINTEXT")]
+    pub database_allow_plaintext: bool,
+
     /// Maximum PostgreSQL connections of this process.
     #[arg(long, env = "DOSSIER_DB_MAX_CONNECTIONS", default_value_t = 20)]
     pub db_max_connections: u32,
@@ -338,8 +343,10 @@ impl UpstreamArgs {
             if let Some(timeout) = self.upstream_timeout {
                 policy.timeout = timeout;
             }
-            if policy.base_url.is_none() {
-                missing.push(flag);
+            match &policy.base_url {
+                None => missing.push(flag),
+                Some(url) => dossier_upstream::settings::check_base_url(url)
+                    .map_err(|e| anyhow::anyhow!("upstream `{name}`: {e}"))?,
             }
             if let Some(var) = &policy.credential_env {
                 let value = std::env::var(var).map_err(|_| {
@@ -425,7 +432,13 @@ impl ServeArgs {
             r.map_err(|e| problems.push(format!("{e:#}"))).ok()
         }
         let p = &mut problems;
-        let database_url = take(self.database.url("serve").map(str::to_owned), p);
+        let database_url = take(
+            self.database.url("serve").and_then(|url| {
+                check_database_tls(url, self.database_allow_plaintext)?;
+                Ok(url.to_owned())
+            }),
+            p,
+        );
         let vault = take(vault.map_or_else(|| self.vault(), Ok), p);
         let policy = take(self.policy(), p);
         let upstreams = take(upstreams.map_or_else(|| self.upstreams.settings(), Ok), p);
@@ -509,6 +522,7 @@ impl ServeArgs {
             grpc_addr: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
             admin_addr: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
             migrate: false,
+            database_allow_plaintext: false,
             db_max_connections: 10,
             encryption_keys: None,
             encryption_active_key: None,
@@ -544,6 +558,35 @@ impl ServeArgs {
                 upstream_timeout: None,
             },
         }
+    }
+}
+
+/// Refuses a database URL that could travel in plaintext to another machine: SSNs are
+/// sealed, but everything else an application holds is not.
+fn check_database_tls(database_url: &str, allow_plaintext: bool) -> anyhow::Result<()> {
+    let url = url::Url::parse(database_url).map_err(|_| {
+        anyhow::anyhow!(
+            "DATABASE_URL is not a URL (postgres://user:password@host:5432/db?sslmode=verify-full)"
+        )
+    })?;
+    let query = |key: &str| {
+        url.query_pairs()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.into_owned())
+    };
+    // A Unix socket (no host, or host=/path) never leaves the machine.
+    let socket = url.host_str().is_none_or(str::is_empty)
+        || query("host").is_some_and(|h| h.starts_with('/'));
+    if socket || dossier_upstream::settings::is_loopback(&url) || allow_plaintext {
+        return Ok(());
+    }
+    let mode = query("sslmode").unwrap_or_else(|| "prefer".into());
+    match mode.as_str() {
+        "require" | "verify-ca" | "verify-full" => Ok(()),
+        _ => anyhow::bail!(
+            "DATABASE_URL to {} has sslmode={mode}, which can fall back to plaintext: add sslmode=verify-full&sslrootcert=/path/to/ca.crt (or at least sslmode=require), or set DOSSIER_DATABASE_ALLOW_PLAINTEXT=true for a network you trust",
+            url.host_str().unwrap_or("")
+        ),
     }
 }
 
@@ -614,7 +657,7 @@ mod tests {
 
     #[test]
     fn a_complete_configuration_takes_the_documented_defaults() {
-        let mut a = ServeArgs::loopback("postgres://db.internal/dossier");
+        let mut a = ServeArgs::loopback("postgres://db.internal/dossier?sslmode=verify-full");
         a.grpc_addr = None;
         a.admin_addr = None;
         for url in [
@@ -642,7 +685,7 @@ mod tests {
     #[test]
     fn serve_refuses_plaintext_unless_it_is_asked_for() {
         let complete = || {
-            let mut a = ServeArgs::loopback("postgres://db.internal/dossier");
+            let mut a = ServeArgs::loopback("postgres://db.internal/dossier?sslmode=verify-full");
             for url in [
                 &mut a.upstreams.rails_url,
                 &mut a.upstreams.property_records_url,
@@ -679,6 +722,32 @@ mod tests {
             panic!("an explicit --allow-unauthenticated was refused")
         };
         assert!(c.security.tls.is_none() && c.security.health_addr.is_none());
+    }
+
+    #[test]
+    fn a_database_across_the_network_needs_tls() {
+        for ok in [
+            "postgres://dossier:pw@db.internal/dossier?sslmode=verify-full&sslrootcert=/ca.crt",
+            "postgres://dossier:pw@db.internal/dossier?sslmode=require",
+            "postgres://dossier:pw@127.0.0.1:5432/dossier",
+            "postgres://dossier:pw@localhost/dossier?sslmode=disable",
+            "postgres:///dossier?host=/var/run/postgresql",
+        ] {
+            assert!(check_database_tls(ok, false).is_ok(), "{ok}");
+        }
+        for bad in [
+            "postgres://dossier:hunter2@db.internal/dossier",
+            "postgres://dossier:hunter2@db.internal/dossier?sslmode=disable",
+            "postgres://dossier:hunter2@10.1.2.3/dossier?sslmode=prefer",
+        ] {
+            let e = check_database_tls(bad, false).unwrap_err().to_string();
+            assert!(e.contains("sslmode=verify-full"), "{e}");
+            assert!(!e.contains("hunter2"), "{e}");
+            assert!(
+                check_database_tls(bad, true).is_ok(),
+                "allowed explicitly: {bad}"
+            );
+        }
     }
 
     #[test]

@@ -66,15 +66,41 @@ impl<T> Fetched<T> {
     }
 }
 
+/// The body of `response`, at most [`MAX_RESPONSE_BYTES`]: `Err(None)` past that.
+async fn read_capped(
+    mut response: reqwest::Response,
+) -> Result<bytes::Bytes, Option<reqwest::Error>> {
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_RESPONSE_BYTES as u64)
+    {
+        return Err(None);
+    }
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = response.chunk().await.map_err(Some)? {
+        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            return Err(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
 /// The HTTP half of an upstream client.
 #[derive(Debug, Clone)]
 pub struct HttpUpstream {
     pub config: UpstreamConfig,
     http: reqwest::Client,
     audit: Arc<dyn AuditTrail>,
+    /// The base URL may carry a bearer credential (https, or loopback): decided once.
+    credential_may_travel: bool,
 }
 
 const SNIPPET: usize = 200;
+/// Largest response body read from an upstream. Vendors' answers are a few KB and a
+/// Rails batch of applications well under a megabyte; anything past this is a fault,
+/// and reading it whole would let one upstream exhaust the pod's memory.
+pub const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 
 impl HttpUpstream {
     pub fn new(config: UpstreamConfig, audit: Arc<dyn AuditTrail>) -> HttpUpstream {
@@ -82,9 +108,13 @@ impl HttpUpstream {
             .connect_timeout(Duration::from_secs(2))
             .pool_idle_timeout(Duration::from_secs(30))
             .user_agent(concat!("dossier/", env!("CARGO_PKG_VERSION")))
+            // A redirect would re-send an SSN-bearing body (and the credential) to a
+            // host nobody configured: a 3xx is an error status instead.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("static reqwest configuration is valid");
         HttpUpstream {
+            credential_may_travel: crate::settings::check_base_url(&config.base_url).is_ok(),
             config,
             http,
             audit,
@@ -147,6 +177,14 @@ impl HttpUpstream {
         };
         let mut request = request.timeout(timeout);
         if let Some(token) = &self.config.credential {
+            // Settings refuse plain http to anything but loopback; this keeps a token off
+            // the wire even for settings built some other way.
+            if !self.credential_may_travel {
+                return Err(UpstreamError::Connect {
+                    upstream,
+                    detail: "refusing to send the credential over plain http to a host that is not loopback; configure https://".into(),
+                });
+            }
             request = request.bearer_auth(token);
         }
         let started = Instant::now();
@@ -222,10 +260,20 @@ impl HttpUpstream {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| (Some(status), classify(e)))?;
+        let body = read_capped(response).await.map_err(|e| {
+            (
+                Some(status),
+                e.map_or_else(
+                    || UpstreamError::Body {
+                        upstream,
+                        detail: format!(
+                            "response body larger than {MAX_RESPONSE_BYTES} bytes; not read"
+                        ),
+                    },
+                    classify,
+                ),
+            )
+        })?;
         let fail = |e| Err((Some(status), e));
         match status {
             200..=299 => {}

@@ -215,6 +215,46 @@ mod ttl_map {
 }
 
 /// The upstreams file: one table per upstream.
+/// Whether Dossier may talk to `base_url`: `https://`, or plain `http://` to a loopback
+/// address only (the simulators, a local sidecar proxy). Requests carry SSNs and bearer
+/// credentials, which must never cross a network in the clear. The error names the
+/// problem, never a token (URLs carry none).
+pub fn check_base_url(base_url: &str) -> Result<(), String> {
+    let url = url::Url::parse(base_url)
+        .map_err(|e| format!("base URL {base_url:?} is not a URL ({e})"))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!(
+            "base URL of host {:?} carries credentials; use credential_env instead",
+            url.host_str().unwrap_or("")
+        ));
+    }
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback(&url) => Ok(()),
+        "http" => Err(format!(
+            "base URL {base_url:?} is plain http to a host that is not loopback; use https:// (requests carry personal data and credentials)"
+        )),
+        other => Err(format!(
+            "base URL {base_url:?} has scheme {other:?}; only https:// (or http:// to loopback) is used"
+        )),
+    }
+}
+
+/// A loopback host: 127.0.0.0/8, ::1 or `localhost`.
+pub fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        // Non-special schemes (postgres://) leave an IP address as an opaque host.
+        Some(url::Host::Domain(d)) => {
+            d.eq_ignore_ascii_case("localhost")
+                || d.parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+        None => false,
+    }
+}
+
 pub fn parse_file(text: &str) -> anyhow::Result<BTreeMap<Upstream, UpstreamPolicy>> {
     let raw: BTreeMap<String, toml::Value> = toml::from_str(text)?;
     let mut out = BTreeMap::new();
@@ -327,6 +367,35 @@ impl serde::Serialize for DefaultsView<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn upstreams_are_https_unless_they_are_on_loopback() {
+        for ok in [
+            "https://records.vendor.example",
+            "https://10.0.0.7:8443/api",
+            "http://127.0.0.1:8080",
+            "http://127.9.9.9",
+            "http://[::1]:9000",
+            "http://localhost:3000/rails",
+        ] {
+            assert_eq!(check_base_url(ok), Ok(()), "{ok}");
+        }
+        for (bad, why) in [
+            ("http://records.vendor.example", "plain http"),
+            ("http://10.0.0.7", "plain http"),
+            ("http://127.0.0.1.evil.example", "plain http"),
+            ("ftp://records.vendor.example", "scheme"),
+            (
+                "https://user:pw@records.vendor.example",
+                "carries credentials",
+            ),
+            ("records.vendor.example", "not a URL"),
+        ] {
+            let e = check_base_url(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+            assert!(!e.contains("pw@"), "{e}");
+        }
+    }
 
     #[test]
     fn file_overrides_merge_over_defaults() {

@@ -5,6 +5,7 @@ mod breaker;
 mod caching;
 mod coalescing;
 mod fleet_coalescing;
+mod hostile;
 mod purge;
 mod rate_limits;
 mod retries;

@@ -493,9 +493,7 @@ async fn dossier_report_runs_against_a_database() {
             since: None,
             until: None,
             format,
-            database: DatabaseArgs {
-                database_url: Some(app.db.url.clone()),
-            },
+            database: DatabaseArgs::of(&app.db.url),
         })
         .await
         .unwrap();
@@ -506,9 +504,7 @@ async fn dossier_report_runs_against_a_database() {
         since: Some(today),
         until: Some(today),
         format: report::Format::Table,
-        database: DatabaseArgs {
-            database_url: Some(app.db.url.clone()),
-        },
+        database: DatabaseArgs::of(&app.db.url),
     })
     .await
     .unwrap_err()
@@ -523,9 +519,7 @@ async fn dossier_report_refuses_unknown_names() {
         since: None,
         until: None,
         format: report::Format::Table,
-        database: DatabaseArgs {
-            database_url: Some("postgres://nobody@127.0.0.1:1/none".into()),
-        },
+        database: DatabaseArgs::of("postgres://nobody@127.0.0.1:1/none"),
     })
     .await
     .unwrap_err()
@@ -545,9 +539,7 @@ async fn dossier_seed_fills_every_view() {
     seed::run(seed::Args {
         count: 10,
         concurrency: 4,
-        database: DatabaseArgs {
-            database_url: Some(db.url.clone()),
-        },
+        database: DatabaseArgs::of(&db.url),
     })
     .await
     .expect("seed");
@@ -599,7 +591,10 @@ async fn dossier_seed_needs_a_database_url() {
     let err = seed::run(seed::Args {
         count: 1,
         concurrency: 1,
-        database: DatabaseArgs { database_url: None },
+        database: DatabaseArgs {
+            database_url: None,
+            from_file: dossier_service::config::Secret::unset("DATABASE_URL"),
+        },
     })
     .await
     .unwrap_err()

@@ -163,7 +163,8 @@ pub fn as_reviewer<T>(request: T, subject: &str) -> tonic::Request<T> {
 pub fn point_at_sims(args: &mut ServeArgs, sims: &Simulators) {
     let u = &mut args.upstreams;
     u.rails_url = Some(sims.base_url(Upstream::Rails));
-    u.rails_token = Some(sims.rails_token().to_owned());
+    u.rails_token =
+        dossier_service::config::Secret::value("DOSSIER_RAILS_TOKEN", sims.rails_token());
     u.property_records_url = Some(sims.base_url(Upstream::PropertyRecords));
     u.valuation_url = Some(sims.base_url(Upstream::Valuation));
     u.identity_url = Some(sims.base_url(Upstream::Identity));

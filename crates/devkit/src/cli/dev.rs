@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use crate::devdb::PrivatePostgres;
 use crate::sim::{SimConfig, Simulators, Upstream};
-use dossier_service::config::ServeArgs;
+use dossier_service::config::{Secret, ServeArgs};
 use dossier_service::server::{Server, shutdown_signal};
 use dossier_store::Vault;
 
@@ -44,8 +44,9 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
     let u = &mut args.upstreams;
     u.rails_url
         .get_or_insert_with(|| sims.base_url(Upstream::Rails));
-    u.rails_token
-        .get_or_insert_with(|| sims.rails_token().to_owned());
+    if !u.rails_token.is_set() {
+        u.rails_token = Secret::value("DOSSIER_RAILS_TOKEN", sims.rails_token());
+    }
     u.property_records_url
         .get_or_insert_with(|| sims.base_url(Upstream::PropertyRecords));
     u.valuation_url
@@ -56,9 +57,9 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
         .get_or_insert_with(|| sims.base_url(Upstream::Licensing));
     u.registry_url
         .get_or_insert_with(|| sims.base_url(Upstream::Registry));
-    let mut config = match &args.encryption_keys {
-        Some(_) => args.into_config()?,
-        None => {
+    let mut config = match args.encryption_keys.is_set() {
+        true => args.into_config()?,
+        false => {
             tracing::warn!(
                 "no DOSSIER_ENCRYPTION_KEYS: using throw-away keys, so SSNs stored by this run cannot be read by another"
             );

@@ -56,7 +56,7 @@ pub enum JobsCommand {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let pool = dossier_store::connect(args.database.url("jobs")?, 2).await?;
+    let pool = dossier_store::connect(&args.database.url("jobs")?, 2).await?;
     // Jobs hold no sealed column: no encryption key needed.
     let store = Store::new(pool, Vault::ephemeral());
     match args.command {

@@ -10,7 +10,7 @@ pub struct Args {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let url = args.database.url("migrate")?;
-    let applied = dossier_store::migrate(url).await?;
+    let applied = dossier_store::migrate(&url).await?;
     tracing::info!(applied = applied.len(), versions = ?applied, "database schema is up to date");
     Ok(())
 }

@@ -13,7 +13,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let pool = dossier_store::connect(args.database.url("replay")?, 2).await?;
+    let pool = dossier_store::connect(&args.database.url("replay")?, 2).await?;
     // Replay reads no sealed column: no encryption key needed.
     let store = Store::new(pool, Vault::ephemeral());
     let replayed = crate::underwriting::replay(&store, args.application_id).await?;

@@ -129,10 +129,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     let url = args.database.url("report")?;
-    let mut conn = PgConnection::connect(url).await.map_err(|e| {
+    let mut conn = PgConnection::connect(&url).await.map_err(|e| {
         anyhow::anyhow!(
             "cannot connect to PostgreSQL at {} ({e}); check DATABASE_URL",
-            dossier_store::redact_url(url)
+            dossier_store::redact_url(&url)
         )
     })?;
     let (columns, rows) = fetch(&mut conn, view, args.since, args.until).await?;

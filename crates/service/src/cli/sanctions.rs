@@ -29,7 +29,7 @@ pub enum Command {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let Command::Load { dir, database } = args.command;
-    let pool = dossier_store::connect(database.url("sanctions load")?, 2).await?;
+    let pool = dossier_store::connect(&database.url("sanctions load")?, 2).await?;
     if !dossier_store::pending_migrations(&pool).await?.is_empty() {
         anyhow::bail!("the database schema is not up to date; run `dossier migrate` first");
     }

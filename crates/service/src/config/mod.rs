@@ -1,0 +1,355 @@
+//! Every setting, as a command-line flag with an environment-variable twin.
+//! docs/configuration.md lists them; keep the two in step.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+use dossier_core::policy::LoadedPolicy;
+use dossier_store::Vault;
+use dossier_upstream::UpstreamSettings;
+
+mod database;
+mod secret;
+mod security;
+mod upstreams;
+
+pub use database::DatabaseArgs;
+use database::check_database_tls;
+pub use secret::Secret;
+pub use security::{Security, SecurityArgs};
+pub use upstreams::UpstreamArgs;
+
+fn duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e}; write durations like 500ms, 25s or 2m"))
+}
+
+/// Settings of `dossier serve` (and `dossier dev`, which fills in what it starts itself).
+/// No `Debug`: it holds the database URL, keys and tokens.
+#[derive(Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    /// Address the gRPC server listens on [default: 0.0.0.0:50051 for `serve`,
+    /// 127.0.0.1:50051 for `dev`].
+    #[arg(long, env = "DOSSIER_GRPC_ADDR")]
+    pub grpc_addr: Option<SocketAddr>,
+
+    /// Address of the admin HTTP server (`GET /metrics`) [default: 0.0.0.0:9090 for
+    /// `serve`, a free loopback port for `dev`].
+    #[arg(long, env = "DOSSIER_ADMIN_ADDR")]
+    pub admin_addr: Option<SocketAddr>,
+
+    /// Apply pending migrations at start instead of refusing to start.
+    #[arg(long, env = "DOSSIER_MIGRATE")]
+    pub migrate: bool,
+
+    /// Allow a DATABASE_URL to a host that is not loopback without TLS (no sslmode, or
+    /// sslmode=disable, allow or prefer, which fall back to plaintext).
+    #[arg(long, env = "DOSSIER_DATABASE_ALLOW_PLAINTEXT")]
+    pub database_allow_plaintext: bool,
+
+    /// Maximum PostgreSQL connections of this process.
+    #[arg(long, env = "DOSSIER_DB_MAX_CONNECTIONS", default_value_t = 20)]
+    pub db_max_connections: u32,
+
+    /// Field-encryption keys for SSNs and dates of birth: `id:base64-32-bytes[,id:…]`.
+    /// The first is used for new writes unless --encryption-active-key says otherwise;
+    /// keep retired keys listed until their rows are re-encrypted. Environment only:
+    /// DOSSIER_ENCRYPTION_KEYS or DOSSIER_ENCRYPTION_KEYS_FILE.
+    #[arg(skip = Secret::from_env("DOSSIER_ENCRYPTION_KEYS"))]
+    pub encryption_keys: Secret,
+
+    /// Id of the key new values are sealed with.
+    #[arg(long, env = "DOSSIER_ENCRYPTION_ACTIVE_KEY")]
+    pub encryption_active_key: Option<String>,
+
+    /// Key of the keyed hash used to look up SSNs (base64 of 32 bytes). Changing it
+    /// makes existing look-up hashes unmatchable. Environment only: DOSSIER_LOOKUP_KEY
+    /// or DOSSIER_LOOKUP_KEY_FILE.
+    #[arg(skip = Secret::from_env("DOSSIER_LOOKUP_KEY"))]
+    pub lookup_key: Secret,
+
+    /// Underwriting policy file (TOML); the built-in policy when unset.
+    #[arg(long, env = "DOSSIER_POLICY_FILE")]
+    pub policy_file: Option<PathBuf>,
+
+    /// Background workers (concurrent evaluations) in this process.
+    #[arg(long, env = "DOSSIER_WORKERS", default_value_t = 4)]
+    pub workers: usize,
+
+    /// How long a claimed job stays this pod's without renewal (renewed every third of
+    /// it). After a pod dies, its jobs are taken over once their lease lapses.
+    #[arg(long, env = "DOSSIER_JOB_LEASE", default_value = "30s", value_parser = duration)]
+    pub job_lease: Duration,
+
+    /// After SIGTERM, how long in-flight RPCs and jobs may take before the process exits.
+    /// Keep it below the pod's terminationGracePeriodSeconds.
+    #[arg(long, env = "DOSSIER_SHUTDOWN_GRACE", default_value = "20s", value_parser = duration)]
+    pub shutdown_grace: Duration,
+
+    /// After SIGTERM, how long to keep serving while reporting NOT_SERVING, so load
+    /// balancers stop sending new calls before the listener closes.
+    #[arg(long, env = "DOSSIER_SHUTDOWN_DELAY", default_value = "0s", value_parser = duration)]
+    pub shutdown_delay: Duration,
+
+    /// Send GOAWAY to a client connection after this age, so long-lived HTTP/2
+    /// connections spread over new pods after a scale-up or deploy. Calls in flight on
+    /// it finish; the client reconnects for new ones.
+    #[arg(long, env = "DOSSIER_MAX_CONNECTION_AGE", default_value = "5m", value_parser = duration)]
+    pub max_connection_age: Duration,
+
+    #[command(flatten)]
+    pub security: SecurityArgs,
+
+    #[command(flatten)]
+    pub upstreams: UpstreamArgs,
+}
+
+/// `dossier serve`'s settings, parsed and checked once: addresses with their defaults,
+/// the keys as a vault, the policy and the upstreams loaded. [`crate::server::Server`]
+/// takes only this, so nothing past start-up can find a setting unusable.
+/// No `Debug`: it holds the database URL, keys and tokens.
+pub struct ServeConfig {
+    pub database_url: String,
+    pub grpc_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub migrate: bool,
+    pub db_max_connections: u32,
+    pub vault: Vault,
+    pub policy: LoadedPolicy,
+    pub upstreams: UpstreamSettings,
+    pub workers: usize,
+    pub job_lease: Duration,
+    pub shutdown_grace: Duration,
+    pub shutdown_delay: Duration,
+    pub max_connection_age: Duration,
+    pub security: Security,
+    /// A sanctions list to load when none is active: the developer tools' sample list
+    /// (`dev`, tests, bench); `serve` never has one (production loads the real list
+    /// with `dossier sanctions load DIR`).
+    pub seed_sanctions: Option<SanctionsSeed>,
+}
+
+/// A sanctions list to start with, and where it came from (for the list's history).
+pub struct SanctionsSeed {
+    pub list: dossier_sanctions::SdnList,
+    pub source: String,
+}
+
+impl ServeArgs {
+    /// The validated configuration of `serve`: the keys must be set. Every problem is
+    /// named at once, so an operator fixes a deployment in one round.
+    pub fn into_config(self) -> anyhow::Result<ServeConfig> {
+        self.resolve(None, None)
+    }
+
+    /// The same, with a vault the caller made (the developer tools' throw-away keys)
+    /// and, when given, upstream settings it made instead of the flags' (the bench's).
+    pub fn into_config_with(
+        self,
+        vault: Vault,
+        upstreams: Option<UpstreamSettings>,
+    ) -> anyhow::Result<ServeConfig> {
+        self.resolve(Some(vault), upstreams)
+    }
+
+    fn resolve(
+        self,
+        vault: Option<Vault>,
+        upstreams: Option<UpstreamSettings>,
+    ) -> anyhow::Result<ServeConfig> {
+        let mut problems: Vec<String> = Vec::new();
+        // Each step's value, or its problem noted and None: every problem is named at once.
+        fn take<T>(r: anyhow::Result<T>, problems: &mut Vec<String>) -> Option<T> {
+            r.map_err(|e| problems.push(format!("{e:#}"))).ok()
+        }
+        let p = &mut problems;
+        let database_url = take(
+            self.database.url("serve").and_then(|url| {
+                check_database_tls(&url, self.database_allow_plaintext)?;
+                Ok(url)
+            }),
+            p,
+        );
+        let vault = take(vault.map_or_else(|| self.vault(), Ok), p);
+        let policy = take(self.policy(), p);
+        let upstreams = take(upstreams.map_or_else(|| self.upstreams.settings(), Ok), p);
+        let security = take(self.security.resolve(), p);
+        if self.job_lease < Duration::from_secs(1) {
+            problems.push(format!(
+                "--job-lease / DOSSIER_JOB_LEASE is {:?}; it must be at least 1s (leases are renewed every third of it)",
+                self.job_lease
+            ));
+        }
+        match (database_url, vault, policy, upstreams, security) {
+            (Some(database_url), Some(vault), Some(policy), Some(upstreams), Some(security))
+                if problems.is_empty() =>
+            {
+                Ok(ServeConfig {
+                    database_url,
+                    grpc_addr: self
+                        .grpc_addr
+                        .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 50051))),
+                    admin_addr: self
+                        .admin_addr
+                        .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 9090))),
+                    migrate: self.migrate,
+                    db_max_connections: self.db_max_connections,
+                    vault,
+                    policy,
+                    upstreams,
+                    workers: self.workers,
+                    job_lease: self.job_lease,
+                    shutdown_grace: self.shutdown_grace,
+                    shutdown_delay: self.shutdown_delay,
+                    max_connection_age: self.max_connection_age,
+                    security,
+                    seed_sanctions: None,
+                })
+            }
+            _ => anyhow::bail!("the settings are refused:\n  - {}", problems.join("\n  - ")),
+        }
+    }
+
+    /// The underwriting policy: the file's, or the built-in one.
+    fn policy(&self) -> anyhow::Result<LoadedPolicy> {
+        match &self.policy_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read policy file {}", path.display()))?;
+                LoadedPolicy::parse(&text)
+                    .with_context(|| format!("policy file {} is refused", path.display()))
+            }
+            None => Ok(LoadedPolicy::default_policy()),
+        }
+    }
+
+    /// The vault from configured keys; `serve` requires them.
+    fn vault(&self) -> anyhow::Result<Vault> {
+        let keys = self.encryption_keys.get()?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "DOSSIER_ENCRYPTION_KEYS is not set; generate a key with `echo k1:$(openssl rand -base64 32)` and keep it in your secret store"
+            )
+        })?;
+        let lookup = self.lookup_key.get()?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "DOSSIER_LOOKUP_KEY is not set; generate one with `openssl rand -base64 32`"
+            )
+        })?;
+        Ok(Vault::from_config(
+            keys,
+            self.encryption_active_key.as_deref(),
+            lookup,
+        )?)
+    }
+
+    /// Settings of an in-process server on loopback, as the tests, `bench`, `seed` and
+    /// `policy check` start one: free ports, no keys (the caller passes a vault), no
+    /// upstream URLs yet (the caller points them at its simulators).
+    pub fn loopback(database_url: &str) -> ServeArgs {
+        ServeArgs {
+            database: DatabaseArgs::of(database_url),
+            grpc_addr: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            admin_addr: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            migrate: false,
+            database_allow_plaintext: false,
+            db_max_connections: 10,
+            encryption_keys: Secret::unset("DOSSIER_ENCRYPTION_KEYS"),
+            encryption_active_key: None,
+            lookup_key: Secret::unset("DOSSIER_LOOKUP_KEY"),
+            policy_file: None,
+            workers: 2,
+            job_lease: crate::jobs::DEFAULT_LEASE,
+            shutdown_grace: Duration::from_secs(10),
+            shutdown_delay: Duration::ZERO,
+            max_connection_age: Duration::from_secs(300),
+            security: SecurityArgs {
+                tls_cert_file: None,
+                tls_key_file: None,
+                tls_client_ca_file: None,
+                tls_reload_interval: Duration::from_secs(10),
+                access_policy_file: None,
+                allow_unauthenticated: true,
+                health_addr: None,
+                reflection: true,
+                reviewer_jwks_file: None,
+                reviewer_issuer: None,
+                reviewer_audience: None,
+            },
+            upstreams: UpstreamArgs {
+                rails_url: None,
+                rails_token: Secret::unset("DOSSIER_RAILS_TOKEN"),
+                property_records_url: None,
+                valuation_url: None,
+                identity_url: None,
+                licensing_url: None,
+                registry_url: None,
+                upstreams_file: None,
+                upstream_timeout: None,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> ServeArgs {
+        let mut a = ServeArgs::loopback("postgres://dossier:hunter2@db.internal/dossier");
+        a.database.database_url = None;
+        a
+    }
+
+    #[test]
+    fn every_problem_of_the_settings_is_named_at_once() {
+        let mut a = args();
+        a.job_lease = Duration::from_millis(10);
+        let Err(e) = a.into_config() else {
+            panic!("settings without a database, keys or upstream URLs were accepted")
+        };
+        let e = format!("{e:#}");
+        for expected in [
+            "DATABASE_URL is not set",
+            "DOSSIER_ENCRYPTION_KEYS is not set",
+            "upstream URLs are not configured",
+            "--job-lease",
+        ] {
+            assert!(e.contains(expected), "missing {expected:?} in: {e}");
+        }
+    }
+
+    #[test]
+    fn a_complete_configuration_takes_the_documented_defaults() {
+        let mut a = ServeArgs::loopback("postgres://db.internal/dossier?sslmode=verify-full");
+        a.grpc_addr = None;
+        a.admin_addr = None;
+        for url in [
+            &mut a.upstreams.rails_url,
+            &mut a.upstreams.property_records_url,
+            &mut a.upstreams.valuation_url,
+            &mut a.upstreams.identity_url,
+            &mut a.upstreams.licensing_url,
+            &mut a.upstreams.registry_url,
+        ] {
+            *url = Some("http://127.0.0.1:1".into());
+        }
+        let Ok(c) = a.into_config_with(Vault::ephemeral(), None) else {
+            panic!("a complete configuration was refused")
+        };
+        assert_eq!(c.grpc_addr, SocketAddr::from(([0, 0, 0, 0], 50051)));
+        assert_eq!(c.admin_addr, SocketAddr::from(([0, 0, 0, 0], 9090)));
+        assert_eq!(
+            c.upstreams.policies.len(),
+            dossier_upstream::Upstream::HTTP.len()
+        );
+        assert!(
+            c.seed_sanctions.is_none(),
+            "only developer tools seed a list"
+        );
+    }
+}

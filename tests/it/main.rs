@@ -6,6 +6,7 @@
 mod cancellation;
 mod data_api;
 mod fleet;
+mod hostile_input;
 mod identity;
 mod outbox;
 mod reporting;

@@ -68,6 +68,18 @@ impl Violations {
         v.to_owned()
     }
 
+    /// An optional free-text field: empty is fine, but never unbounded (it may travel
+    /// to a vendor beside the SSN) and never with control characters.
+    pub fn optional_text(&mut self, field: &str, value: &str, max: usize) -> String {
+        let v = value.trim();
+        if v.chars().count() > max {
+            self.add(field, format!("must be at most {max} characters"));
+        } else if v.chars().any(char::is_control) {
+            self.add(field, "must not contain control characters");
+        }
+        v.to_owned()
+    }
+
     pub fn state(&mut self, field: &str, value: &str) -> String {
         let v = value.trim().to_ascii_uppercase();
         if v.is_empty() {
@@ -75,11 +87,30 @@ impl Violations {
         } else if !is_us_state(&v) {
             self.add(
                 field,
-                format!("{value:?} is not a two-letter US state code such as \"CA\""),
+                format!(
+                    "{} is not a two-letter US state code such as \"CA\"",
+                    shown(value)
+                ),
             );
         }
         v
     }
+}
+
+/// A bad value as a message may show it: at most 8 characters, quoted, control
+/// characters replaced, so a caller cannot make Dossier echo megabytes (or forge log
+/// lines) through an error. Only for fields that are never personal data.
+pub fn shown(value: &str) -> String {
+    const MAX: usize = 8;
+    let mut out: String = value
+        .chars()
+        .take(MAX)
+        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .collect();
+    if value.chars().nth(MAX).is_some() {
+        out.push('…');
+    }
+    format!("{out:?}")
 }
 
 fn join(prefix: &str, field: &str) -> String {
@@ -102,6 +133,7 @@ pub fn address(a: Option<&AddressDraft>, prefix: &str, v: &mut Violations) -> do
         };
     };
     let line1 = v.required_text(&join(prefix, "line1"), &a.line1, 200);
+    let line2 = v.optional_text(&join(prefix, "line2"), &a.line2, 200);
     let city = v.required_text(&join(prefix, "city"), &a.city, 100);
     let state = v.state(&join(prefix, "state"), &a.state);
     let zip = a.postal_code.trim();
@@ -122,7 +154,7 @@ pub fn address(a: Option<&AddressDraft>, prefix: &str, v: &mut Violations) -> do
     }
     domain::Address {
         line1,
-        line2: a.line2.trim().to_owned(),
+        line2,
         city,
         state,
         postal_code: zip.to_owned(),
@@ -189,7 +221,9 @@ pub fn application(
             }
         };
         let email = ap.email.trim().to_owned();
-        if !email.is_empty() && (!email.contains('@') || email.len() > 254) {
+        if !email.is_empty()
+            && (!email.contains('@') || email.len() > 254 || email.chars().any(char::is_control))
+        {
             vp.add(join(&p, "email"), "is not an email address");
         }
         if ap.stated_annual_income_cents < 0 {
@@ -198,12 +232,14 @@ pub fn application(
                 "must not be negative",
             );
         }
+        let middle_name = vp.optional_text(&join(&p, "middle_name"), &ap.middle_name, MAX_NAME);
+        let suffix = vp.optional_text(&join(&p, "suffix"), &ap.suffix, 20);
         if let (Some(ssn), Some(date_of_birth)) = (ssn, dob) {
             applicants.push(domain::Applicant {
                 first_name,
-                middle_name: ap.middle_name.trim().to_owned(),
+                middle_name,
                 last_name,
-                suffix: ap.suffix.trim().to_owned(),
+                suffix,
                 ssn,
                 date_of_birth,
                 email,
@@ -224,10 +260,8 @@ pub fn application(
                 &join(&property_field, "address"),
                 &mut vp,
             );
-            Some(domain::Property {
-                address,
-                apn: p.apn.trim().to_owned(),
-            })
+            let apn = vp.optional_text(&join(&property_field, "apn"), &p.apn, 64);
+            Some(domain::Property { address, apn })
         }
     };
 
@@ -286,11 +320,12 @@ pub fn application(
         if m.cost_cents <= 0 {
             vp.add(join(&p, "cost_cents"), "must be greater than zero");
         }
+        let description = vp.optional_text(&join(&p, "description"), &m.description, 500);
         if let Some(kind) = kind {
             measures.push(domain::Measure {
                 kind,
                 cost_cents: m.cost_cents,
-                description: m.description.trim().to_owned(),
+                description,
             });
         }
     }

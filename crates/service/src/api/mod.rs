@@ -110,19 +110,23 @@ where
         let started = Instant::now();
         let future = self.inner.call(request);
         Box::pin(async move {
-            let result = future.await;
+            let mut result = future.await;
             let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-            match &result {
+            match &mut result {
                 Ok(response) => {
                     // Errors come back "trailers-only", with grpc-status in the headers;
                     // a success carries it in the trailers, after this point.
-                    let code = response
+                    let mut code = response
                         .headers()
                         .get("grpc-status")
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| v.parse::<i32>().ok())
                         .map(tonic::Code::from)
                         .unwrap_or(tonic::Code::Ok);
+                    if code == tonic::Code::Internal && is_decode_failure(response.headers()) {
+                        code = tonic::Code::InvalidArgument;
+                        as_invalid_request(response.headers_mut());
+                    }
                     let application_id = log.application();
                     let code_name = format!("{code:?}");
                     metrics::counter!("dossier_rpc_requests_total", "method" => method, "code" => code_name.clone()).increment(1);
@@ -132,6 +136,8 @@ where
                         tonic::Code::Internal | tonic::Code::Unknown | tonic::Code::DataLoss
                     ) {
                         tracing::error!(target: "dossier::rpc", method, code = ?code, latency_ms, application_id, %caller, "rpc");
+                    } else if code == tonic::Code::InvalidArgument {
+                        tracing::warn!(target: "dossier::rpc", method, code = ?code, latency_ms, application_id, %caller, "rpc");
                     } else {
                         tracing::info!(target: "dossier::rpc", method, code = ?code, latency_ms, application_id, %caller, "rpc");
                     }
@@ -143,6 +149,32 @@ where
             result
         })
     }
+}
+
+/// tonic-prost answers a request that is not protobuf of the method's type with
+/// INTERNAL "failed to decode Protobuf message: …" (the gRPC spec's code for a parse
+/// error). On the server that is the caller's mistake, not Dossier's: it must not page
+/// anyone or fill the error log, so it becomes INVALID_ARGUMENT.
+fn is_decode_failure(headers: &http::HeaderMap) -> bool {
+    // grpc-message is percent-encoded on the wire (spaces as %20).
+    headers.get("grpc-message").is_some_and(|m| {
+        let m = m.as_bytes();
+        m.starts_with(b"failed%20to%20decode%20Protobuf%20message")
+            || m.starts_with(b"failed to decode Protobuf message")
+    })
+}
+
+fn as_invalid_request(headers: &mut http::HeaderMap) {
+    headers.insert(
+        "grpc-status",
+        http::HeaderValue::from(tonic::Code::InvalidArgument as i32),
+    );
+    headers.insert(
+        "grpc-message",
+        http::HeaderValue::from_static(
+            "the%20request%20message%20does%20not%20decode%20as%20protobuf%20of%20this%20method%27s%20request%20type",
+        ),
+    );
 }
 
 /// grpc-timeout is "<digits><unit>", unit one of H M S m u n.

@@ -246,4 +246,46 @@ mod tests {
         let err = application(&a, "", &program).unwrap_err();
         assert!(err.iter().all(|v| !v.description.contains("678")));
     }
+
+    #[test]
+    fn free_text_is_bounded_and_bad_values_are_not_echoed() {
+        let mut a = good();
+        // A 3.9 MB middle name once went to the identity vendor beside the SSN.
+        a.applicants[0].middle_name = "M".repeat(3_900_000);
+        a.applicants[0].suffix = "J".repeat(21);
+        a.applicants[0].email = "a@b.example\r\nX-Injected: 1".into();
+        let address = a.property.as_mut().unwrap().address.as_mut().unwrap();
+        address.line2 = "\u{7}bell".into();
+        address.state = "Z".repeat(1_000_000);
+        a.property.as_mut().unwrap().apn = "9".repeat(65);
+        a.measures[0].description = "d".repeat(501);
+        assert_eq!(
+            fields(&a),
+            vec![
+                "application.applicants[0].email",
+                "application.applicants[0].middle_name",
+                "application.applicants[0].suffix",
+                "application.property.address.line2",
+                "application.property.address.state",
+                "application.property.apn",
+                "application.measures[0].description",
+            ]
+        );
+        let program = LoadedPolicy::default_policy().policy.program;
+        let err = application(&a, "", &program).unwrap_err();
+        for v in &err {
+            assert!(
+                v.description.len() < 80,
+                "{}: {} bytes",
+                v.field,
+                v.description.len()
+            );
+        }
+        let state = err.iter().find(|v| v.field.ends_with("state")).unwrap();
+        assert!(
+            state.description.starts_with("\"ZZZZZZZZ…\""),
+            "{}",
+            state.description
+        );
+    }
 }

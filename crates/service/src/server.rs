@@ -242,6 +242,7 @@ impl Server {
         let purge_task = tokio::spawn(purge_cache(underwriter.store.clone(), stopping.clone()));
         let health_task = tokio::spawn(watch_database(
             database_url,
+            underwriter.store.pool.clone(),
             reporter.clone(),
             stopping.clone(),
         ));
@@ -418,10 +419,13 @@ async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
     }
 }
 
-/// SERVING only while the database answers. The probe has its own connection: a busy
-/// application pool is not an outage and must not take the pod out of rotation.
+/// SERVING only while the database answers, on the probe's own connection and on the
+/// application pool. The own connection tells an outage from a busy pool (all
+/// connections in use is not an outage and must not take the pod out of rotation); the
+/// pool's answer catches connections that answer the server but fail every statement.
 async fn watch_database(
     database_url: String,
+    pool: sqlx::PgPool,
     reporter: HealthReporter,
     stopping: CancellationToken,
 ) {
@@ -432,7 +436,7 @@ async fn watch_database(
             _ = tokio::time::sleep(HEALTH_INTERVAL) => {}
             _ = stopping.cancelled() => return,
         }
-        let up = database_answers(&database_url, &mut probe).await;
+        let up = database_answers(&database_url, &mut probe).await && pool_answers(&pool).await;
         if up != serving {
             serving = up;
             if up {
@@ -468,6 +472,26 @@ async fn database_answers(url: &str, probe: &mut Option<sqlx::PgConnection>) -> 
         *probe = None; // reconnect next time
     }
     ok
+}
+
+/// Whether the application pool answers; busy counts as answering. What is wrong is
+/// logged, and mended where it can be (dossier_store::health).
+async fn pool_answers(pool: &sqlx::PgPool) -> bool {
+    use dossier_store::health::PoolHealth;
+    match dossier_store::health::check_pool(pool).await {
+        PoolHealth::Answering | PoolHealth::Busy => true,
+        PoolHealth::Mended(what) => {
+            tracing::warn!(
+                what,
+                "a pooled database connection was left inside a transaction; rolled back: NOT_SERVING until the pool answers cleanly"
+            );
+            false
+        }
+        PoolHealth::Failing(error) => {
+            tracing::warn!(%error, "a pooled database connection fails statements; closed: NOT_SERVING until the pool answers again");
+            false
+        }
+    }
 }
 
 /// Picks up a newly loaded sanctions list (loaded by `dossier sanctions load` from any

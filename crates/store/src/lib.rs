@@ -7,6 +7,7 @@ pub mod applications;
 pub mod audit;
 mod cache;
 mod crypto;
+pub mod health;
 pub mod jobs;
 mod limits;
 pub mod notify;

@@ -83,6 +83,53 @@ async fn health_follows_the_database() {
     watch_until(&mut watch, ServingStatus::Serving, Duration::from_secs(20)).await;
 }
 
+/// A pooled connection left inside a failed transaction (a caller cancelled at the
+/// wrong moment) takes the pod out of rotation until the health reporter has rolled it
+/// back; then the pool serves again.
+#[tokio::test]
+async fn a_pool_connection_left_in_a_transaction_is_not_serving_until_mended() {
+    // Two connections: one is the LISTEN connection, so the other is the one poisoned.
+    let app = TestApp::spawn_with(|a| {
+        a.db_max_connections = 2;
+        a.workers = 0;
+    })
+    .await;
+    let mut health = HealthClient::new(app.channel().await);
+    let mut watch = health
+        .watch(HealthCheckRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    watch_until(&mut watch, ServingStatus::Serving, Duration::from_secs(5)).await;
+
+    // BEGIN by hand, then an error: the connection goes back to the pool aborted.
+    let mut conn = app.pool.acquire().await.unwrap();
+    conn.execute("BEGIN").await.unwrap();
+    conn.execute("SELECT 1/0").await.unwrap_err();
+    drop(conn);
+
+    watch_until(
+        &mut watch,
+        ServingStatus::NotServing,
+        Duration::from_secs(20),
+    )
+    .await;
+    watch_until(&mut watch, ServingStatus::Serving, Duration::from_secs(20)).await;
+    let aborted: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity
+         WHERE datname = current_database() AND state LIKE 'idle in transaction%'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(aborted, 0, "the poisoned connection was rolled back");
+    app.client()
+        .await
+        .list_reports(dossier_service::proto::ListReportsRequest::default())
+        .await
+        .expect("the mended pool serves calls");
+}
+
 /// `dossier health`, the probe of images without a shell (`helm test`): success while
 /// the server serves, a failure that says why once it does not, or cannot be reached.
 #[tokio::test]

@@ -264,6 +264,7 @@ impl Server {
             notifications,
             stopping: streams_stop.clone(),
             reviewers: security.reviewers.clone(),
+            access: security.access.clone(),
         })
         .max_decoding_message_size(MAX_REQUEST_BYTES);
         let data = DataServiceServer::new(DataApi {

@@ -274,49 +274,58 @@ impl HttpUpstream {
                 ),
             )
         })?;
-        let fail = |e| Err((Some(status), e));
-        match status {
-            200..=299 => {}
-            404 => return Ok((status, None)),
-            401 | 403 => return fail(UpstreamError::Unauthorized { upstream, status }),
-            429 => {
-                return fail(UpstreamError::RateLimited {
-                    upstream,
-                    retry_after,
-                });
-            }
-            _ => {
-                return fail(UpstreamError::Status {
-                    upstream,
-                    status,
-                    snippet: snippet(&body),
-                });
-            }
-        }
-        let json: serde_json::Value = match serde_json::from_slice(&body) {
-            Ok(v) => v,
-            Err(e) => {
-                return fail(UpstreamError::Malformed {
-                    upstream,
-                    detail: format!("{e} (body starts: {})", snippet(&body)),
-                });
-            }
-        };
-        // Some vendors answer 200 with {"error": ...}: a failure, never a result.
-        if json.get("error").is_some() && json.as_object().is_some_and(|o| o.len() <= 3) {
-            return fail(UpstreamError::ErrorBody {
+        decode_answer(upstream, status, retry_after, &body)
+            .map(|value| (status, value))
+            .map_err(|e| (Some(status), e))
+    }
+}
+
+/// An upstream's answer from its status and body, decoded as `T`: `Ok(None)` for a
+/// 404, a typed error for anything else that is not a well-formed `T`. Pure, so every
+/// decoder can be fuzzed without a network (fuzz/).
+pub fn decode_answer<T: DeserializeOwned>(
+    upstream: Upstream,
+    status: u16,
+    retry_after: Option<Duration>,
+    body: &[u8],
+) -> Result<Option<T>, UpstreamError> {
+    match status {
+        200..=299 => {}
+        404 => return Ok(None),
+        401 | 403 => return Err(UpstreamError::Unauthorized { upstream, status }),
+        429 => {
+            return Err(UpstreamError::RateLimited {
                 upstream,
-                snippet: snippet(&body),
+                retry_after,
             });
         }
-        match serde_json::from_value::<T>(json) {
-            Ok(v) => Ok((status, Some(v))),
-            // A type error quotes the offending value, which may be personal data.
-            Err(e) => fail(UpstreamError::Malformed {
+        _ => {
+            return Err(UpstreamError::Status {
                 upstream,
-                detail: mask_digits(&e.to_string()),
-            }),
+                status,
+                snippet: snippet(body),
+            });
         }
+    }
+    let json: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| UpstreamError::Malformed {
+            upstream,
+            detail: format!("{e} (body starts: {})", snippet(body)),
+        })?;
+    // Some vendors answer 200 with {"error": ...}: a failure, never a result.
+    if json.get("error").is_some() && json.as_object().is_some_and(|o| o.len() <= 3) {
+        return Err(UpstreamError::ErrorBody {
+            upstream,
+            snippet: snippet(body),
+        });
+    }
+    match serde_json::from_value::<T>(json) {
+        Ok(v) => Ok(Some(v)),
+        // A type error quotes the offending value, which may be personal data.
+        Err(e) => Err(UpstreamError::Malformed {
+            upstream,
+            detail: mask_digits(&e.to_string()),
+        }),
     }
 }
 

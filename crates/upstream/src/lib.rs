@@ -33,7 +33,7 @@ use std::sync::Arc;
 pub use breaker::{Breaker, BreakerState};
 pub use dossier_core::domain::Upstream;
 pub use error::UpstreamError;
-pub use http::{CallContext, Fetched, HttpUpstream, UpstreamConfig};
+pub use http::{CallContext, Fetched, HttpUpstream, UpstreamConfig, decode_answer};
 pub use layered::Layered;
 pub use settings::UpstreamPolicy;
 

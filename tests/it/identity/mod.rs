@@ -11,8 +11,10 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
 pub const ORIGINATION: &str = "spiffe://dossier.test/ns/origination/sa/api";
 pub const MARKETING: &str = "spiffe://dossier.test/ns/marketing/sa/web";
+pub const RAILS_SYNC: &str = "spiffe://dossier.test/ns/rails/sa/sync";
 
-/// Origination may submit and read; nobody else is in the policy.
+/// Origination may submit and read, Rails' sync job may also submit by Rails id;
+/// nobody else is in the policy.
 const POLICY: &str = r#"
 [[caller]]
 name = "origination"
@@ -23,6 +25,12 @@ methods = [
   "dossier.v1.UnderwritingService/WatchReport",
   "dossier.v1.UnderwritingService/ListReports",
 ]
+
+[[caller]]
+name = "rails-sync"
+ids = ["spiffe://dossier.test/ns/rails/sa/sync"]
+methods = ["dossier.v1.UnderwritingService/SubmitApplication"]
+rails_application_ids = true
 "#;
 
 /// A server with mutual TLS on, in its own trust domain.

@@ -14,7 +14,7 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-use super::{MARKETING, MtlsApp, ORIGINATION, der_of, server_certificate};
+use super::{MARKETING, MtlsApp, ORIGINATION, RAILS_SYNC, der_of, server_certificate};
 
 fn list() -> ListReportsRequest {
     ListReportsRequest::default()
@@ -196,4 +196,34 @@ async fn a_rotated_certificate_reaches_new_handshakes_while_open_streams_survive
         .expect("the stream carries the shutdown's status");
     assert_eq!(last.status(), ServingStatus::NotServing);
     server.await.unwrap().unwrap();
+}
+
+/// Dossier fetches a Rails application with its own token, so naming one is a
+/// capability of its own: a caller that may submit inline applications may not make
+/// Dossier read Rails' applicants for it.
+#[tokio::test]
+async fn only_callers_allowed_to_name_rails_applications_may_submit_them() {
+    let m = MtlsApp::spawn().await;
+    let by_rails_id = |key: &str| proto::SubmitApplicationRequest {
+        idempotency_key: key.into(),
+        source: Some(proto::submit_application_request::Source::RailsApplicationId("R-100".into())),
+    };
+    let origination = m.domain.issue(ORIGINATION, &[]);
+    let err = UnderwritingServiceClient::new(m.channel(Some(&origination)).await.unwrap())
+        .submit_application(by_rails_id("rails-1"))
+        .await
+        .expect_err("origination may not name Rails applications");
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    assert!(err.message().contains("rails_application_id"), "{err:?}");
+    let applications: i64 = sqlx::query_scalar("SELECT count(*) FROM applications")
+        .fetch_one(&m.app.pool)
+        .await
+        .unwrap();
+    assert_eq!(applications, 0, "a refused submission stores nothing");
+
+    let sync = m.domain.issue(RAILS_SYNC, &[]);
+    UnderwritingServiceClient::new(m.channel(Some(&sync)).await.unwrap())
+        .submit_application(by_rails_id("rails-2"))
+        .await
+        .expect("the Rails sync job may");
 }

@@ -42,7 +42,10 @@ async fn submit_is_idempotent_by_key_and_refuses_a_changed_payload() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::AlreadyExists, "{err:?}");
-    assert!(err.message().contains(&first.application_id));
+    // The conflict names the key, never the application it belongs to (which may be
+    // another caller's).
+    assert!(!err.message().contains(&first.application_id), "{err:?}");
+    assert!(err.message().contains("key-1"), "{err:?}");
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM applications")
         .fetch_one(&app.pool)
         .await

@@ -37,6 +37,8 @@ pub struct UnderwritingApi {
     pub stopping: tokio_util::sync::CancellationToken,
     /// Verifies underwriters' ID tokens; without it every review is refused.
     pub reviewers: Option<std::sync::Arc<crate::identity::ReviewerVerifier>>,
+    /// Who may do what beyond calling a method (naming Rails applications).
+    pub access: crate::identity::Access,
 }
 
 impl UnderwritingApi {
@@ -62,6 +64,21 @@ enum Validated {
 }
 
 impl UnderwritingApi {
+    /// A submission by Rails id makes Dossier fetch the applicants from Rails with its
+    /// own token: only callers the access policy lets name Rails applications may.
+    fn may_submit<T>(&self, request: &Request<T>, validated: &Validated) -> Result<(), Status> {
+        let caller = crate::identity::Caller::of_grpc(request);
+        if matches!(validated, Validated::Rails(_))
+            && !self.access.may_name_rails_applications(&caller)
+        {
+            tracing::warn!(target: "dossier::authz", %caller, "submission by rails_application_id refused: the access policy does not let this caller name Rails applications");
+            return Err(Status::permission_denied(
+                "this caller may not submit applications by rails_application_id",
+            ));
+        }
+        Ok(())
+    }
+
     fn validate_source(
         &self,
         key: &str,
@@ -140,9 +157,9 @@ impl UnderwritingApi {
             })
             .await
             .map_err(ApiError::from)?;
-        if let Accepted::Conflict { id } = accepted {
+        if let Accepted::Conflict { .. } = accepted {
             return Err(Status::already_exists(format!(
-                "idempotency_key {key:?} was already used for application {id} with a different payload; use a new key for a new application"
+                "idempotency_key {key:?} was already used with a different payload; use a new key for a new application"
             )));
         }
         Ok(accepted)
@@ -209,6 +226,7 @@ impl UnderwritingService for UnderwritingApi {
     ) -> Result<Response<proto::SubmitApplicationResponse>, Status> {
         let r = request.get_ref();
         let validated = self.validate_source(&r.idempotency_key, true, r.source.as_ref())?;
+        self.may_submit(&request, &validated)?;
         let accepted = self
             .accept(&r.idempotency_key, &r.source, &validated, Duration::ZERO)
             .await?;
@@ -241,6 +259,7 @@ impl UnderwritingService for UnderwritingApi {
             }
         });
         let validated = self.validate_source(&r.idempotency_key, false, source.as_ref())?;
+        self.may_submit(&request, &validated)?;
         let key = if r.idempotency_key.is_empty() {
             format!("evaluate-{}", Uuid::now_v7())
         } else {

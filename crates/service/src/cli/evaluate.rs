@@ -184,8 +184,12 @@ fn to_proto(f: FileApplication) -> anyhow::Result<proto::evaluate_application_re
 pub fn read_file(path: &Path) -> anyhow::Result<proto::evaluate_application_request::Source> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let parsed: FileApplication = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not an application file", path.display()))?;
+    parse_file(&text).with_context(|| format!("{} is not an application file", path.display()))
+}
+
+/// An application file's text (examples/*.json) as the request's source.
+pub fn parse_file(text: &str) -> anyhow::Result<proto::evaluate_application_request::Source> {
+    let parsed: FileApplication = serde_json::from_str(text)?;
     to_proto(parsed)
 }
 

@@ -16,7 +16,10 @@
 //! methods = ["dossier.v1.UnderwritingService/ListReports"]
 //! ```
 //!
-//! A method is `package.Service/Method`, `package.Service/*` or `*`. Health
+//! A method is `package.Service/Method`, `package.Service/*` or `*`. Submitting an
+//! application by `rails_application_id` also needs `rails_application_ids = true` on
+//! an entry of the caller: Dossier fetches it from Rails with its own token, so
+//! whoever may name Rails ids may read the applicants they name. Health
 //! (`grpc.health.v1.Health`) answers every authenticated caller: it says nothing about
 //! anyone's data, and clients check it before they send work.
 
@@ -38,6 +41,7 @@ struct Grant {
     name: String,
     ids: Vec<IdPattern>,
     methods: Vec<MethodPattern>,
+    rails_application_ids: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -82,6 +86,8 @@ struct Entry {
     name: String,
     ids: Vec<String>,
     methods: Vec<String>,
+    #[serde(default)]
+    rails_application_ids: bool,
 }
 
 impl AccessPolicy {
@@ -144,7 +150,12 @@ impl AccessPolicy {
                 };
                 methods.push(pattern);
             }
-            callers.push(Grant { name, ids, methods });
+            callers.push(Grant {
+                name,
+                ids,
+                methods,
+                rails_application_ids: entry.rails_application_ids,
+            });
         }
         Ok(AccessPolicy { callers })
     }
@@ -173,6 +184,18 @@ impl AccessPolicy {
             Some(name) => Decision::NotGranted(name),
             None => Decision::UnknownCaller,
         }
+    }
+}
+
+impl AccessPolicy {
+    /// May `caller` submit applications by `rails_application_id`?
+    pub fn may_name_rails_applications(&self, caller: &Caller) -> bool {
+        let Caller::Workload(id) = caller else {
+            return false;
+        };
+        self.callers
+            .iter()
+            .any(|grant| grant.rails_application_ids && grant.matches_id(id))
     }
 }
 
@@ -217,6 +240,7 @@ mod tests {
         name = "origination"
         ids = ["spiffe://lender.example/ns/origination/sa/api"]
         methods = ["dossier.v1.UnderwritingService/SubmitApplication"]
+        rails_application_ids = true
 
         [[caller]]
         name = "console"
@@ -274,6 +298,17 @@ mod tests {
         ];
         for (caller, path, expected) in cases {
             assert_eq!(policy.decide(caller, path), *expected, "{caller} {path}");
+        }
+        // Only entries that say so may have Dossier fetch Rails applications.
+        assert!(policy.may_name_rails_applications(&origination));
+        for other in [
+            &console,
+            &ops,
+            &stranger,
+            &Caller::Unnamed,
+            &Caller::Anonymous,
+        ] {
+            assert!(!policy.may_name_rails_applications(other), "{other}");
         }
     }
 

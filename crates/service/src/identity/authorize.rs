@@ -20,6 +20,17 @@ pub enum Access {
     Enforced(Arc<AccessPolicy>),
 }
 
+impl Access {
+    /// May `caller` submit applications by `rails_application_id`? Everyone may when
+    /// callers are not authenticated at all.
+    pub fn may_name_rails_applications(&self, caller: &Caller) -> bool {
+        match self {
+            Access::Open => true,
+            Access::Enforced(policy) => policy.may_name_rails_applications(caller),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct AuthorizeLayer {
     access: Access,

@@ -137,11 +137,13 @@ def test_production_access_policy_names_only_served_methods(production):
     names = [c["name"] for c in policy["caller"]]
     assert names == ["origination", "underwriting-console", "reporting", "operators"]
     for caller in policy["caller"]:
-        assert set(caller) == {"name", "ids", "methods"}, caller["name"]
+        assert set(caller) <= {"name", "ids", "methods", "rails_application_ids"}, caller["name"]
         for i in caller["ids"]:
             assert re.fullmatch(r"spiffe://lender\.example/ns/[a-z0-9-]+/sa/[a-z0-9-]+", i), i
         for m in caller["methods"]:
             assert m in served or (m.endswith("/*") and m[:-2] in services), (caller["name"], m)
+    # Only origination names Rails applications (Dossier fetches them with its own token).
+    assert [c["name"] for c in policy["caller"] if c.get("rails_application_ids")] == ["origination"]
     grants = {c["name"]: set(c["methods"]) for c in policy["caller"]}
     # Only origination submits, only the console reviews; nobody but the operators reflects.
     assert [n for n, g in grants.items() if any("SubmitApplication" in m for m in g)] == ["origination"]

@@ -322,6 +322,9 @@ impl Server {
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
             .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+            // grpc-timeout is honoured up to this (tonic takes the shorter of the two);
+            // it bounds the call's response, so WatchReport streams are not cut.
+            .timeout(crate::api::MAX_CALL_DURATION)
             // Outermost first: every call is logged with its caller, denied ones too.
             .layer(RpcLogLayer)
             .layer(AuthorizeLayer::new(security.access.clone()))

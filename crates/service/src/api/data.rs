@@ -63,12 +63,7 @@ fn midnight(d: NaiveDate) -> prost_types::Timestamp {
 }
 
 fn ctx<T>(request: &Request<T>, force_refresh: bool) -> CallContext {
-    let deadline = request
-        .metadata()
-        .get("grpc-timeout")
-        .and_then(|v| v.to_str().ok())
-        .and_then(super::parse_grpc_timeout)
-        .map(|d| std::time::Instant::now() + d);
+    let deadline = super::caller_budget(request).map(|d| std::time::Instant::now() + d);
     CallContext {
         application_id: None,
         deadline,

@@ -4,6 +4,7 @@
 pub mod convert;
 pub mod data;
 pub mod error;
+mod page_token;
 pub mod underwriting;
 pub mod validate;
 
@@ -177,6 +178,23 @@ fn as_invalid_request(headers: &mut http::HeaderMap) {
     );
 }
 
+/// The longest a unary call may take, whatever the caller's grpc-timeout says (the
+/// server also enforces it: `server.rs`). A caller asking for an hour would otherwise
+/// hold a worker-sized share of the server, and of the vendors' quotas, that long.
+/// EvaluateApplication needs 30 s at most.
+pub const MAX_CALL_DURATION: Duration = Duration::from_secs(60);
+
+/// The time the caller gave this call: its grpc-timeout, at most
+/// [`MAX_CALL_DURATION`]; `None` when it sent none.
+pub fn caller_budget<T>(request: &tonic::Request<T>) -> Option<Duration> {
+    request
+        .metadata()
+        .get("grpc-timeout")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_grpc_timeout)
+        .map(|d| d.min(MAX_CALL_DURATION))
+}
+
 /// grpc-timeout is "<digits><unit>", unit one of H M S m u n.
 pub fn parse_grpc_timeout(v: &str) -> Option<Duration> {
     let (digits, unit) = v.split_at(v.len().checked_sub(1)?);
@@ -203,6 +221,22 @@ mod tests {
         assert_eq!(parse_grpc_timeout("S"), None);
         assert_eq!(parse_grpc_timeout(""), None);
         assert_eq!(parse_grpc_timeout("10x"), None);
+    }
+
+    #[test]
+    fn a_callers_deadline_is_honoured_up_to_the_cap() {
+        let with = |timeout: Option<&str>| {
+            let mut r = tonic::Request::new(());
+            if let Some(t) = timeout {
+                r.metadata_mut().insert("grpc-timeout", t.parse().unwrap());
+            }
+            caller_budget(&r)
+        };
+        assert_eq!(with(Some("5S")), Some(Duration::from_secs(5)));
+        assert_eq!(with(Some("1H")), Some(MAX_CALL_DURATION));
+        assert_eq!(with(Some("99999999M")), Some(MAX_CALL_DURATION));
+        assert_eq!(with(Some("bogus")), None);
+        assert_eq!(with(None), None);
     }
 
     #[test]

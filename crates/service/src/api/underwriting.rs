@@ -4,15 +4,13 @@ use std::collections::HashSet;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use futures::Stream;
 use prost::Message;
-use serde::{Deserialize, Serialize};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::error::{self, ApiError};
-use super::{RpcLog, convert, validate};
+use super::{RpcLog, convert, page_token, validate};
 use crate::proto;
 use crate::proto::underwriting_service_server::UnderwritingService;
 use crate::underwriting::{RunReason, Underwriter};
@@ -188,22 +186,8 @@ fn note_application<T>(request: &Request<T>, id: impl ToString) {
 
 /// The caller's deadline from the grpc-timeout header, less a margin to answer in.
 fn caller_deadline<T>(request: &Request<T>) -> Instant {
-    let budget = request
-        .metadata()
-        .get("grpc-timeout")
-        .and_then(|v| v.to_str().ok())
-        .and_then(super::parse_grpc_timeout)
-        .unwrap_or(DEFAULT_EVALUATE_BUDGET);
+    let budget = super::caller_budget(request).unwrap_or(DEFAULT_EVALUATE_BUDGET);
     Instant::now() + budget.saturating_sub(DEADLINE_MARGIN)
-}
-
-#[derive(Serialize, Deserialize)]
-struct PageToken {
-    /// Position: created_at (RFC 3339) and id of the last row returned.
-    c: chrono::DateTime<chrono::Utc>,
-    i: Uuid,
-    /// Fingerprint of the filters, so a token is not reused with other filters.
-    f: String,
 }
 
 fn filter_fingerprint(r: &proto::ListReportsRequest) -> String {
@@ -343,26 +327,24 @@ impl UnderwritingService for UnderwritingApi {
             ));
         }
         let fingerprint = filter_fingerprint(r);
+        let caller = crate::identity::Caller::of_grpc(&request);
+        let vault = &self.underwriter.store.vault;
         let after = if r.page_token.is_empty() {
             None
         } else {
-            let token = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(&r.page_token)
-                .ok()
-                .and_then(|b| serde_json::from_slice::<PageToken>(&b).ok());
-            match token {
-                Some(t) if t.f == fingerprint => Some((t.c, t.i)),
-                Some(_) => {
+            match page_token::decode(vault, &caller, &r.page_token, &fingerprint) {
+                Ok(t) => Some((t.c, t.i)),
+                Err(page_token::Refused::OtherFilters) => {
                     violations.push(tonic_types::FieldViolation::new(
                         "page_token",
                         "was issued for different filters; repeat the filters of the first request",
                     ));
                     None
                 }
-                None => {
+                Err(page_token::Refused::NotIssued) => {
                     violations.push(tonic_types::FieldViolation::new(
                         "page_token",
-                        "is not a token this service issued",
+                        "is not a token this service issued to this caller; start the listing again without one",
                     ));
                     None
                 }
@@ -394,13 +376,12 @@ impl UnderwritingService for UnderwritingApi {
         let next_page_token = if rows.len() as i64 > limit {
             rows.truncate(limit as usize);
             let last = rows.last().expect("limit is at least 1");
-            let token = PageToken {
+            let token = page_token::PageToken {
                 c: last.created_at,
                 i: last.application_id,
                 f: fingerprint,
             };
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .encode(serde_json::to_vec(&token).expect("token serialises"))
+            page_token::encode(vault, &caller, &token)
         } else {
             String::new()
         };

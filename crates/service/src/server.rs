@@ -61,6 +61,7 @@ pub struct Server {
 
 /// The settings the running server still needs once everything is built.
 struct RunSettings {
+    watch_limits: std::sync::Arc<crate::api::watch_limits::WatchLimits>,
     workers: usize,
     job_lease: Duration,
     shutdown_grace: Duration,
@@ -86,6 +87,8 @@ impl Server {
             vault,
             policy,
             upstreams,
+            watch_streams_max,
+            watch_streams_per_caller,
             workers,
             job_lease,
             shutdown_grace,
@@ -172,6 +175,10 @@ impl Server {
             audit_writer,
             database_url,
             run: RunSettings {
+                watch_limits: crate::api::watch_limits::WatchLimits::new(
+                    watch_streams_max,
+                    watch_streams_per_caller,
+                ),
                 workers,
                 job_lease,
                 shutdown_grace,
@@ -265,6 +272,7 @@ impl Server {
             stopping: streams_stop.clone(),
             reviewers: security.reviewers.clone(),
             access: security.access.clone(),
+            watch_limits: run.watch_limits.clone(),
         })
         .max_decoding_message_size(MAX_REQUEST_BYTES);
         let data = DataServiceServer::new(DataApi {

@@ -137,3 +137,46 @@ async fn list_reports_pages_and_filters() {
     assert!(none.reports.is_empty());
     assert_every_decision_replays(&app).await;
 }
+
+/// Open WatchReport streams are capped per caller: past the cap a new one is refused
+/// with RESOURCE_EXHAUSTED and a RetryInfo, and closing one makes room again.
+#[tokio::test]
+async fn watch_streams_are_capped_and_a_closed_one_frees_its_place() {
+    use tonic_types::StatusExt as _;
+    let app = TestApp::spawn_with(|a| {
+        a.workers = 0; // undecided, so the streams stay open
+        a.watch_streams_per_caller = 2;
+    })
+    .await;
+    let mut client = app.client().await;
+    let accepted = client
+        .submit_application(proto::SubmitApplicationRequest {
+            idempotency_key: "watch-cap-1".into(),
+            source: Some(proto::submit_application_request::Source::Application(
+                dossier_devkit::harness::example_application("approve"),
+            )),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let watch = || proto::WatchReportRequest {
+        application_id: accepted.application_id.clone(),
+    };
+    let first = client.watch_report(watch()).await.unwrap().into_inner();
+    let _second = client.watch_report(watch()).await.unwrap().into_inner();
+    let err = client.watch_report(watch()).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert!(err.get_details_retry_info().is_some(), "{err:?}");
+
+    drop(first);
+    dossier_devkit::harness::eventually(
+        "a closed stream to free its place",
+        std::time::Duration::from_secs(20),
+        || {
+            let mut client = client.clone();
+            let request = watch();
+            async move { client.watch_report(request).await.ok() }
+        },
+    )
+    .await;
+}

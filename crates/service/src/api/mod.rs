@@ -7,6 +7,7 @@ pub mod error;
 mod page_token;
 pub mod underwriting;
 pub mod validate;
+pub mod watch_limits;
 
 use std::collections::HashSet;
 use std::future::Future;

@@ -37,6 +37,8 @@ pub struct UnderwritingApi {
     pub reviewers: Option<std::sync::Arc<crate::identity::ReviewerVerifier>>,
     /// Who may do what beyond calling a method (naming Rails applications).
     pub access: crate::identity::Access,
+    /// Caps on open WatchReport streams.
+    pub watch_limits: std::sync::Arc<super::watch_limits::WatchLimits>,
 }
 
 impl UnderwritingApi {
@@ -494,6 +496,9 @@ impl UnderwritingService for UnderwritingApi {
     ) -> Result<Response<Self::WatchReportStream>, Status> {
         let id = parse_id(&request.get_ref().application_id, "application_id")?;
         note_application(&request, id);
+        let permit = self
+            .watch_limits
+            .try_open(&crate::identity::Caller::of_grpc(&request))?;
         // Subscribe before the first read, so no change between the two is missed.
         let mut changes = self.notifications.subscribe_reports();
         // Fail fast with NOT_FOUND rather than an empty stream.
@@ -501,6 +506,7 @@ impl UnderwritingService for UnderwritingApi {
         let store = self.underwriter.store.clone();
         let stopping = self.stopping.clone();
         let stream = async_stream_from(move |tx| async move {
+            let _permit = permit; // held while the stream is open
             let mut sent: HashSet<(dossier_core::domain::CheckKind, String)> = HashSet::new();
             loop {
                 let report = match store.report(id).await {

@@ -77,6 +77,16 @@ pub struct ServeArgs {
     #[arg(long, env = "DOSSIER_POLICY_FILE")]
     pub policy_file: Option<PathBuf>,
 
+    /// WatchReport streams this process keeps open at once; past it new ones are
+    /// refused (RESOURCE_EXHAUSTED, with RetryInfo).
+    #[arg(long, env = "DOSSIER_WATCH_STREAMS_MAX", default_value_t = 2000)]
+    pub watch_streams_max: usize,
+
+    /// WatchReport streams one caller (SPIFFE ID; all of them when unauthenticated)
+    /// may keep open at once in this process.
+    #[arg(long, env = "DOSSIER_WATCH_STREAMS_PER_CALLER", default_value_t = 500)]
+    pub watch_streams_per_caller: usize,
+
     /// Background workers (concurrent evaluations) in this process.
     #[arg(long, env = "DOSSIER_WORKERS", default_value_t = 4)]
     pub workers: usize,
@@ -122,6 +132,8 @@ pub struct ServeConfig {
     pub vault: Vault,
     pub policy: LoadedPolicy,
     pub upstreams: UpstreamSettings,
+    pub watch_streams_max: usize,
+    pub watch_streams_per_caller: usize,
     pub workers: usize,
     pub job_lease: Duration,
     pub shutdown_grace: Duration,
@@ -202,6 +214,8 @@ impl ServeArgs {
                     vault,
                     policy,
                     upstreams,
+                    watch_streams_max: self.watch_streams_max,
+                    watch_streams_per_caller: self.watch_streams_per_caller,
                     workers: self.workers,
                     job_lease: self.job_lease,
                     shutdown_grace: self.shutdown_grace,
@@ -262,6 +276,8 @@ impl ServeArgs {
             encryption_active_key: None,
             lookup_key: Secret::unset("DOSSIER_LOOKUP_KEY"),
             policy_file: None,
+            watch_streams_max: 2000,
+            watch_streams_per_caller: 500,
             workers: 2,
             job_lease: crate::jobs::DEFAULT_LEASE,
             shutdown_grace: Duration::from_secs(10),

@@ -78,7 +78,16 @@ impl Vault {
                 .ok_or_else(|| CryptoError::BadKeyConfig("an entry has no `id:` prefix".into()))?;
             let key = decode_key(b64, &format!("key `{id}`"))?;
             first.get_or_insert_with(|| id.to_owned());
-            map.insert(id.to_owned(), Aes256Gcm::new(&Key::<Aes256Gcm>::from(key)));
+            // Two keys under one id: whichever came last would silently open (and
+            // fail to open) every value sealed under the other.
+            if map
+                .insert(id.to_owned(), Aes256Gcm::new(&Key::<Aes256Gcm>::from(key)))
+                .is_some()
+            {
+                return Err(CryptoError::BadKeyConfig(format!(
+                    "key id `{id}` is listed twice; every key needs an id of its own"
+                )));
+            }
         }
         let active = match active.filter(|a| !a.is_empty()) {
             Some(a) => a.to_owned(),
@@ -226,5 +235,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("k9"), "{err}");
+        let err = Vault::from_config(&format!("k1:{K1},k1:{K2}"), None, K2)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`k1` is listed twice"), "{err}");
+        assert!(!err.contains(K1) && !err.contains(K2), "{err}");
     }
 }

@@ -77,12 +77,7 @@ async fn malformed_requests_are_the_callers_error_and_the_server_keeps_serving()
             "{what}: {status:?}"
         );
     }
-    let metrics = reqwest::get(format!("http://{}/metrics", app.admin))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics
             .lines()

@@ -223,6 +223,16 @@ impl TestApp {
             .expect("connect to the test server")
     }
 
+    /// The admin port's `GET /metrics`, as text.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("http://{}/metrics", self.admin))
+            .await
+            .expect("the admin port answers")
+            .text()
+            .await
+            .expect("metrics are text")
+    }
+
     pub async fn client(&self) -> UnderwritingServiceClient<Channel> {
         UnderwritingServiceClient::new(self.channel().await)
     }

@@ -133,12 +133,7 @@ async fn callers_are_admitted_by_certificate_and_authorised_by_the_policy() {
     assert_eq!(err.code(), Code::Unimplemented, "{err:?}");
 
     // Every refusal is counted, by method.
-    let metrics = reqwest::get(format!("http://{}/metrics", m.app.admin))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = m.app.metrics().await;
     assert!(
         metrics
             .lines()

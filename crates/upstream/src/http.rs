@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use super::error::UpstreamError;
-use super::shared::{AuditRecord, AuditTrail};
+use super::shared::{AuditEnd, AuditEntry, AuditStart, AuditTrail};
 use dossier_core::domain::{DataSource, Upstream};
 
 /// Settings of one upstream.
@@ -187,8 +187,25 @@ impl HttpUpstream {
             }
             request = request.bearer_auth(token);
         }
-        let started = Instant::now();
         let called_at = Utc::now();
+        let entry = self
+            .begin_audit(
+                AuditStart {
+                    upstream,
+                    endpoint,
+                    application_id: ctx.application_id,
+                    cache: if ctx.force_refresh { "bypass" } else { "miss" },
+                    cost_cents: self.config.cost_cents,
+                    called_at,
+                },
+                timeout,
+            )
+            .await?;
+        let unfinished = Unfinished {
+            audit: &self.audit,
+            entry: Some(entry),
+        };
+        let started = Instant::now();
         let mut result = self.exchange::<T>(request, timeout).await;
         if deadline_bound && matches!(result, Err((_, UpstreamError::Timeout { .. }))) {
             // The caller's deadline, not the upstream's timeout, cut this short.
@@ -199,18 +216,12 @@ impl HttpUpstream {
             Ok((status, None)) => (Some(*status), "not_found".to_owned(), None),
             Err((status, e)) => (*status, e.kind().to_owned(), Some(e.to_string())),
         };
-        self.audit
-            .record(AuditRecord {
-                upstream,
-                endpoint,
+        unfinished
+            .finish(AuditEnd {
                 http_status: status,
                 outcome,
                 error,
                 latency_ms: started.elapsed().as_millis().min(u32::MAX as u128) as u32,
-                application_id: ctx.application_id,
-                cache: if ctx.force_refresh { "bypass" } else { "miss" },
-                cost_cents: self.config.cost_cents,
-                called_at,
             })
             .await;
         match result {
@@ -225,6 +236,33 @@ impl HttpUpstream {
                 },
             })),
             Err((_, e)) => Err(e),
+        }
+    }
+
+    /// Writes the request's audit row before it leaves. No row, no request: an
+    /// unaudited request to a vendor holding SSNs is worse than a failed check. Bounded
+    /// by the request's own timeout, which the caller's deadline already bounds.
+    async fn begin_audit(
+        &self,
+        start: AuditStart,
+        timeout: Duration,
+    ) -> Result<AuditEntry, UpstreamError> {
+        let upstream = start.upstream;
+        match tokio::time::timeout(timeout, self.audit.begin(start)).await {
+            Ok(Ok(entry)) => Ok(entry),
+            Ok(Err(e)) => Err(UpstreamError::Internal {
+                upstream,
+                detail: format!(
+                    "the request was not sent: its audit row could not be written ({e}); check the database"
+                ),
+            }),
+            Err(_) => Err(UpstreamError::Internal {
+                upstream,
+                detail: format!(
+                    "the request was not sent: its audit row was not written within {} ms; check the database",
+                    timeout.as_millis()
+                ),
+            }),
         }
     }
 
@@ -351,4 +389,27 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
         cause = next;
     }
     cause.to_string()
+}
+
+/// An audited request that has not ended yet: dropped before `finish` (the caller's
+/// future was cancelled mid-request), it records the outcome "cancelled".
+struct Unfinished<'a> {
+    audit: &'a Arc<dyn AuditTrail>,
+    entry: Option<AuditEntry>,
+}
+
+impl Unfinished<'_> {
+    async fn finish(mut self, end: AuditEnd) {
+        if let Some(entry) = self.entry.take() {
+            self.audit.finish(entry, end).await;
+        }
+    }
+}
+
+impl Drop for Unfinished<'_> {
+    fn drop(&mut self) {
+        if let Some(entry) = self.entry.take() {
+            self.audit.abandon(entry);
+        }
+    }
 }

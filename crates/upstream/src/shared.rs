@@ -161,26 +161,43 @@ pub trait FleetLimiter: Send + Sync + std::fmt::Debug {
     ) -> BoxFuture<'a, Result<FleetPermit, SharedError>>;
 }
 
-/// One real upstream request, as the audit trail records it.
+/// One real upstream request as it leaves, the audit row written before it is sent.
 #[derive(Debug, Clone, PartialEq)]
-pub struct AuditRecord {
+pub struct AuditStart {
     pub upstream: Upstream,
     pub endpoint: &'static str,
-    pub http_status: Option<u16>,
-    /// "ok", "not_found", or the upstream error's kind.
-    pub outcome: String,
-    pub error: Option<String>,
-    pub latency_ms: u32,
     pub application_id: Option<Uuid>,
     pub cache: &'static str,
     pub cost_cents: i32,
     pub called_at: DateTime<Utc>,
 }
 
-/// Where every real upstream request is recorded.
+/// How an audited request ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEnd {
+    pub http_status: Option<u16>,
+    /// "ok", "not_found", "cancelled" (the caller went away), or the upstream error's kind.
+    pub outcome: String,
+    pub error: Option<String>,
+    pub latency_ms: u32,
+}
+
+/// The audit row of a request, once it is durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditEntry(pub i64);
+
+/// Where every real upstream request is recorded. Write-ahead: a request leaves only
+/// after its row is durable, so a process killed mid-request (SIGKILL, a spot reclaim)
+/// still leaves the row, its outcome "in_flight", and the vendor's count of requests
+/// matches the trail.
 pub trait AuditTrail: Send + Sync + std::fmt::Debug {
-    /// Records one request; waits only when the trail is backed up.
-    fn record(&self, record: AuditRecord) -> BoxFuture<'_, ()>;
+    /// Writes the row of a request about to leave; resolves once it is committed.
+    fn begin(&self, start: AuditStart) -> BoxFuture<'_, Result<AuditEntry, SharedError>>;
+    /// Records how the request ended; waits only when the trail is backed up.
+    fn finish(&self, entry: AuditEntry, end: AuditEnd) -> BoxFuture<'_, ()>;
+    /// The request's future was dropped before it ended (the caller went away): records
+    /// the outcome "cancelled" without waiting, as it is called from a destructor.
+    fn abandon(&self, entry: AuditEntry);
 }
 
 /// Announcements of answers other pods put in the shared cache (payload: the hex of the

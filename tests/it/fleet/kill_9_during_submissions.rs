@@ -155,7 +155,27 @@ async fn kill_9() {
     all.push(back_id);
     assert_decided_once_and_delivered(&pool, &sims, &all).await;
 
-    pool.close().await;
+    // The audit trail lost nothing to the kill: every request a vendor (simulator) saw
+    // has its row, written before the request left; the victim's unfinished ones stay
+    // "in_flight".
     fleet.shutdown().await;
+    for upstream in dossier_core::domain::Upstream::HTTP {
+        let seen = sims.stats(upstream).total() as i64;
+        let (rows, in_flight): (i64, i64) = sqlx::query_as(
+            "SELECT count(*), count(*) FILTER (WHERE outcome = 'in_flight') FROM upstream_calls WHERE upstream = $1",
+        )
+        .bind(upstream.as_str())
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        eprintln!(
+            "{upstream}: {seen} requests seen by the simulator, {rows} audited ({in_flight} in flight when the replica was killed)"
+        );
+        assert!(
+            rows >= seen,
+            "{upstream}: the simulator saw {seen} requests but only {rows} are in upstream_calls"
+        );
+    }
+    pool.close().await;
     sims.shutdown().await;
 }

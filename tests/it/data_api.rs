@@ -55,6 +55,7 @@ fn person(ssn: &str) -> tonic::Request<proto::GetPersonProfileRequest> {
         }),
         address: Some(approve_address()),
         force_refresh: false,
+        purpose: proto::LookupPurpose::Underwriting as i32,
     })
 }
 

@@ -62,6 +62,7 @@ pub struct Server {
 /// The settings the running server still needs once everything is built.
 struct RunSettings {
     watch_limits: std::sync::Arc<crate::api::watch_limits::WatchLimits>,
+    max_calls_in_flight: usize,
     workers: usize,
     job_lease: Duration,
     shutdown_grace: Duration,
@@ -89,6 +90,7 @@ impl Server {
             upstreams,
             watch_streams_max,
             watch_streams_per_caller,
+            max_calls_in_flight,
             workers,
             job_lease,
             shutdown_grace,
@@ -179,6 +181,7 @@ impl Server {
                     watch_streams_max,
                     watch_streams_per_caller,
                 ),
+                max_calls_in_flight,
                 workers,
                 job_lease,
                 shutdown_grace,
@@ -265,6 +268,10 @@ impl Server {
             workers_stop.clone(),
         );
 
+        // Handlers wait for their accesses to be written before answering, so the
+        // writer needs no flush: it ends when the last handler is dropped.
+        let (access_log, _access_writer) =
+            dossier_store::access_log::AccessLog::start(underwriter.store.pool.clone());
         let streams_stop = CancellationToken::new();
         let underwriting = UnderwritingServiceServer::new(UnderwritingApi {
             underwriter: underwriter.clone(),
@@ -273,9 +280,12 @@ impl Server {
             reviewers: security.reviewers.clone(),
             access: security.access.clone(),
             watch_limits: run.watch_limits.clone(),
+            access_log: access_log.clone(),
         })
         .max_decoding_message_size(MAX_REQUEST_BYTES);
         let data = DataServiceServer::new(DataApi {
+            access_log,
+            store: underwriter.store.clone(),
             upstreams: underwriter.upstreams.clone(),
             sanctions: underwriter.sanctions.clone(),
             sanctions_threshold: underwriter.policy.policy.sanctions.review_threshold,
@@ -336,6 +346,7 @@ impl Server {
             // Outermost first: every call is logged with its caller, denied ones too.
             .layer(RpcLogLayer)
             .layer(AuthorizeLayer::new(security.access.clone()))
+            .layer(crate::api::ShedLayer::new(run.max_calls_in_flight))
             .add_routes(routes)
             .serve_with_incoming_shutdown(
                 crate::identity::incoming(listener, security.tls.clone(), accept_stop.clone()),

@@ -16,8 +16,8 @@ pub enum Accepted {
     New { id: Uuid },
     /// The key was used before with the same payload: the existing application.
     Replayed { id: Uuid, status: ApplicationStatus },
-    /// The key was used before with a different payload.
-    Conflict { id: Uuid },
+    /// The key was used before with a different payload, or by another caller.
+    Conflict,
 }
 
 /// What gets stored: the application without SSN and date of birth.
@@ -44,6 +44,11 @@ struct StoredApplicant {
 
 /// A new application to store.
 pub struct NewApplication<'a> {
+    /// The access policy's name for the submitting caller ("anonymous" without client
+    /// authentication): idempotency keys are the caller's own.
+    pub submitted_by: &'a str,
+    /// The SPIFFE ID the caller's connection proved, if any.
+    pub submitted_by_id: Option<&'a str>,
     pub idempotency_key: &'a str,
     /// Keyed hash of the canonical request (see `api::convert::payload_fingerprint`).
     pub payload_hmac: Vec<u8>,
@@ -73,9 +78,11 @@ impl Store {
         };
         let mut tx = crate::transaction::begin(&self.pool, None).await?;
         let inserted = sqlx::query_scalar!(
-            "INSERT INTO applications (id, idempotency_key, payload_hmac, source, rails_application_id, application)
-             VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (idempotency_key) DO NOTHING
+            // No conflict target: the caller's key may collide with the per-caller
+            // constraint or, until it is dropped, the global one of earlier releases.
+            "INSERT INTO applications (id, idempotency_key, payload_hmac, source, rails_application_id, application, submitted_by, submitted_by_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT DO NOTHING
              RETURNING id",
             id,
             new.idempotency_key,
@@ -84,24 +91,27 @@ impl Store {
             rails_id,
             // `as _`: the macro checks a jsonb parameter against serde_json::Value only.
             app.map(|a| Json(strip_pii(a))) as _,
+            new.submitted_by,
+            new.submitted_by_id,
         )
         .fetch_optional(&mut *tx)
         .await?;
         if inserted.is_none() {
             tx.rollback().await?;
             let row = sqlx::query!(
-                "SELECT id, payload_hmac, status FROM applications WHERE idempotency_key = $1",
+                "SELECT id, payload_hmac, status FROM applications WHERE submitted_by = $1 AND idempotency_key = $2",
+                new.submitted_by,
                 new.idempotency_key,
             )
-            .fetch_one(&self.pool)
+            .fetch_optional(&self.pool)
             .await?;
-            return Ok(if row.payload_hmac == new.payload_hmac {
-                Accepted::Replayed {
+            // None: another caller's key (refused the same way, naming nothing).
+            return Ok(match row {
+                Some(row) if row.payload_hmac == new.payload_hmac => Accepted::Replayed {
                     id: row.id,
                     status: parse_status(&row.status)?,
-                }
-            } else {
-                Accepted::Conflict { id: row.id }
+                },
+                _ => Accepted::Conflict,
             });
         }
         if let Some(app) = app {

@@ -3,6 +3,7 @@
 //! It implements what the upstream stack asks of the shared state (the traits of
 //! `dossier_upstream::shared`, in [`shared`]), so the stack never depends on it.
 
+pub mod access_log;
 pub mod applications;
 pub mod audit;
 mod cache;
@@ -45,6 +46,9 @@ pub enum StoreError {
     Crypto(#[from] crypto::CryptoError),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The database could not be reached by a background writer the call waited on.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl StoreError {
@@ -55,6 +59,7 @@ impl StoreError {
     /// many connections).
     pub fn is_unavailable(&self) -> bool {
         match self {
+            StoreError::Unavailable(_) => true,
             StoreError::Database(
                 sqlx::Error::Io(_)
                 | sqlx::Error::PoolTimedOut

@@ -22,11 +22,12 @@ pub enum ReportingView {
     Turnaround,
     UpstreamUsage,
     DeadLetters,
+    AccessLog,
 }
 
 impl ReportingView {
     /// Every view, in the order `dossier report` lists them.
-    pub const ALL: [ReportingView; 8] = [
+    pub const ALL: [ReportingView; 9] = [
         ReportingView::Pipeline,
         ReportingView::DeclineReasons,
         ReportingView::ReferReasons,
@@ -35,6 +36,7 @@ impl ReportingView {
         ReportingView::Turnaround,
         ReportingView::UpstreamUsage,
         ReportingView::DeadLetters,
+        ReportingView::AccessLog,
     ];
 
     /// The view's name in the `reporting` schema.
@@ -48,6 +50,7 @@ impl ReportingView {
             ReportingView::Turnaround => "turnaround",
             ReportingView::UpstreamUsage => "upstream_usage",
             ReportingView::DeadLetters => "dead_letters",
+            ReportingView::AccessLog => "access_log",
         }
     }
 }
@@ -130,6 +133,12 @@ pub async fn view_rows(
              WHERE ($1::date IS NULL OR (v.dead_since AT TIME ZONE 'UTC')::date >= $1)
                AND ($2::date IS NULL OR (v.dead_since AT TIME ZONE 'UTC')::date < $2)
              ORDER BY v.dead_since, v.job_id"#
+        ),
+        ReportingView::AccessLog => rows!(
+            r#"SELECT to_jsonb(v)::text AS "row!" FROM reporting.access_log v
+             WHERE ($1::date IS NULL OR (v.accessed_at AT TIME ZONE 'UTC')::date >= $1)
+               AND ($2::date IS NULL OR (v.accessed_at AT TIME ZONE 'UTC')::date < $2)
+             ORDER BY v.accessed_at"#
         ),
     })
 }

@@ -21,6 +21,8 @@ pub struct ListFilter {
     /// Continue after this (created_at, id), exclusive: keyset pagination, stable under
     /// concurrent inserts.
     pub after: Option<(DateTime<Utc>, Uuid)>,
+    /// Only applications this caller submitted (a caller that may read only its own).
+    pub submitted_by: Option<String>,
     pub limit: i64,
 }
 
@@ -181,6 +183,16 @@ impl Store {
 
     /// The report of an application: its latest run's checks and decision.
     pub async fn report(&self, application_id: Uuid) -> Result<Option<Report>, StoreError> {
+        self.report_visible_to(application_id, None).await
+    }
+
+    /// The same, as a caller sees it: `submitted_by` Some(caller) for a caller that may
+    /// read only its own applications, to which any other is None (not found).
+    pub async fn report_visible_to(
+        &self,
+        application_id: Uuid,
+        submitted_by: Option<&str>,
+    ) -> Result<Option<Report>, StoreError> {
         // One snapshot for every read: a report read while a run is being decided must
         // not pair the decision with only some of its checks.
         let mut tx = crate::transaction::begin(
@@ -189,8 +201,10 @@ impl Store {
         )
         .await?;
         let Some(app) = sqlx::query!(
-            "SELECT id, idempotency_key, rails_application_id, status, created_at FROM applications WHERE id = $1",
+            "SELECT id, idempotency_key, rails_application_id, status, created_at FROM applications
+             WHERE id = $1 AND ($2::text IS NULL OR submitted_by = $2)",
             application_id,
+            submitted_by,
         )
         .fetch_optional(&mut *tx)
         .await?
@@ -302,6 +316,7 @@ impl Store {
                AND ($3::timestamptz IS NULL OR a.created_at >= $3)
                AND ($4::timestamptz IS NULL OR a.created_at < $4)
                AND ($5::timestamptz IS NULL OR (a.created_at, a.id) < ($5, $6::uuid))
+               AND ($8::text IS NULL OR a.submitted_by = $8)
              ORDER BY a.created_at DESC, a.id DESC
              LIMIT $7"#,
             f.status.map(ApplicationStatus::as_str),
@@ -311,6 +326,7 @@ impl Store {
             f.after.map(|a| a.0),
             f.after.map(|a| a.1),
             f.limit,
+            f.submitted_by.as_deref(),
         )
         .fetch_all(&self.pool)
         .await?;

@@ -1,7 +1,9 @@
 //! Zero trust on the gRPC port: mutual TLS with SPIFFE identities, the access policy,
 //! certificate rotation, and the plaintext health port for the kubelet.
 
+mod callers;
 mod mtls;
+mod service_role;
 
 use std::sync::Arc;
 
@@ -43,11 +45,16 @@ pub struct MtlsApp {
 
 impl MtlsApp {
     pub async fn spawn() -> MtlsApp {
+        MtlsApp::spawn_with_policy(POLICY).await
+    }
+
+    /// The same, with another access policy.
+    pub async fn spawn_with_policy(policy_text: &str) -> MtlsApp {
         let dir = tempfile::tempdir().unwrap();
         let domain = TrustDomain::new("dossier.test");
         let files = domain.write_server_files(dir.path());
         let policy = dir.path().join("access.toml");
-        std::fs::write(&policy, POLICY).unwrap();
+        std::fs::write(&policy, policy_text).unwrap();
         let app = TestApp::spawn_with(|a| {
             a.workers = 0;
             let s = &mut a.security;

@@ -223,6 +223,7 @@ async fn exercise(dev: DevProcess) {
             .property
             .unwrap()
             .address,
+        purpose: dossier_service::proto::LookupPurpose::Underwriting as i32,
         ..Default::default()
     };
     data.get_person_profile(person).await.unwrap();

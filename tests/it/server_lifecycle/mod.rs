@@ -4,6 +4,7 @@
 mod dossier_dev;
 mod health;
 mod reflection;
+mod shedding;
 mod shutdown;
 mod unmigrated_database;
 

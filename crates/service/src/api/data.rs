@@ -15,6 +15,11 @@ use dossier_upstream::{CallContext, Upstreams};
 
 pub struct DataApi {
     pub upstreams: Upstreams,
+    /// Person look-ups are recorded here, by a keyed hash of the SSN, before answering.
+    pub access_log: dossier_store::access_log::AccessLog,
+    /// Keys the person reference of the access log (the SSN look-up hash, so a look-up
+    /// joins the applications of the same person).
+    pub store: dossier_store::Store,
     pub sanctions: std::sync::Arc<dossier_upstream::sanctions::SanctionsList>,
     /// Candidates at or above this score are reported.
     pub sanctions_threshold: f64,
@@ -193,8 +198,18 @@ impl DataService for DataApi {
             v.add("date_of_birth", "is required and must be a calendar date");
         }
         let address = validate::address(r.address.as_ref(), "address", &mut v);
+        let purpose = match proto::LookupPurpose::try_from(r.purpose) {
+            Ok(proto::LookupPurpose::Unspecified) | Err(_) => {
+                v.add(
+                    "purpose",
+                    "is required: state why the person is looked up (a LookupPurpose)",
+                );
+                None
+            }
+            Ok(purpose) => Some(purpose),
+        };
         v.into_result(()).map_err(error::invalid_draft)?;
-        let (Some(ssn), Some(date_of_birth)) = (ssn, dob) else {
+        let (Some(ssn), Some(date_of_birth), Some(purpose)) = (ssn, dob, purpose) else {
             unreachable!("validated above")
         };
         let query = PersonQuery {
@@ -243,6 +258,21 @@ impl DataService for DataApi {
                 .collect(),
             sanctions_matches,
         };
+        // Recorded before the answer leaves; no record, no answer.
+        let principal = crate::identity::Principal::of_grpc(&request);
+        let person_ref = self.store.vault.lookup_hash("ssn", ssn.expose().as_bytes());
+        let purpose = purpose
+            .as_str_name()
+            .trim_start_matches("LOOKUP_PURPOSE_")
+            .to_lowercase();
+        super::accesses::person(
+            &self.access_log,
+            &principal,
+            "dossier.v1.DataService/GetPersonProfile",
+            person_ref,
+            &purpose,
+        )
+        .await?;
         Ok(Response::new(proto::GetPersonProfileResponse {
             profile: Some(profile),
             sources: vec![

@@ -1,12 +1,15 @@
 //! The gRPC surface: tonic handlers that validate, convert proto ⇄ domain and map
 //! errors to `Status`, plus the per-RPC log layer.
 
+mod accesses;
 pub mod convert;
 pub mod data;
 pub mod error;
 mod page_token;
+mod shed;
 pub mod underwriting;
 pub mod validate;
+mod watch;
 pub mod watch_limits;
 
 use std::collections::HashSet;
@@ -17,6 +20,8 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use prost::Message as _;
+
+pub use shed::ShedLayer;
 
 /// Per-RPC log fields a handler can fill in (today: the application id). Put in the
 /// request extensions by [`RpcLogLayer`], read back when the RPC ends.

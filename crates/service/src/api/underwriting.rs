@@ -1,20 +1,19 @@
 //! dossier.v1.UnderwritingService.
 
-use std::collections::HashSet;
-use std::pin::Pin;
 use std::time::{Duration, Instant};
 
-use futures::Stream;
 use prost::Message;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::error::{self, ApiError};
-use super::{RpcLog, convert, page_token, validate};
+use super::{RpcLog, accesses, convert, page_token, validate};
+use crate::identity::Principal;
 use crate::proto;
 use crate::proto::underwriting_service_server::UnderwritingService;
 use crate::underwriting::{RunReason, Underwriter};
 use dossier_core::domain::{Application, Report};
+use dossier_store::access_log::AccessLog;
 use dossier_store::applications::{Accepted, NewApplication, Source};
 use dossier_store::notify::Notifications;
 use dossier_store::reports::ListFilter;
@@ -25,8 +24,6 @@ const DEADLINE_MARGIN: Duration = Duration::from_millis(300);
 const DEFAULT_EVALUATE_BUDGET: Duration = Duration::from_secs(30);
 const DEFAULT_PAGE_SIZE: i64 = 50;
 const MAX_PAGE_SIZE: i64 = 500;
-/// How often a watcher re-reads the report even without a notification.
-const WATCH_RESYNC: Duration = Duration::from_secs(5);
 
 pub struct UnderwritingApi {
     pub underwriter: Underwriter,
@@ -39,7 +36,17 @@ pub struct UnderwritingApi {
     pub access: crate::identity::Access,
     /// Caps on open WatchReport streams.
     pub watch_limits: std::sync::Arc<super::watch_limits::WatchLimits>,
+    /// Where every access to an application is recorded before it is answered.
+    pub access_log: AccessLog,
 }
+
+const SUBMIT: &str = "dossier.v1.UnderwritingService/SubmitApplication";
+const EVALUATE: &str = "dossier.v1.UnderwritingService/EvaluateApplication";
+const GET_REPORT: &str = "dossier.v1.UnderwritingService/GetReport";
+const LIST_REPORTS: &str = "dossier.v1.UnderwritingService/ListReports";
+const REVIEW: &str = "dossier.v1.UnderwritingService/ReviewApplication";
+const REFRESH: &str = "dossier.v1.UnderwritingService/RefreshApplication";
+pub(super) const WATCH: &str = "dossier.v1.UnderwritingService/WatchReport";
 
 impl UnderwritingApi {
     /// The underwriter of a review, from the verified ID token it carries.
@@ -138,6 +145,7 @@ impl UnderwritingApi {
 
     async fn accept(
         &self,
+        principal: &Principal,
         key: &str,
         source: &Option<proto::submit_application_request::Source>,
         validated: &Validated,
@@ -147,6 +155,8 @@ impl UnderwritingApi {
             .underwriter
             .store
             .accept_application(NewApplication {
+                submitted_by: &principal.name,
+                submitted_by_id: principal.spiffe_id().as_deref(),
                 idempotency_key: key,
                 payload_hmac: self.fingerprint(source),
                 source: match validated {
@@ -157,7 +167,7 @@ impl UnderwritingApi {
             })
             .await
             .map_err(ApiError::from)?;
-        if let Accepted::Conflict { .. } = accepted {
+        if let Accepted::Conflict = accepted {
             return Err(Status::already_exists(format!(
                 "idempotency_key {key:?} was already used with a different payload; use a new key for a new application"
             )));
@@ -165,22 +175,28 @@ impl UnderwritingApi {
         Ok(accepted)
     }
 
-    async fn load_report(&self, id: Uuid) -> Result<Report, Status> {
+    /// The report as `principal` may see it: an application it may not read is not
+    /// found, the same answer as one that does not exist.
+    pub(super) async fn load_report(
+        &self,
+        principal: &Principal,
+        id: Uuid,
+    ) -> Result<Report, Status> {
         self.underwriter
             .store
-            .report(id)
+            .report_visible_to(id, principal.read_scope())
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| Status::not_found(format!("application {id} does not exist")))
     }
 }
 
-fn parse_id(id: &str, field: &str) -> Result<Uuid, Status> {
+pub(super) fn parse_id(id: &str, field: &str) -> Result<Uuid, Status> {
     Uuid::parse_str(id)
         .map_err(|_| error::invalid_field(field, "must be an application id (a UUID)"))
 }
 
-fn note_application<T>(request: &Request<T>, id: impl ToString) {
+pub(super) fn note_application<T>(request: &Request<T>, id: impl ToString) {
     if let Some(log) = request.extensions().get::<RpcLog>() {
         log.set_application(id.to_string());
     }
@@ -202,7 +218,7 @@ fn filter_fingerprint(r: &proto::ListReportsRequest) -> String {
     hex::encode(&digest[..8])
 }
 
-type WatchStream = Pin<Box<dyn Stream<Item = Result<proto::WatchReportResponse, Status>> + Send>>;
+use super::watch::WatchStream;
 
 #[tonic::async_trait]
 impl UnderwritingService for UnderwritingApi {
@@ -213,15 +229,23 @@ impl UnderwritingService for UnderwritingApi {
         let r = request.get_ref();
         let validated = self.validate_source(&r.idempotency_key, true, r.source.as_ref())?;
         self.may_submit(&request, &validated)?;
+        let principal = Principal::of_grpc(&request);
         let accepted = self
-            .accept(&r.idempotency_key, &r.source, &validated, Duration::ZERO)
+            .accept(
+                &principal,
+                &r.idempotency_key,
+                &r.source,
+                &validated,
+                Duration::ZERO,
+            )
             .await?;
         let (id, status, replayed) = match accepted {
             Accepted::New { id } => (id, dossier_core::domain::ApplicationStatus::Pending, false),
             Accepted::Replayed { id, status } => (id, status, true),
-            Accepted::Conflict { .. } => unreachable!("conflicts are refused in accept"),
+            Accepted::Conflict => unreachable!("conflicts are refused in accept"),
         };
         note_application(&request, id);
+        accesses::applications(&self.access_log, &principal, SUBMIT, [id]).await?;
         Ok(Response::new(proto::SubmitApplicationResponse {
             application_id: id.to_string(),
             status: convert::status_to_proto(status) as i32,
@@ -255,10 +279,13 @@ impl UnderwritingService for UnderwritingApi {
         // mid-evaluation a worker finishes it, so an accepted application is always
         // decided; if it does not, the job is closed below without running.
         let budget = deadline.saturating_duration_since(Instant::now()) + Duration::from_secs(5);
-        let accepted = self.accept(&key, &source, &validated, budget).await?;
+        let principal = Principal::of_grpc(&request);
+        let accepted = self
+            .accept(&principal, &key, &source, &validated, budget)
+            .await?;
         let id = match accepted {
             Accepted::New { id } | Accepted::Replayed { id, .. } => id,
-            Accepted::Conflict { .. } => unreachable!("conflicts are refused in accept"),
+            Accepted::Conflict => unreachable!("conflicts are refused in accept"),
         };
         note_application(&request, id);
         // A new inline application is still in hand: no need to read it back.
@@ -271,6 +298,7 @@ impl UnderwritingService for UnderwritingApi {
             .evaluate_known(id, known, RunReason::Initial, Some(deadline))
             .await
             .map_err(ApiError::from)?;
+        accesses::applications(&self.access_log, &principal, EVALUATE, [id]).await?;
         Ok(Response::new(proto::EvaluateApplicationResponse {
             report: Some(convert::report(&report)),
         }))
@@ -282,7 +310,9 @@ impl UnderwritingService for UnderwritingApi {
     ) -> Result<Response<proto::GetReportResponse>, Status> {
         let id = parse_id(&request.get_ref().application_id, "application_id")?;
         note_application(&request, id);
-        let report = self.load_report(id).await?;
+        let principal = Principal::of_grpc(&request);
+        let report = self.load_report(&principal, id).await?;
+        accesses::applications(&self.access_log, &principal, GET_REPORT, [id]).await?;
         Ok(Response::new(proto::GetReportResponse {
             report: Some(convert::report(&report)),
         }))
@@ -329,12 +359,13 @@ impl UnderwritingService for UnderwritingApi {
             ));
         }
         let fingerprint = filter_fingerprint(r);
-        let caller = crate::identity::Caller::of_grpc(&request);
+        let principal = Principal::of_grpc(&request);
+        let caller = &principal.caller;
         let vault = &self.underwriter.store.vault;
         let after = if r.page_token.is_empty() {
             None
         } else {
-            match page_token::decode(vault, &caller, &r.page_token, &fingerprint) {
+            match page_token::decode(vault, caller, &r.page_token, &fingerprint) {
                 Ok(t) => Some((t.c, t.i)),
                 Err(page_token::Refused::OtherFilters) => {
                     violations.push(tonic_types::FieldViolation::new(
@@ -366,6 +397,7 @@ impl UnderwritingService for UnderwritingApi {
             created_after: created_after.flatten(),
             created_before: created_before.flatten(),
             after,
+            submitted_by: principal.read_scope().map(str::to_owned),
             // One extra row tells whether another page exists.
             limit: limit + 1,
         };
@@ -383,10 +415,12 @@ impl UnderwritingService for UnderwritingApi {
                 i: last.application_id,
                 f: fingerprint,
             };
-            page_token::encode(vault, &caller, &token)
+            page_token::encode(vault, caller, &token)
         } else {
             String::new()
         };
+        let listed = rows.iter().map(|row| row.application_id);
+        accesses::applications(&self.access_log, &principal, LIST_REPORTS, listed).await?;
         Ok(Response::new(proto::ListReportsResponse {
             reports: rows.iter().map(convert::summary).collect(),
             next_page_token,
@@ -431,6 +465,10 @@ impl UnderwritingService for UnderwritingApi {
             return Err(error::invalid(violations));
         }
         note_application(&request, id);
+        let principal = Principal::of_grpc(&request);
+        if principal.read_scope().is_some() {
+            self.load_report(&principal, id).await?;
+        }
         use dossier_store::reports::Reviewed;
         match self
             .underwriter
@@ -465,7 +503,8 @@ impl UnderwritingService for UnderwritingApi {
                 )));
             }
         }
-        let report = self.load_report(id).await?;
+        let report = self.load_report(&principal, id).await?;
+        accesses::applications(&self.access_log, &principal, REVIEW, [id]).await?;
         Ok(Response::new(proto::ReviewApplicationResponse {
             report: Some(convert::report(&report)),
         }))
@@ -478,11 +517,16 @@ impl UnderwritingService for UnderwritingApi {
         let deadline = caller_deadline(&request);
         let id = parse_id(&request.get_ref().application_id, "application_id")?;
         note_application(&request, id);
+        let principal = Principal::of_grpc(&request);
+        if principal.read_scope().is_some() {
+            self.load_report(&principal, id).await?;
+        }
         let report = self
             .underwriter
             .refresh(id, Some(deadline))
             .await
             .map_err(ApiError::from)?;
+        accesses::applications(&self.access_log, &principal, REFRESH, [id]).await?;
         Ok(Response::new(proto::RefreshApplicationResponse {
             report: Some(convert::report(&report)),
         }))
@@ -494,92 +538,6 @@ impl UnderwritingService for UnderwritingApi {
         &self,
         request: Request<proto::WatchReportRequest>,
     ) -> Result<Response<Self::WatchReportStream>, Status> {
-        let id = parse_id(&request.get_ref().application_id, "application_id")?;
-        note_application(&request, id);
-        let permit = self
-            .watch_limits
-            .try_open(&crate::identity::Caller::of_grpc(&request))?;
-        // Subscribe before the first read, so no change between the two is missed.
-        let mut changes = self.notifications.subscribe_reports();
-        // Fail fast with NOT_FOUND rather than an empty stream.
-        self.load_report(id).await?;
-        let store = self.underwriter.store.clone();
-        let stopping = self.stopping.clone();
-        let stream = async_stream_from(move |tx| async move {
-            let _permit = permit; // held while the stream is open
-            let mut sent: HashSet<(dossier_core::domain::CheckKind, String)> = HashSet::new();
-            loop {
-                let report = match store.report(id).await {
-                    Ok(Some(r)) => r,
-                    Ok(None) => {
-                        let _ = tx
-                            .send(Err(Status::not_found(format!(
-                                "application {id} was deleted"
-                            ))))
-                            .await;
-                        return;
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Err(ApiError::from(e).into())).await;
-                        return;
-                    }
-                };
-                for check in &report.checks {
-                    if sent.insert((check.kind, check.subject.clone())) {
-                        let event = proto::WatchReportResponse {
-                            event: Some(proto::watch_report_response::Event::Check(
-                                convert::check_result(check),
-                            )),
-                        };
-                        if tx.send(Ok(event)).await.is_err() {
-                            return; // the caller went away
-                        }
-                    }
-                }
-                if report.decision.is_some() {
-                    let event = proto::WatchReportResponse {
-                        event: Some(proto::watch_report_response::Event::Decided(
-                            convert::report(&report),
-                        )),
-                    };
-                    let _ = tx.send(Ok(event)).await;
-                    return;
-                }
-                // Wait for a change to this application, or resync periodically.
-                let wait = async {
-                    loop {
-                        match changes.recv().await {
-                            Ok(changed) if changed == id => return,
-                            Ok(_) => continue,
-                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
-                            Err(tokio::sync::broadcast::error::RecvError::Closed) => {
-                                std::future::pending::<()>().await
-                            }
-                        }
-                    }
-                };
-                tokio::select! {
-                    _ = wait => {}
-                    _ = tokio::time::sleep(WATCH_RESYNC) => {}
-                    _ = tx.closed() => return,
-                    _ = stopping.cancelled() => {
-                        let _ = tx.send(Err(Status::unavailable("this server is shutting down; call WatchReport again to continue"))).await;
-                        return;
-                    }
-                }
-            }
-        });
-        Ok(Response::new(Box::pin(stream)))
+        super::watch::watch_report(self, request).await
     }
-}
-
-/// A stream fed by a spawned task through a small channel (back-pressure included).
-fn async_stream_from<F, Fut>(f: F) -> impl Stream<Item = Result<proto::WatchReportResponse, Status>>
-where
-    F: FnOnce(tokio::sync::mpsc::Sender<Result<proto::WatchReportResponse, Status>>) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let (tx, rx) = tokio::sync::mpsc::channel(16);
-    tokio::spawn(f(tx));
-    tokio_stream::wrappers::ReceiverStream::new(rx)
 }

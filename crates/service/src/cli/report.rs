@@ -69,6 +69,11 @@ pub const VIEWS: &[View] = &[
         view: ReportingView::DeadLetters,
         about: "jobs that exhausted their attempts (re-run with `dossier jobs retry`)",
     },
+    View {
+        name: "access_log",
+        view: ReportingView::AccessLog,
+        about: "every access to an application or a person: caller, method, purpose",
+    },
 ];
 
 /// The names `dossier report` accepts, for messages.

@@ -87,6 +87,11 @@ pub struct ServeArgs {
     #[arg(long, env = "DOSSIER_WATCH_STREAMS_PER_CALLER", default_value_t = 500)]
     pub watch_streams_per_caller: usize,
 
+    /// Unary calls this process serves at once; past it a call is answered at once with
+    /// UNAVAILABLE and a RetryInfo (load shedding). Health and WatchReport are exempt.
+    #[arg(long, env = "DOSSIER_MAX_CALLS_IN_FLIGHT", default_value_t = 1024)]
+    pub max_calls_in_flight: usize,
+
     /// Background workers (concurrent evaluations) in this process.
     #[arg(long, env = "DOSSIER_WORKERS", default_value_t = 4)]
     pub workers: usize,
@@ -134,6 +139,7 @@ pub struct ServeConfig {
     pub upstreams: UpstreamSettings,
     pub watch_streams_max: usize,
     pub watch_streams_per_caller: usize,
+    pub max_calls_in_flight: usize,
     pub workers: usize,
     pub job_lease: Duration,
     pub shutdown_grace: Duration,
@@ -197,6 +203,11 @@ impl ServeArgs {
                 self.job_lease
             ));
         }
+        if self.max_calls_in_flight == 0 {
+            problems.push(
+                "--max-calls-in-flight / DOSSIER_MAX_CALLS_IN_FLIGHT is 0; every call would be refused".into(),
+            );
+        }
         match (database_url, vault, policy, upstreams, security) {
             (Some(database_url), Some(vault), Some(policy), Some(upstreams), Some(security))
                 if problems.is_empty() =>
@@ -216,6 +227,7 @@ impl ServeArgs {
                     upstreams,
                     watch_streams_max: self.watch_streams_max,
                     watch_streams_per_caller: self.watch_streams_per_caller,
+                    max_calls_in_flight: self.max_calls_in_flight,
                     workers: self.workers,
                     job_lease: self.job_lease,
                     shutdown_grace: self.shutdown_grace,
@@ -278,6 +290,7 @@ impl ServeArgs {
             policy_file: None,
             watch_streams_max: 2000,
             watch_streams_per_caller: 500,
+            max_calls_in_flight: 1024,
             workers: 2,
             job_lease: crate::jobs::DEFAULT_LEASE,
             shutdown_grace: Duration::from_secs(10),

@@ -16,6 +16,10 @@
 //! methods = ["dossier.v1.UnderwritingService/ListReports"]
 //! ```
 //!
+//! `reads = "all"` lets a caller read every application (GetReport, ListReports,
+//! WatchReport, ReviewApplication, RefreshApplication); without it, `reads = "own"`, a
+//! caller sees only the applications it submitted itself, and any other is NOT_FOUND.
+//!
 //! A method is `package.Service/Method`, `package.Service/*` or `*`. Submitting an
 //! application by `rails_application_id` also needs `rails_application_ids = true` on
 //! an entry of the caller: Dossier fetches it from Rails with its own token, so
@@ -42,6 +46,18 @@ struct Grant {
     ids: Vec<IdPattern>,
     methods: Vec<MethodPattern>,
     rails_application_ids: bool,
+    reads: Reads,
+}
+
+/// Which applications a caller may read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reads {
+    /// Only those it submitted (the default: a caller sees nobody else's applicants).
+    #[default]
+    Own,
+    /// Every application (the underwriting console, reporting, operators).
+    All,
 }
 
 #[derive(Debug, Clone)]
@@ -88,6 +104,8 @@ struct Entry {
     methods: Vec<String>,
     #[serde(default)]
     rails_application_ids: bool,
+    #[serde(default)]
+    reads: Reads,
 }
 
 impl AccessPolicy {
@@ -155,6 +173,7 @@ impl AccessPolicy {
                 ids,
                 methods,
                 rails_application_ids: entry.rails_application_ids,
+                reads: entry.reads,
             });
         }
         Ok(AccessPolicy { callers })
@@ -188,6 +207,14 @@ impl AccessPolicy {
 }
 
 impl AccessPolicy {
+    /// Which applications the caller the policy calls `name` may read.
+    pub fn reads_of(&self, name: &str) -> Reads {
+        self.callers
+            .iter()
+            .find(|grant| grant.name == name)
+            .map_or(Reads::Own, |grant| grant.reads)
+    }
+
     /// May `caller` submit applications by `rails_application_id`?
     pub fn may_name_rails_applications(&self, caller: &Caller) -> bool {
         let Caller::Workload(id) = caller else {

@@ -7,8 +7,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use super::Caller;
 use super::access::{AccessPolicy, Decision};
+use super::{Caller, Principal};
 
 /// How calls are authorised.
 #[derive(Debug, Clone)]
@@ -75,15 +75,24 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         let Access::Enforced(policy) = &self.access else {
+            request.extensions_mut().insert(Principal::anonymous());
             return Box::pin(self.inner.call(request));
         };
         let caller = Caller::of(&request);
         let path = request.uri().path();
         let method = crate::api::method_label(path);
         let refusal = match policy.decide(&caller, path) {
-            Decision::Allowed(_) => return Box::pin(self.inner.call(request)),
+            Decision::Allowed(name) => {
+                let principal = Principal {
+                    reads: policy.reads_of(name),
+                    name: Arc::from(name),
+                    caller,
+                };
+                request.extensions_mut().insert(principal);
+                return Box::pin(self.inner.call(request));
+            }
             Decision::NotGranted(name) => {
                 tracing::warn!(target: "dossier::authz", %caller, caller_name = name, method, "call refused: the access policy does not grant this method to this caller");
                 "not granted"

@@ -17,8 +17,9 @@ mod spiffe;
 mod tls;
 
 use std::fmt;
+use std::sync::Arc;
 
-pub use access::AccessPolicy;
+pub use access::{AccessPolicy, Reads};
 pub use authorize::{Access, AuthorizeLayer};
 pub use incoming::{Connection, ConnectionInfo, incoming};
 pub use reviewer::{Reviewer, ReviewerVerifier, TokenError};
@@ -62,5 +63,57 @@ impl Caller {
             .extensions()
             .get::<ConnectionInfo>()
             .map_or(Caller::Anonymous, |info| info.caller.clone())
+    }
+}
+
+/// Who a call acts for, as the authoriser let it through: the caller, the access
+/// policy's name for it, and which applications it may read. Put on every request by
+/// [`AuthorizeLayer`].
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub caller: Caller,
+    /// The policy entry's name; "anonymous" when client authentication is off.
+    pub name: Arc<str>,
+    pub reads: Reads,
+}
+
+impl Principal {
+    /// Every caller, when client authentication is off: one anonymous party that may
+    /// read everything it (everyone) submitted.
+    pub fn anonymous() -> Principal {
+        Principal {
+            caller: Caller::Anonymous,
+            name: Arc::from("anonymous"),
+            reads: Reads::All,
+        }
+    }
+
+    /// The principal of a request inside a handler. A request the authoriser did not
+    /// see (none are served so) is anonymous and reads only anonymous submissions.
+    pub fn of_grpc<T>(request: &tonic::Request<T>) -> Principal {
+        request
+            .extensions()
+            .get::<Principal>()
+            .cloned()
+            .unwrap_or_else(|| Principal {
+                reads: Reads::Own,
+                ..Principal::anonymous()
+            })
+    }
+
+    /// The submitter to confine reads to: None when the caller may read everything.
+    pub fn read_scope(&self) -> Option<&str> {
+        match self.reads {
+            Reads::All => None,
+            Reads::Own => Some(&self.name),
+        }
+    }
+
+    /// The SPIFFE ID the connection proved, if any.
+    pub fn spiffe_id(&self) -> Option<String> {
+        match &self.caller {
+            Caller::Workload(id) => Some(id.as_str().to_owned()),
+            Caller::Unnamed | Caller::Anonymous => None,
+        }
     }
 }

@@ -39,6 +39,9 @@ enum Command {
     Evaluate(cli::evaluate::Args),
     /// Ask a running Dossier whether it is SERVING (exit status 1 when not).
     Health(cli::health::Args),
+    /// Field-encryption keys: `keys rotate` re-seals stored personal data under the
+    /// active key.
+    Keys(cli::keys::Args),
     #[cfg(feature = "dev")]
     #[command(flatten)]
     Dev(dossier_devkit::cli::Command),
@@ -50,7 +53,11 @@ async fn main() -> ExitCode {
     // Client commands print results on stdout: no JSON log lines there.
     let is_client = matches!(
         cli.command,
-        Command::Evaluate(_) | Command::Report(_) | Command::Jobs(_) | Command::Health(_)
+        Command::Evaluate(_)
+            | Command::Report(_)
+            | Command::Jobs(_)
+            | Command::Health(_)
+            | Command::Keys(_)
     );
     let is_tool = match &cli.command {
         Command::Sanctions(_) | Command::Replay(_) => true,
@@ -86,6 +93,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Sanctions(args) => cli::sanctions::run(args).await,
         Command::Evaluate(args) => cli::evaluate::run(args).await,
         Command::Health(args) => cli::health::run(args).await,
+        Command::Keys(args) => cli::keys::run(args).await,
         #[cfg(feature = "dev")]
         Command::Dev(command) => command.run().await,
     }

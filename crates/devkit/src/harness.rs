@@ -138,7 +138,16 @@ pub fn dev_config(
     args: ServeArgs,
     upstreams: Option<UpstreamSettings>,
 ) -> anyhow::Result<ServeConfig> {
-    let mut config = args.into_config_with(Vault::ephemeral(), upstreams)?;
+    dev_config_with_vault(args, upstreams, Vault::ephemeral())
+}
+
+/// The same, with the given keys.
+pub fn dev_config_with_vault(
+    args: ServeArgs,
+    upstreams: Option<UpstreamSettings>,
+    vault: Vault,
+) -> anyhow::Result<ServeConfig> {
+    let mut config = args.into_config_with(vault, upstreams)?;
     config.seed_sanctions = Some(crate::sample_sanctions::seed());
     if config.security.reviewers.is_none() {
         let provider = crate::dev_idp::DevIdentityProvider::for_tests();
@@ -179,6 +188,11 @@ impl TestApp {
 
     /// Spawns with settings adjusted by `tweak`.
     pub async fn spawn_with(tweak: impl FnOnce(&mut ServeArgs)) -> TestApp {
+        TestApp::spawn_with_vault(Vault::ephemeral(), tweak).await
+    }
+
+    /// Spawns with these encryption keys, on a database of its own.
+    pub async fn spawn_with_vault(vault: Vault, tweak: impl FnOnce(&mut ServeArgs)) -> TestApp {
         let db = TestDb::migrated().await;
         let sims = Simulators::start(SimConfig::default())
             .await
@@ -186,9 +200,11 @@ impl TestApp {
         let mut args = serve_args(&db.url);
         point_at_sims(&mut args, &sims);
         tweak(&mut args);
-        let server = Server::build(dev_config(args, None).expect("test settings are valid"))
-            .await
-            .expect("build server");
+        let server = Server::build(
+            dev_config_with_vault(args, None, vault).expect("test settings are valid"),
+        )
+        .await
+        .expect("build server");
         let addr = server.local_addr();
         let admin = server.admin_addr();
         let health = server.health_addr();

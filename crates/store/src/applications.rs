@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use super::crypto::Sealed;
+use super::crypto::{SEAL_VERSION, Sealed, context};
 use super::{JOBS_CHANNEL, Store, StoreError};
 use dossier_core::domain::{Applicant, Application, ApplicationStatus, Ssn};
 
@@ -140,20 +140,23 @@ impl Store {
         app: &Application,
     ) -> Result<(), StoreError> {
         for (position, a) in app.applicants.iter().enumerate() {
-            let ssn = self.vault.seal(a.ssn.expose().as_bytes(), "ssn");
+            let position = position as i32;
+            let bound = |field| context::applicant(field, id, position, SEAL_VERSION);
+            let ssn = self.vault.seal(a.ssn.expose().as_bytes(), &bound("ssn"));
             let dob = self
                 .vault
-                .seal(a.date_of_birth.to_string().as_bytes(), "dob");
+                .seal(a.date_of_birth.to_string().as_bytes(), &bound("dob"));
             sqlx::query!(
-                "INSERT INTO applicant_secrets (application_id, position, key_id, ssn_sealed, dob_sealed, ssn_lookup)
-                 VALUES ($1, $2, $3, $4, $5, $6)
+                "INSERT INTO applicant_secrets (application_id, position, key_id, ssn_sealed, dob_sealed, ssn_lookup, seal_version)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
                  ON CONFLICT (application_id, position) DO NOTHING",
                 id,
-                position as i32,
+                position,
                 &ssn.key_id,
                 &ssn.bytes,
                 &dob.bytes,
                 self.vault.lookup_hash("ssn", a.ssn.expose().as_bytes()),
+                SEAL_VERSION,
             )
             .execute(&mut *tx)
             .await?;
@@ -195,7 +198,7 @@ impl Store {
             return Ok(None);
         };
         let secrets = sqlx::query!(
-            "SELECT position, key_id, ssn_sealed, dob_sealed FROM applicant_secrets
+            "SELECT position, key_id, ssn_sealed, dob_sealed, seal_version FROM applicant_secrets
              WHERE application_id = $1 ORDER BY position",
             id,
         )
@@ -211,16 +214,16 @@ impl Store {
         let mut applicants = Vec::with_capacity(secrets.len());
         for (a, row) in stored.applicants.into_iter().zip(secrets) {
             let key_id = row.key_id;
-            let open = |bytes: Vec<u8>, ctx: &str| -> Result<String, StoreError> {
+            let open = |bytes: Vec<u8>, field: &str| -> Result<String, StoreError> {
                 let plain = self.vault.open(
                     &Sealed {
                         key_id: key_id.clone(),
                         bytes,
                     },
-                    ctx,
+                    &context::applicant(field, id, row.position, row.seal_version),
                 )?;
                 String::from_utf8(plain)
-                    .map_err(|_| StoreError::Corrupt(format!("{ctx} of {id} is not text")))
+                    .map_err(|_| StoreError::Corrupt(format!("{field} of {id} is not text")))
             };
             let ssn = Ssn::parse(&open(row.ssn_sealed, "ssn")?)
                 .map_err(|_| StoreError::Corrupt(format!("stored SSN of {id} is invalid")))?;

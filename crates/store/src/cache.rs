@@ -36,7 +36,7 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         match row {
-            Some(r) => self.decode_cached(upstream, r),
+            Some(r) => self.decode_cached(upstream, kind, key, r),
             None => Ok(None),
         }
     }
@@ -90,6 +90,8 @@ impl Store {
         let answer = match (r.fetched_at, r.expires_at, r.stale_until) {
             (Some(fetched_at), Some(expires_at), Some(stale_until)) => self.decode_cached(
                 upstream,
+                kind,
+                key,
                 CachedRow {
                     body: r.body,
                     sealed: r.sealed,
@@ -145,6 +147,8 @@ impl Store {
     fn decode_cached(
         &self,
         upstream: &str,
+        kind: &str,
+        key: &[u8],
         r: CachedRow,
     ) -> Result<Option<CachedAnswer>, StoreError> {
         let body = match r.sealed {
@@ -154,12 +158,14 @@ impl Store {
                         key_id: r.key_id.unwrap_or_default(),
                         bytes,
                     },
-                    &format!("cache:{upstream}"),
+                    &crate::crypto::context::cache(upstream, kind, key),
                 );
                 match plain.ok().and_then(|p| serde_json::from_slice(&p).ok()) {
                     Some(v) => Some(v),
                     // Sealed under a key this pod does not hold (e.g. a dev run's
-                    // throw-away key): a miss, not an error.
+                    // throw-away key), or bound to another question (a row copied
+                    // under another key, or sealed by a release that bound only the
+                    // upstream): a miss, not an error.
                     None => return Ok(None),
                 }
             }
@@ -189,7 +195,10 @@ impl Store {
                 let text = serde_json::to_vec(b).expect("JSON values serialise");
                 (
                     None,
-                    Some(self.vault.seal(&text, &format!("cache:{upstream}"))),
+                    Some(
+                        self.vault
+                            .seal(&text, &crate::crypto::context::cache(upstream, kind, key)),
+                    ),
                 )
             }
             (b, _) => (b.as_ref().map(sqlx::types::Json), None),

@@ -13,6 +13,7 @@ use aes_gcm::{AeadCore, Aes256Gcm, Key, Nonce};
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use zeroize::Zeroizing;
 
 const NONCE_LEN: usize = 12;
 
@@ -53,14 +54,47 @@ impl std::fmt::Debug for Vault {
     }
 }
 
-fn decode_key(b64: &str, what: &str) -> Result<[u8; 32], CryptoError> {
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(b64.trim())
-        .map_err(|e| CryptoError::BadKeyConfig(format!("{what} is not base64 ({e})")))?;
-    bytes.try_into().map_err(|b: Vec<u8>| {
-        CryptoError::BadKeyConfig(format!("{what} is {} bytes, not 32", b.len()))
-    })
+/// A key's bytes, wiped from memory when dropped (the ciphers wipe their own copies:
+/// aes-gcm's `zeroize` feature).
+fn decode_key(b64: &str, what: &str) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
+    let bytes = Zeroizing::new(
+        base64::engine::general_purpose::STANDARD
+            .decode(b64.trim())
+            .map_err(|e| CryptoError::BadKeyConfig(format!("{what} is not base64 ({e})")))?,
+    );
+    let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
+        CryptoError::BadKeyConfig(format!("{what} is {} bytes, not 32", bytes.len()))
+    })?;
+    Ok(Zeroizing::new(key))
 }
+
+/// The associated data sealed values are bound to: what the value is and the row it
+/// belongs to, so a value copied into another row or column fails to open.
+pub mod context {
+    use uuid::Uuid;
+
+    /// An applicant's SSN or date of birth (`field` "ssn" or "dob"). Seal version 1,
+    /// written by earlier releases, bound only the column.
+    pub fn applicant(field: &str, application_id: Uuid, position: i32, version: i16) -> String {
+        match version {
+            1 => field.to_owned(),
+            _ => format!("applicant_secrets/{field}/{application_id}/{position}"),
+        }
+    }
+
+    /// The personal part of an evaluation run's inputs.
+    pub fn run_inputs(run_id: Uuid) -> String {
+        format!("evaluation_runs/inputs/{run_id}")
+    }
+
+    /// A personal upstream answer in the shared cache, under its question's key hash.
+    pub fn cache(upstream: &str, kind: &str, key: &[u8]) -> String {
+        format!("upstream_cache/{upstream}/{kind}/{}", hex::encode(key))
+    }
+}
+
+/// The seal version new applicant rows are written with (see [`context::applicant`]).
+pub const SEAL_VERSION: i16 = 2;
 
 impl Vault {
     /// `keys` is `id:base64,id:base64`; the first entry is the active key unless
@@ -81,7 +115,7 @@ impl Vault {
             // Two keys under one id: whichever came last would silently open (and
             // fail to open) every value sealed under the other.
             if map
-                .insert(id.to_owned(), Aes256Gcm::new(&Key::<Aes256Gcm>::from(key)))
+                .insert(id.to_owned(), Aes256Gcm::new(&Key::<Aes256Gcm>::from(*key)))
                 .is_some()
             {
                 return Err(CryptoError::BadKeyConfig(format!(
@@ -100,7 +134,7 @@ impl Vault {
         Ok(Vault {
             active,
             keys: map,
-            lookup: <Hmac<Sha256> as Mac>::new_from_slice(&lookup)
+            lookup: <Hmac<Sha256> as Mac>::new_from_slice(lookup.as_slice())
                 .expect("HMAC takes any key size"),
         })
     }
@@ -124,6 +158,12 @@ impl Vault {
 
     pub fn active_key_id(&self) -> &str {
         &self.active
+    }
+
+    /// Whether a value sealed under `key_id` should be sealed again (rotation): it is
+    /// not under the active key.
+    pub fn is_retired(&self, key_id: &str) -> bool {
+        key_id != self.active
     }
 
     /// Seals `plaintext`; `context` (e.g. "ssn") is bound as associated data so a value
@@ -185,6 +225,26 @@ mod tests {
 
     const K1: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
     const K2: &str = "HxwdHhsaGRgXFhUUExIREA8ODQwLCgkIBwYFBAMCAQA=";
+
+    #[test]
+    fn applicant_values_are_bound_to_their_row_from_seal_version_2() {
+        let v = Vault::from_config(&format!("k1:{K1}"), None, K2).unwrap();
+        let (a, b) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+        let sealed = v.seal(b"123456789", &context::applicant("ssn", a, 0, SEAL_VERSION));
+        let opens = |id, pos, field, version| {
+            v.open(&sealed, &context::applicant(field, id, pos, version))
+                .is_ok()
+        };
+        assert!(opens(a, 0, "ssn", SEAL_VERSION));
+        assert!(!opens(b, 0, "ssn", SEAL_VERSION), "another application");
+        assert!(!opens(a, 1, "ssn", SEAL_VERSION), "another applicant");
+        assert!(!opens(a, 0, "dob", SEAL_VERSION), "another column");
+        assert!(
+            !opens(a, 0, "ssn", 1),
+            "the column-only binding of version 1"
+        );
+        assert_eq!(context::applicant("ssn", a, 0, 1), "ssn");
+    }
 
     #[test]
     fn seals_and_opens_and_binds_context() {

@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use super::applications::parse_status;
 use super::{REPORT_CHANNEL, Store, StoreError};
+pub use crate::replay::StoredRun;
 use dossier_core::domain::{
     ApplicationStatus, CheckKind, CheckResult, DataSource, Decision, DecisionRecord, Outcome,
     Report, ReportSummary, ReviewRecord, Upstream,
@@ -132,6 +133,7 @@ impl Store {
         once: bool,
         inputs: &serde_json::Value,
     ) -> Result<bool, StoreError> {
+        let (public_inputs, sealed_inputs) = crate::run_inputs::seal(&self.vault, run_id, inputs);
         let recorded = sqlx::query_scalar!(
             r#"WITH app AS (
                  SELECT id, status FROM applications WHERE id = $2 FOR UPDATE
@@ -142,7 +144,8 @@ impl Store {
                  ON CONFLICT (run_id) DO NOTHING
                  RETURNING run_id
              ), run AS (
-                 UPDATE evaluation_runs SET finished_at = $8, complete = $9, inputs = $12
+                 UPDATE evaluation_runs SET finished_at = $8, complete = $9, inputs = $12,
+                        inputs_sealed = $15, inputs_key_id = $16
                  WHERE id IN (SELECT run_id FROM decided)
              ), job AS (
                  -- A queued evaluation job of a decided application has nothing left to do.
@@ -172,9 +175,11 @@ impl Store {
             complete,
             once,
             REPORT_CHANNEL,
-            Json(inputs) as _,
+            Json(&public_inputs) as _,
             super::JOBS_CHANNEL,
             super::jobs::DELIVERY_ATTEMPTS,
+            sealed_inputs.as_ref().map(|s| s.bytes.as_slice()),
+            sealed_inputs.as_ref().map(|s| s.key_id.as_str()),
         )
         .fetch_one(&self.pool)
         .await?;
@@ -399,17 +404,17 @@ impl CheckRow {
 }
 
 /// A row of `decisions`, as a report shows it.
-struct DecisionRow {
-    decision: String,
-    reason_codes: Vec<String>,
-    policy_version: String,
-    policy_hash: String,
-    figures: serde_json::Value,
-    decided_at: DateTime<Utc>,
+pub(crate) struct DecisionRow {
+    pub(crate) decision: String,
+    pub(crate) reason_codes: Vec<String>,
+    pub(crate) policy_version: String,
+    pub(crate) policy_hash: String,
+    pub(crate) figures: serde_json::Value,
+    pub(crate) decided_at: DateTime<Utc>,
 }
 
 impl DecisionRow {
-    fn into_record(self) -> Result<DecisionRecord, StoreError> {
+    pub(crate) fn into_record(self) -> Result<DecisionRecord, StoreError> {
         Ok(DecisionRecord {
             decision: parse_decision(&self.decision)?,
             reason_codes: self.reason_codes,
@@ -496,72 +501,6 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(Reviewed::Recorded)
-    }
-}
-
-/// A stored decision with what it was computed from.
-#[derive(Debug, Clone)]
-pub struct StoredRun {
-    pub run_id: Uuid,
-    pub decision: DecisionRecord,
-    pub inputs: Option<serde_json::Value>,
-    pub checks: Vec<CheckResult>,
-    pub policy_source: Option<String>,
-}
-
-impl Store {
-    /// Keeps the exact text of a policy, by hash, for replay.
-    pub async fn save_policy(
-        &self,
-        hash: &str,
-        version: &str,
-        source: &str,
-    ) -> Result<(), StoreError> {
-        sqlx::query!(
-            "INSERT INTO policies (hash, version, source) VALUES ($1, $2, $3) ON CONFLICT (hash) DO NOTHING",
-            hash,
-            version,
-            source,
-        )
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// Every decided run of an application, oldest first, with its inputs and policy.
-    pub async fn decided_runs(&self, application_id: Uuid) -> Result<Vec<StoredRun>, StoreError> {
-        // p.source comes through a LEFT JOIN: "?" (nullable) whatever the inference says.
-        let rows = sqlx::query!(
-            r#"SELECT r.id, r.inputs, d.decision, d.reason_codes, d.policy_version, d.policy_hash, d.figures, d.decided_at, p.source AS "source?"
-             FROM evaluation_runs r
-             JOIN decisions d ON d.run_id = r.id
-             LEFT JOIN policies p ON p.hash = d.policy_hash
-             WHERE r.application_id = $1
-             ORDER BY d.decided_at"#,
-            application_id,
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let mut runs = Vec::new();
-        for row in rows {
-            let run_id = row.id;
-            let decision = DecisionRow {
-                decision: row.decision,
-                reason_codes: row.reason_codes,
-                policy_version: row.policy_version,
-                policy_hash: row.policy_hash,
-                figures: row.figures,
-                decided_at: row.decided_at,
-            };
-            runs.push(StoredRun {
-                run_id,
-                decision: decision.into_record()?,
-                inputs: row.inputs,
-                checks: self.run_checks(run_id).await?,
-                policy_source: row.source,
-            });
-        }
-        Ok(runs)
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod audit;
 mod evaluation;
+mod keys;
 mod pii;
 mod refresh;
 mod reports;

@@ -5,6 +5,7 @@
 pub mod evaluate;
 pub mod health;
 pub mod jobs;
+pub mod keys;
 pub mod migrate;
 pub mod replay;
 pub mod report;

@@ -3,19 +3,23 @@
 
 use dossier_store::{Store, Vault};
 
-use crate::config::DatabaseArgs;
+use crate::config::{DatabaseArgs, KeyArgs};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     pub application_id: uuid::Uuid,
+    #[command(flatten)]
+    pub keys: KeyArgs,
     #[command(flatten)]
     pub database: DatabaseArgs,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let pool = dossier_store::connect(&args.database.url("replay")?, 2).await?;
-    // Replay reads no sealed column: no encryption key needed.
-    let store = Store::new(pool, Vault::ephemeral());
+    // The applicants' inputs of a run are sealed: opening them needs the key that
+    // sealed them. Runs of earlier releases, stored in the clear, replay without keys.
+    let vault = args.keys.vault_if_set()?.unwrap_or_else(Vault::ephemeral);
+    let store = Store::new(pool, vault);
     let replayed = crate::underwriting::replay(&store, args.application_id).await?;
     let mut all_match = true;
     for r in &replayed {

@@ -12,12 +12,14 @@ use dossier_store::Vault;
 use dossier_upstream::UpstreamSettings;
 
 mod database;
+mod keys;
 mod secret;
 mod security;
 mod upstreams;
 
 pub use database::DatabaseArgs;
 use database::check_database_tls;
+pub use keys::KeyArgs;
 pub use secret::Secret;
 pub use security::{Security, SecurityArgs};
 pub use upstreams::UpstreamArgs;
@@ -256,21 +258,11 @@ impl ServeArgs {
 
     /// The vault from configured keys; `serve` requires them.
     fn vault(&self) -> anyhow::Result<Vault> {
-        let keys = self.encryption_keys.get()?.ok_or_else(|| {
-            anyhow::anyhow!(
-                "DOSSIER_ENCRYPTION_KEYS is not set; generate a key with `echo k1:$(openssl rand -base64 32)` and keep it in your secret store"
-            )
-        })?;
-        let lookup = self.lookup_key.get()?.ok_or_else(|| {
-            anyhow::anyhow!(
-                "DOSSIER_LOOKUP_KEY is not set; generate one with `openssl rand -base64 32`"
-            )
-        })?;
-        Ok(Vault::from_config(
-            keys,
+        keys::vault(
+            &self.encryption_keys,
             self.encryption_active_key.as_deref(),
-            lookup,
-        )?)
+            &self.lookup_key,
+        )
     }
 
     /// Settings of an in-process server on loopback, as the tests, `bench`, `seed` and

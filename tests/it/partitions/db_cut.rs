@@ -26,9 +26,19 @@ const PROBE_PERIOD: Duration = Duration::from_secs(10);
 /// the deadline is enforced by the server and the answer still has to travel back on a
 /// loaded machine.
 const DEADLINE_SLACK: Duration = Duration::from_secs(5);
-/// Longest the other replica may take to finish what the victim held: the lease (2 s)
-/// plus an evaluation, with a wide margin for a loaded machine.
-const TAKEOVER_WITHIN: Duration = Duration::from_secs(60);
+/// Longest the other replica may take to finish what the victim held. Its job leases
+/// lapse after 2 s, but the takeover then waits on what the victim still holds inside
+/// PostgreSQL: row locks of a transaction it could not finish, until the server ends
+/// the session (idle in transaction for 10 s, `dossier_store::connect`), and fetch
+/// leases on the questions it was asking, until they lapse (a worker's question has a
+/// 30 s budget). So up to about 35 s, with a margin for a loaded machine.
+const TAKEOVER_WITHIN: Duration = Duration::from_secs(75);
+/// Longest the healed replica may take to accept a submission again. Health turns
+/// SERVING as soon as a fresh connection answers, but the pooled connections that
+/// stalled in the cut resume (or find their session ended) only at their next TCP
+/// retransmission, whose back-off grew during the cut; until then the pool may have no
+/// connection to give, and calls get UNAVAILABLE.
+const SERVES_AGAIN_WITHIN: Duration = Duration::from_secs(120);
 
 /// Replica 1 of 2, in a namespace of its own, loses its link to PostgreSQL (packets
 /// dropped, nothing reset) under a steady load of submissions and look-ups. It turns
@@ -195,14 +205,39 @@ async fn db_cut() {
         healed_at.elapsed(),
         healed_at - cut_at
     );
-    let back: Uuid = UnderwritingServiceClient::new(replicas.channel(VICTIM))
-        .submit_application(submission("cut-after-heal"))
-        .await
-        .expect("the healed replica accepts a submission")
-        .into_inner()
-        .application_id
-        .parse()
-        .unwrap();
+    // The same submission (one idempotency key) until it is accepted; every refusal
+    // meanwhile must be UNAVAILABLE.
+    let refused = std::sync::atomic::AtomicUsize::new(0);
+    let back: Uuid = eventually(
+        "the healed replica to accept a submission",
+        SERVES_AGAIN_WITHIN,
+        || async {
+            let answer = answered_within_deadline(
+                UnderwritingServiceClient::new(replicas.channel(VICTIM))
+                    .submit_application(submission("cut-after-heal")),
+            )
+            .await;
+            match answer {
+                Ok(r) => Some(r.into_inner().application_id.parse().unwrap()),
+                Err(status) => {
+                    assert_eq!(
+                        status.code(),
+                        Code::Unavailable,
+                        "a submission to the healed replica: {}",
+                        status.message()
+                    );
+                    refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    None
+                }
+            }
+        },
+    )
+    .await;
+    eprintln!(
+        "{victim_name} accepted a submission {:?} after the link came back ({} UNAVAILABLE before)",
+        healed_at.elapsed(),
+        refused.into_inner()
+    );
     load.until_answered(10, Some(VICTIM), "the victim to serve the load again")
         .await;
 

@@ -20,6 +20,16 @@
 //! 200 ms after it was read, each way (so 400 ms per round trip; the TCP handshake with
 //! the forwarder itself is immediate).
 //!
+//! What a cut-off replica shows (figures of one run are printed by each test): it turns
+//! NOT_SERVING after its once-a-second database probe fails (about 1.5 s), calls that
+//! need the database answer UNAVAILABLE once the pool gives up (its 5 s acquire
+//! timeout), its jobs are taken over once their leases lapse and what it still holds
+//! inside PostgreSQL is released (its open transactions' locks when the server ends
+//! sessions idle in a transaction for 10 s, its fetch leases when they lapse), and after
+//! the link is back it turns SERVING within about a second, but accepts work only when
+//! its stalled pooled connections resume at their next TCP retransmission (up to tens of
+//! seconds after a long cut; calls meanwhile get UNAVAILABLE).
+//!
 //! Everything stays on this machine: loopback and the test's own namespaces. The tests
 //! need root and `ip` (iproute2); without them they are skipped with a message, except
 //! under CI (`CI` set), where they fail. They take turns with the fleet tests (the same

@@ -1,6 +1,6 @@
 //! Dossier's integration tests, one binary: each module runs the real parts (a
 //! PostgreSQL database per test, gRPC over a real socket, the simulators over HTTP, and
-//! for `fleet` and parts of `server_lifecycle` the real `dossier` binary). The shared
+//! for `fleet`, `partitions` and parts of `server_lifecycle` the real `dossier` binary). The shared
 //! harness is `dossier_devkit::harness`.
 
 mod cancellation;
@@ -9,6 +9,7 @@ mod fleet;
 mod hostile_input;
 mod identity;
 mod outbox;
+mod partitions;
 mod reporting;
 mod sanctions;
 mod server_lifecycle;

@@ -5,7 +5,7 @@
 //! Replicas are real processes of the same binary: SIGKILL on one is what a spot
 //! reclaim does to a pod, SIGTERM is what a rolling deploy does.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
@@ -101,11 +101,27 @@ pub async fn prepare_database_with(binary: &Path, database_url: &str) -> anyhow:
     Ok(())
 }
 
+/// Where one replica runs, for [`Fleet::start_placed`]. `Placement::default()` is what
+/// [`Fleet::start`] gives every replica: this host's loopback and the spec's environment.
+#[derive(Clone, Debug, Default)]
+pub struct Placement {
+    /// Run inside this network namespace (`ip netns exec`; see [`crate::netns`]): a host
+    /// of its own, reached over its links.
+    pub netns: Option<String>,
+    /// The address its gRPC and admin ports listen on (and clients use); loopback when
+    /// None.
+    pub ip: Option<IpAddr>,
+    /// Variables for this replica only, replacing the spec's of the same name (e.g. a
+    /// DATABASE_URL through the namespace's link).
+    pub env: Vec<(String, String)>,
+}
+
 /// One replica: its addresses and, while it runs, its process.
 pub struct Replica {
     pub name: String,
     pub grpc: SocketAddr,
     pub admin: SocketAddr,
+    placement: Placement,
     child: Option<Child>,
 }
 
@@ -128,12 +144,22 @@ impl Fleet {
     /// Starts every replica and waits until each reports SERVING. The database must be
     /// migrated already (replicas start without --migrate, as in production).
     pub async fn start(spec: FleetSpec) -> anyhow::Result<Fleet> {
+        Fleet::start_placed(spec, Vec::new()).await
+    }
+
+    /// [`Fleet::start`], with replica `i` placed by `placements[i]` (replicas beyond the
+    /// list get the default placement).
+    pub async fn start_placed(
+        spec: FleetSpec,
+        mut placements: Vec<Placement>,
+    ) -> anyhow::Result<Fleet> {
+        placements.resize_with(spec.replicas.max(placements.len()), Placement::default);
         if let Some(dir) = &spec.log_dir {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create log directory {}", dir.display()))?;
         }
         let mut replicas = Vec::new();
-        for i in 0..spec.replicas {
+        for (i, placement) in placements.into_iter().enumerate().take(spec.replicas) {
             let grpc_port = if spec.base_port == 0 {
                 free_port()?
             } else {
@@ -141,10 +167,13 @@ impl Fleet {
                     .checked_add(u16::try_from(i)?)
                     .context("--base-port + replicas exceeds 65535")?
             };
+            // A port free here is free in a new namespace too, which has nothing bound.
+            let ip = placement.ip.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
             replicas.push(Replica {
                 name: format!("dossier-{i}"),
-                grpc: SocketAddr::from(([127, 0, 0, 1], grpc_port)),
-                admin: SocketAddr::from(([127, 0, 0, 1], free_port()?)),
+                grpc: SocketAddr::new(ip, grpc_port),
+                admin: SocketAddr::new(ip, free_port()?),
+                placement,
                 child: None,
             });
         }
@@ -170,9 +199,18 @@ impl Fleet {
         let spec = &self.spec;
         let r = &mut self.replicas[i];
         anyhow::ensure!(r.child.is_none(), "{} is already running", r.name);
-        let mut cmd = Command::new(&spec.binary);
+        let mut cmd = match &r.placement.netns {
+            // `ip netns exec` execs the binary: the child's pid is the replica's.
+            Some(netns) => {
+                let mut cmd = Command::new("ip");
+                cmd.args(["netns", "exec", netns]).arg(&spec.binary);
+                cmd
+            }
+            None => Command::new(&spec.binary),
+        };
         cmd.arg("serve")
             .envs(spec.env.iter().map(|(k, v)| (k, v)))
+            .envs(r.placement.env.iter().map(|(k, v)| (k, v)))
             .env("DOSSIER_GRPC_ADDR", r.grpc.to_string())
             .env("DOSSIER_ADMIN_ADDR", r.admin.to_string())
             // Worker names (jobs.locked_by) start with it, as with a pod's HOSTNAME.

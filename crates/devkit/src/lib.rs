@@ -1,6 +1,7 @@
 //! Developer tooling, never in the production build: the upstream simulators
 //! ([`sim`]), a private PostgreSQL ([`devdb`]), a local fleet of `dossier serve`
-//! processes ([`fleet`]), the benchmark ([`bench`]), the developer subcommands
+//! processes ([`fleet`]), network namespaces and a latency proxy for partition tests
+//! ([`netns`]), the benchmark ([`bench`]), the developer subcommands
 //! ([`cli`]), a throw-away identity provider for reviewers ([`dev_idp`]) and the one
 //! [`harness`] that tests, the bench, `seed` and `policy check`
 //! start servers with.
@@ -11,6 +12,7 @@ pub mod dev_idp;
 pub mod devdb;
 pub mod fleet;
 pub mod harness;
+pub mod netns;
 pub mod pki;
 mod rails_request;
 mod sample_sanctions;

@@ -59,7 +59,8 @@ impl StoreError {
     /// opposed to a query failing): the caller may try again once it is back. SQLSTATE
     /// classes: 08 (connection exception), 57P (server shutting down, restarting or
     /// crashed: what a query in flight gets during a restart or failover), 53300 (too
-    /// many connections).
+    /// many connections), 25P03 (the server ended a session left idle in a transaction,
+    /// as after a partition; see `IDLE_IN_TRANSACTION_TIMEOUT`).
     pub fn is_unavailable(&self) -> bool {
         match self {
             StoreError::Unavailable(_) => true,
@@ -69,9 +70,9 @@ impl StoreError {
                 | sqlx::Error::PoolClosed
                 | sqlx::Error::Tls(_),
             ) => true,
-            StoreError::Database(sqlx::Error::Database(e)) => e
-                .code()
-                .is_some_and(|c| c.starts_with("08") || c.starts_with("57P") || c == "53300"),
+            StoreError::Database(sqlx::Error::Database(e)) => e.code().is_some_and(|c| {
+                c.starts_with("08") || c.starts_with("57P") || c == "53300" || c == "25P03"
+            }),
             _ => false,
         }
     }
@@ -102,6 +103,19 @@ impl Store {
     }
 }
 
+/// Run on every pooled connection when it opens. A pod cut off from PostgreSQL in the
+/// middle of a transaction leaves its session "idle in transaction" on the server,
+/// holding its row locks until the server notices the client is gone: with TCP
+/// keepalive at the server's defaults that takes hours, and through a proxy or pooler
+/// (which stays connected) it never happens. Meanwhile the pods taking over its jobs
+/// wait on those locks (the partition test caught it: an application row locked by the
+/// cut-off pod's unfinished `attach_fetched_application`). Dossier's transactions never
+/// wait on anything but the database between two statements, so a session idle inside
+/// one for 10 s is dead, and the server ends it (SQLSTATE 25P03), releasing its locks;
+/// 10 s is well under the default job lease (30 s). A plain `SET` rather than a
+/// start-up option, so that it also works through a session-mode PgBouncer.
+const IDLE_IN_TRANSACTION_TIMEOUT: &str = "SET idle_in_transaction_session_timeout = '10s'";
+
 /// Opens the pool. Fails fast with an operator-facing message when the URL is wrong
 /// or the server is down.
 pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
@@ -114,6 +128,14 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> 
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(5))
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                use sqlx::Executor as _;
+                conn.execute(sqlx::raw_sql(IDLE_IN_TRANSACTION_TIMEOUT))
+                    .await
+                    .map(drop)
+            })
+        })
         .connect_with(options)
         .await
         .map_err(|e| {

@@ -31,12 +31,12 @@ use super::CALL_DEADLINE;
 /// retry goes to the next replica, as a gRPC client's round_robin policy does when a
 /// subchannel fails.
 #[derive(Clone)]
-pub(super) struct Replicas {
+pub(crate) struct Replicas {
     channels: Arc<Vec<Channel>>,
 }
 
 impl Replicas {
-    pub(super) fn new(endpoints: &[String]) -> Replicas {
+    pub(crate) fn new(endpoints: &[String]) -> Replicas {
         let channels = endpoints
             .iter()
             .map(|e| {
@@ -52,11 +52,11 @@ impl Replicas {
         }
     }
 
-    pub(super) fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.channels.len()
     }
 
-    pub(super) fn channel(&self, i: usize) -> Channel {
+    pub(crate) fn channel(&self, i: usize) -> Channel {
         self.channels[i].clone()
     }
 }
@@ -65,7 +65,7 @@ impl Replicas {
 /// exponential backoff between them (the delay before retry n is uniformly random in
 /// [0, min(initial * multiplier^(n-1), max))).
 #[derive(Clone, Copy, Debug)]
-pub(super) struct RetryPolicy {
+pub(crate) struct RetryPolicy {
     max_attempts: u32,
     initial_backoff: Duration,
     max_backoff: Duration,
@@ -74,7 +74,7 @@ pub(super) struct RetryPolicy {
 
 /// `retryableStatusCodes: [UNAVAILABLE], maxAttempts: 5, initialBackoff: 0.1s,
 /// maxBackoff: 1s, backoffMultiplier: 2`: what a well-behaved client is configured with.
-pub(super) const STANDARD_RETRY: RetryPolicy = RetryPolicy {
+pub(crate) const STANDARD_RETRY: RetryPolicy = RetryPolicy {
     max_attempts: 5,
     initial_backoff: Duration::from_millis(100),
     max_backoff: Duration::from_secs(1),
@@ -82,25 +82,25 @@ pub(super) const STANDARD_RETRY: RetryPolicy = RetryPolicy {
 };
 
 /// One attempt per call: every failure is the caller's to see.
-pub(super) const NO_RETRY: RetryPolicy = RetryPolicy {
+pub(crate) const NO_RETRY: RetryPolicy = RetryPolicy {
     max_attempts: 1,
     ..STANDARD_RETRY
 };
 
 /// A failed attempt (or call), with where and how it failed.
 #[derive(Debug, Clone)]
-pub(super) struct Failure {
+pub(crate) struct Failure {
     replica: usize,
     method: &'static str,
-    pub(super) code: Code,
-    message: String,
+    pub(crate) code: Code,
+    pub(crate) message: String,
     /// How long the attempt took (for the failure report only).
-    took: Duration,
+    pub(crate) took: Duration,
 }
 
 /// What a load has seen: answered attempts per replica, every failed attempt, every
 /// call that failed after its retries, and the applications accepted.
-pub(super) struct Tally {
+pub(crate) struct Tally {
     ok_by_replica: Vec<AtomicU64>,
     failed_attempts: Mutex<Vec<Failure>>,
     failed_calls: Mutex<Vec<Failure>>,
@@ -108,7 +108,7 @@ pub(super) struct Tally {
 }
 
 impl Tally {
-    pub(super) fn new(replicas: usize) -> Tally {
+    pub(crate) fn new(replicas: usize) -> Tally {
         Tally {
             ok_by_replica: (0..replicas).map(|_| AtomicU64::new(0)).collect(),
             failed_attempts: Mutex::default(),
@@ -128,21 +128,21 @@ impl Tally {
         self.ok_by_replica[replica].load(Ordering::Relaxed)
     }
 
-    pub(super) fn accepted(&self) -> Vec<Uuid> {
+    pub(crate) fn accepted(&self) -> Vec<Uuid> {
         self.accepted.lock().unwrap().clone()
     }
 
-    pub(super) fn failed_attempts(&self) -> Vec<Failure> {
+    pub(crate) fn failed_attempts(&self) -> Vec<Failure> {
         self.failed_attempts.lock().unwrap().clone()
     }
 
-    pub(super) fn failed_calls(&self) -> Vec<Failure> {
+    pub(crate) fn failed_calls(&self) -> Vec<Failure> {
         self.failed_calls.lock().unwrap().clone()
     }
 
     /// Failed attempts grouped by (method, code, message), with the replicas they were
     /// sent to and the longest one, for reports.
-    pub(super) fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         type Group = (usize, std::collections::BTreeSet<usize>, Duration);
         let mut groups = std::collections::BTreeMap::<(&str, String, String), Group>::new();
         for f in self.failed_attempts() {
@@ -171,7 +171,7 @@ impl Tally {
 /// Makes one call under `policy`: the first attempt goes to replica `first`, and after
 /// an UNAVAILABLE, once the backoff has passed, the next attempt goes to the replica
 /// after it. Every attempt is tallied.
-pub(super) async fn call_from<T, F, Fut>(
+pub(crate) async fn call_from<T, F, Fut>(
     first: usize,
     replicas: &Replicas,
     tally: &Tally,
@@ -244,7 +244,7 @@ fn as_grpc_reports_it(status: Status) -> Status {
     status
 }
 
-pub(super) fn with_deadline<T>(message: T) -> tonic::Request<T> {
+pub(crate) fn with_deadline<T>(message: T) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     request.set_timeout(CALL_DEADLINE);
     request
@@ -252,7 +252,7 @@ pub(super) fn with_deadline<T>(message: T) -> tonic::Request<T> {
 
 /// SubmitApplication of the Rails application `rails_id`, with the id as the
 /// idempotency key (so a retried call is a replay, not a second application).
-pub(super) fn submission(rails_id: &str) -> tonic::Request<proto::SubmitApplicationRequest> {
+pub(crate) fn submission(rails_id: &str) -> tonic::Request<proto::SubmitApplicationRequest> {
     with_deadline(proto::SubmitApplicationRequest {
         idempotency_key: rails_id.to_owned(),
         source: Some(
@@ -297,14 +297,14 @@ fn property_address() -> proto::Address {
 /// Steady load until stopped: each task alternates SubmitApplication (a new Rails
 /// application each time: a write, a job) and GetPropertyProfile (an upstream look-up
 /// through the caches), back to back.
-pub(super) struct Load {
+pub(crate) struct Load {
     stop: CancellationToken,
     tasks: tokio::task::JoinSet<()>,
-    pub(super) tally: Arc<Tally>,
+    pub(crate) tally: Arc<Tally>,
 }
 
 impl Load {
-    pub(super) fn start(
+    pub(crate) fn start(
         replicas: &Replicas,
         tasks: usize,
         policy: RetryPolicy,
@@ -367,7 +367,7 @@ impl Load {
 
     /// Waits until `more` further attempts have been answered (by any replica, or by
     /// replica `only`).
-    pub(super) async fn until_answered(&self, more: u64, only: Option<usize>, what: &str) {
+    pub(crate) async fn until_answered(&self, more: u64, only: Option<usize>, what: &str) {
         let count = |t: &Tally| match only {
             Some(i) => t.ok_at(i),
             None => t.ok(),
@@ -380,7 +380,7 @@ impl Load {
     }
 
     /// Stops the load and waits for calls in flight to finish.
-    pub(super) async fn stop(mut self) -> Arc<Tally> {
+    pub(crate) async fn stop(mut self) -> Arc<Tally> {
         self.stop.cancel();
         while let Some(joined) = self.tasks.join_next().await {
             joined.expect("a load task panicked");
@@ -389,7 +389,7 @@ impl Load {
     }
 }
 
-pub(super) async fn health(channel: Channel) -> Option<ServingStatus> {
+pub(crate) async fn health(channel: Channel) -> Option<ServingStatus> {
     let mut request = tonic::Request::new(HealthCheckRequest {
         service: String::new(),
     });

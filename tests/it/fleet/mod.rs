@@ -8,7 +8,7 @@
 //! may have two cores, so the tests take turns (`SERIAL`). Replica logs go to a
 //! temporary directory whose path is printed, and kept, when a test fails.
 
-mod clients;
+pub(crate) mod clients;
 mod kill_9_during_submissions;
 mod migration_while_serving;
 mod postgres_restart;
@@ -27,9 +27,9 @@ use uuid::Uuid;
 
 use clients::{Failure, Tally};
 
-const BINARY: &str = env!("CARGO_BIN_EXE_dossier");
+pub(crate) const BINARY: &str = env!("CARGO_BIN_EXE_dossier");
 /// Deadline of every call the tests make (the `grpc-timeout` the server sees).
-const CALL_DEADLINE: Duration = Duration::from_secs(10);
+pub(crate) const CALL_DEADLINE: Duration = Duration::from_secs(10);
 /// Longest the fleet may take to decide and deliver everything it accepted, including
 /// taking over the jobs of a dead replica once their lease lapses.
 const SETTLE_WITHIN: Duration = Duration::from_secs(120);
@@ -41,7 +41,7 @@ const TEST_WITHIN: Duration = Duration::from_secs(420);
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Runs `test` alone and within TEST_WITHIN.
-async fn bounded<F: Future<Output = ()>>(name: &str, test: F) {
+pub(crate) async fn bounded<F: Future<Output = ()>>(name: &str, test: F) {
     let _turn = SERIAL.lock().await;
     let started = Instant::now();
     tokio::time::timeout(TEST_WITHIN, test)
@@ -52,10 +52,10 @@ async fn bounded<F: Future<Output = ()>>(name: &str, test: F) {
 
 /// The replicas' log directory: deleted when the test passes, kept (and its path
 /// printed) when it fails.
-struct Logs(Option<tempfile::TempDir>);
+pub(crate) struct Logs(Option<tempfile::TempDir>);
 
 impl Logs {
-    fn new(test: &str) -> Logs {
+    pub(crate) fn new(test: &str) -> Logs {
         let dir = tempfile::Builder::new()
             .prefix(&format!("dossier-fleet-{test}-"))
             .tempdir()
@@ -64,7 +64,7 @@ impl Logs {
         Logs(Some(dir))
     }
 
-    fn path(&self) -> PathBuf {
+    pub(crate) fn path(&self) -> PathBuf {
         self.0.as_ref().expect("log dir").path().to_path_buf()
     }
 }
@@ -81,7 +81,7 @@ impl Drop for Logs {
 
 /// Loads the sample sanctions list, as a deploy does once (`dossier sanctions load`);
 /// without a list every application is referred.
-async fn load_sanctions(database_url: &str) {
+pub(crate) async fn load_sanctions(database_url: &str) {
     // Migrating again is a no-op on a migrated database.
     dossier_devkit::fleet::prepare_database(database_url)
         .await
@@ -116,7 +116,11 @@ async fn start_fleet(database_url: &str, sims: &Simulators, replicas: usize, log
 /// then checks: one decision per application (ever), one decision per application at
 /// the Rails callback whose id is the stored decision's run id, and every delivery job
 /// done. Fails at once on a second decision or a dead-lettered job.
-async fn assert_decided_once_and_delivered(pool: &PgPool, sims: &Simulators, ids: &[Uuid]) {
+pub(crate) async fn assert_decided_once_and_delivered(
+    pool: &PgPool,
+    sims: &Simulators,
+    ids: &[Uuid],
+) {
     assert!(!ids.is_empty(), "no application was accepted");
     let decided: Vec<(Uuid, Uuid)> = eventually(
         "every accepted application to be decided and every job finished",
@@ -196,7 +200,7 @@ async fn assert_decided_once_and_delivered(pool: &PgPool, sims: &Simulators, ids
     );
 }
 
-fn assert_only_unavailable(tally: &Tally) {
+pub(crate) fn assert_only_unavailable(tally: &Tally) {
     let other: Vec<Failure> = tally
         .failed_attempts()
         .into_iter()

@@ -250,10 +250,12 @@ impl Server {
             stopping.clone(),
         ));
         let purge_task = tokio::spawn(purge_cache(underwriter.store.clone(), stopping.clone()));
+        let database_up = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let health_task = tokio::spawn(watch_database(
             database_url,
             underwriter.store.pool.clone(),
             reporter.clone(),
+            database_up.clone(),
             stopping.clone(),
         ));
 
@@ -346,7 +348,10 @@ impl Server {
             // Outermost first: every call is logged with its caller, denied ones too.
             .layer(RpcLogLayer)
             .layer(AuthorizeLayer::new(security.access.clone()))
-            .layer(crate::api::ShedLayer::new(run.max_calls_in_flight))
+            .layer(crate::api::ShedLayer::new(
+                run.max_calls_in_flight,
+                database_up,
+            ))
             .add_routes(routes)
             .serve_with_incoming_shutdown(
                 crate::identity::incoming(listener, security.tls.clone(), accept_stop.clone()),
@@ -450,6 +455,7 @@ async fn watch_database(
     database_url: String,
     pool: sqlx::PgPool,
     reporter: HealthReporter,
+    database_up: Arc<std::sync::atomic::AtomicBool>,
     stopping: CancellationToken,
 ) {
     let mut probe: Option<sqlx::PgConnection> = None;
@@ -462,6 +468,7 @@ async fn watch_database(
         let up = database_answers(&database_url, &mut probe).await && pool_answers(&pool).await;
         if up != serving {
             serving = up;
+            database_up.store(up, std::sync::atomic::Ordering::Relaxed);
             if up {
                 tracing::info!("database reachable again: SERVING");
             } else {

@@ -173,6 +173,7 @@ async fn upstream_cut() {
                 day: 1,
             }),
             address: Some(address("1200 Harbor Blvd")),
+            purpose: proto::LookupPurpose::Underwriting as i32,
             ..Default::default()
         }))
         .await

@@ -68,6 +68,25 @@ async fn health_follows_the_database() {
             .status();
         assert_eq!(status, ServingStatus::NotServing, "service {service:?}");
     }
+    // Calls that reach the pod meanwhile are refused at once, pointed elsewhere, rather
+    // than waiting for the pool to give up.
+    let refused = app
+        .client()
+        .await
+        .get_report(dossier_service::proto::GetReportRequest {
+            application_id: uuid::Uuid::new_v4().to_string(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    assert!(
+        refused.message().contains("cannot reach its database"),
+        "{refused:?}"
+    );
+    assert!(
+        tonic_types::StatusExt::get_details_retry_info(&refused).is_some(),
+        "{refused:?}"
+    );
 
     // The database comes back (empty, but it answers): the pod is ready again.
     let mut maintenance = url::Url::parse(&app.db.url).unwrap();

@@ -80,3 +80,129 @@ async fn pii_is_never_stored_in_plaintext() {
         "a Rails SSN is in the cache in the clear"
     );
 }
+
+/// The leak test: SSNs and dates of birth sent through every RPC that takes them
+/// (inline and Rails applications, evaluation, submission, person look-ups, invalid
+/// requests) appear in no table or view, no answer, no error and no metric.
+#[tokio::test]
+async fn known_ssns_and_birth_dates_leak_nowhere() {
+    use dossier_service::proto::{self, data_service_client::DataServiceClient};
+    let app = TestApp::spawn().await;
+    let mut client = app.client().await;
+    let mut answers = String::new();
+    for (example, key) in [
+        ("approve", "leak-1"),
+        ("decline", "leak-2"),
+        ("rails", "leak-3"),
+    ] {
+        let report = client
+            .evaluate_application(evaluate_request(example, key))
+            .await
+            .unwrap()
+            .into_inner();
+        answers.push_str(&format!("{report:?}"));
+    }
+    client
+        .submit_application(proto::SubmitApplicationRequest {
+            idempotency_key: "leak-4".into(),
+            source: Some(proto::submit_application_request::Source::Application(
+                dossier_devkit::harness::example_application("refer"),
+            )),
+        })
+        .await
+        .unwrap();
+    let applicant = &dossier_devkit::harness::example_application("approve").applicants[0];
+    let look_up = |ssn: &str| proto::GetPersonProfileRequest {
+        first_name: applicant.first_name.clone(),
+        last_name: applicant.last_name.clone(),
+        ssn: ssn.to_owned(),
+        date_of_birth: applicant.date_of_birth,
+        address: dossier_devkit::harness::example_application("approve")
+            .property
+            .unwrap()
+            .address,
+        purpose: proto::LookupPurpose::Underwriting as i32,
+        ..Default::default()
+    };
+    let mut data = DataServiceClient::new(app.channel().await);
+    answers.push_str(&format!(
+        "{:?}",
+        data.get_person_profile(look_up(&applicant.ssn))
+            .await
+            .unwrap()
+    ));
+    // Invalid requests carrying an SSN: the errors name the field, not the value.
+    answers.push_str(&format!(
+        "{:?}",
+        data.get_person_profile(look_up("123-45-67890"))
+            .await
+            .unwrap_err()
+    ));
+    let mut bad = dossier_devkit::harness::example_application("approve");
+    bad.applicants[0].ssn = "000-12-3456".into();
+    answers.push_str(&format!(
+        "{:?}",
+        client
+            .submit_application(proto::SubmitApplicationRequest {
+                idempotency_key: "leak-5".into(),
+                source: Some(proto::submit_application_request::Source::Application(bad)),
+            })
+            .await
+            .unwrap_err()
+    ));
+    answers.push_str(&format!(
+        "{:?}",
+        client
+            .list_reports(proto::ListReportsRequest::default())
+            .await
+            .unwrap()
+    ));
+    answers.push_str(&app.metrics().await);
+
+    // Every table and view, whatever later migrations add, but the OFAC list: public
+    // data holding no applicant's, whose sample entries carry made-up document numbers
+    // such as 123456789.
+    let relations: Vec<String> = sqlx::query_scalar(
+        "SELECT format('%I.%I', table_schema, table_name) FROM information_schema.tables
+          WHERE table_schema IN ('public', 'reporting') AND table_name NOT LIKE 'sanctions%'",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert!(relations.len() > 15, "{relations:?}");
+    let mut dumps = Vec::new();
+    for relation in &relations {
+        let text: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT coalesce(string_agg(t::text, '|'), '') FROM {relation} t"
+        )))
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        dumps.push((relation, text));
+    }
+    let rails = dossier_devkit::sim::rails::application_for("app-1001").unwrap();
+    let mut secrets: Vec<String> = vec![
+        "123456789".into(),
+        "123-45-6789".into(),
+        "1972-03-14".into(),
+        "234567890".into(),
+        "1970-11-02".into(),
+        "000123456".into(),
+    ];
+    for a in &rails.applicants {
+        secrets.push(a.ssn.replace('-', ""));
+        secrets.push(a.date_of_birth.to_string());
+    }
+    for secret in &secrets {
+        for (relation, dump) in &dumps {
+            assert!(
+                !dump.contains(secret.as_str()),
+                "{secret} found in {relation}"
+            );
+        }
+        assert!(
+            !answers.contains(secret.as_str()),
+            "{secret} found in an answer, error or metric"
+        );
+    }
+}

@@ -4,10 +4,15 @@
 //! quickly, and the caller's retry (UNAVAILABLE is retryable) goes to another replica.
 //! Health is never shed (a probe must see the pod serving while it is busy), nor are
 //! WatchReport streams, which have caps of their own (`watch_limits`).
+//!
+//! While the health task finds the database unreachable (the pod is NOT_SERVING), every
+//! call but health is refused the same way at once: it could only wait for the pool's
+//! acquire timeout and fail, and its retry belongs on another replica.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -16,26 +21,51 @@ use tonic_types::{ErrorDetails, StatusExt as _};
 
 /// How long a shed caller is asked to wait before it tries again.
 const RETRY_AFTER: Duration = Duration::from_millis(250);
+/// The same, while this pod cannot reach its database (the health task looks every
+/// second).
+const RETRY_AFTER_DATABASE: Duration = Duration::from_secs(1);
 
-/// Paths that are never shed.
-fn exempt(path: &str) -> bool {
+fn is_health(path: &str) -> bool {
     path.starts_with("/grpc.health.v1.Health/")
-        || path == "/dossier.v1.UnderwritingService/WatchReport"
+}
+
+/// Paths that are not counted against the limit of calls in flight.
+fn unlimited(path: &str) -> bool {
+    is_health(path) || path == "/dossier.v1.UnderwritingService/WatchReport"
 }
 
 #[derive(Debug, Clone)]
 pub struct ShedLayer {
     permits: Arc<Semaphore>,
     max: usize,
+    database_up: Arc<AtomicBool>,
 }
 
 impl ShedLayer {
-    pub fn new(max_in_flight: usize) -> ShedLayer {
+    /// `database_up`: set by the health task; false refuses every call but health.
+    pub fn new(max_in_flight: usize, database_up: Arc<AtomicBool>) -> ShedLayer {
         ShedLayer {
             permits: Arc::new(Semaphore::new(max_in_flight)),
             max: max_in_flight,
+            database_up,
         }
     }
+}
+
+fn refuse(
+    path: &str,
+    reason: &'static str,
+    message: String,
+    retry_after: Duration,
+) -> tonic::Status {
+    let method = super::method_label(path);
+    metrics::counter!("dossier_rpc_shed_total", "method" => method, "reason" => reason)
+        .increment(1);
+    tonic::Status::with_error_details(
+        tonic::Code::Unavailable,
+        message,
+        ErrorDetails::with_retry_info(Some(retry_after)),
+    )
 }
 
 impl<S> tower::Layer<S> for ShedLayer {
@@ -72,7 +102,20 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        if exempt(request.uri().path()) {
+        let path = request.uri().path();
+        if is_health(path) {
+            return Box::pin(self.inner.call(request));
+        }
+        if !self.layer.database_up.load(Ordering::Relaxed) {
+            let status = refuse(
+                path,
+                "database",
+                "this replica cannot reach its database; retry after the RetryInfo delay (another replica may answer)".into(),
+                RETRY_AFTER_DATABASE,
+            );
+            return Box::pin(std::future::ready(Ok(status.into_http())));
+        }
+        if unlimited(path) {
             return Box::pin(self.inner.call(request));
         }
         match self.layer.permits.clone().try_acquire_owned() {
@@ -86,15 +129,14 @@ where
                 })
             }
             Err(_) => {
-                let method = super::method_label(request.uri().path());
-                metrics::counter!("dossier_rpc_shed_total", "method" => method).increment(1);
-                let status = tonic::Status::with_error_details(
-                    tonic::Code::Unavailable,
+                let status = refuse(
+                    path,
+                    "saturated",
                     format!(
                         "this server has {} calls in flight, its limit; retry after the RetryInfo delay (another replica may answer)",
                         self.layer.max
                     ),
-                    ErrorDetails::with_retry_info(Some(RETRY_AFTER)),
+                    RETRY_AFTER,
                 );
                 Box::pin(std::future::ready(Ok(status.into_http())))
             }

@@ -137,11 +137,15 @@ def test_production_access_policy_names_only_served_methods(production):
     names = [c["name"] for c in policy["caller"]]
     assert names == ["origination", "underwriting-console", "reporting", "operators"]
     for caller in policy["caller"]:
-        assert set(caller) <= {"name", "ids", "methods", "rails_application_ids"}, caller["name"]
+        assert set(caller) <= {"name", "ids", "methods", "rails_application_ids", "reads"}, caller["name"]
+        assert caller.get("reads", "own") in ("own", "all"), caller["name"]
         for i in caller["ids"]:
             assert re.fullmatch(r"spiffe://lender\.example/ns/[a-z0-9-]+/sa/[a-z0-9-]+", i), i
         for m in caller["methods"]:
             assert m in served or (m.endswith("/*") and m[:-2] in services), (caller["name"], m)
+    # Origination reads only what it submitted; the console, reporting and operators all.
+    assert {c["name"]: c.get("reads", "own") for c in policy["caller"]} == {
+        "origination": "own", "underwriting-console": "all", "reporting": "all", "operators": "all"}
     # Only origination names Rails applications (Dossier fetches them with its own token).
     assert [c["name"] for c in policy["caller"] if c.get("rails_application_ids")] == ["origination"]
     grants = {c["name"]: set(c["methods"]) for c in policy["caller"]}

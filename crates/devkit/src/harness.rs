@@ -302,6 +302,28 @@ pub fn example_application(name: &str) -> dossier_service::proto::Application {
     }
 }
 
+/// A person look-up of the first applicant of an example application (its name, SSN,
+/// date of birth and the property's address), for `purpose`.
+pub fn person_request(
+    example: &str,
+    purpose: dossier_service::proto::LookupPurpose,
+) -> dossier_service::proto::GetPersonProfileRequest {
+    let application = example_application(example);
+    let applicant = &application.applicants[0];
+    dossier_service::proto::GetPersonProfileRequest {
+        first_name: applicant.first_name.clone(),
+        last_name: applicant.last_name.clone(),
+        ssn: applicant.ssn.clone(),
+        date_of_birth: applicant.date_of_birth,
+        address: application
+            .property
+            .as_ref()
+            .and_then(|p| p.address.clone()),
+        purpose: purpose as i32,
+        ..Default::default()
+    }
+}
+
 pub fn evaluate_request(
     name: &str,
     key: &str,

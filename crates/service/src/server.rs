@@ -511,6 +511,8 @@ async fn pool_answers(pool: &sqlx::PgPool) -> bool {
     match dossier_store::health::check_pool(pool).await {
         PoolHealth::Answering | PoolHealth::Busy => true,
         PoolHealth::Mended(what) => {
+            // Never expected: a count above zero is a bug in how transactions end.
+            metrics::counter!("dossier_db_connections_mended_total", "what" => what).increment(1);
             tracing::warn!(
                 what,
                 "a pooled database connection was left inside a transaction; rolled back: NOT_SERVING until the pool answers cleanly"

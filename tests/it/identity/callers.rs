@@ -129,18 +129,7 @@ async fn each_caller_has_its_own_keys_and_reads_and_every_access_is_logged() {
 
     // A person look-up needs a stated purpose...
     let applicant = &dossier_devkit::harness::example_application("approve").applicants[0];
-    let look_up = |purpose: proto::LookupPurpose| proto::GetPersonProfileRequest {
-        first_name: applicant.first_name.clone(),
-        last_name: applicant.last_name.clone(),
-        ssn: applicant.ssn.clone(),
-        date_of_birth: applicant.date_of_birth,
-        address: dossier_devkit::harness::example_application("approve")
-            .property
-            .unwrap()
-            .address,
-        purpose: purpose as i32,
-        ..Default::default()
-    };
+    let look_up = |purpose| dossier_devkit::harness::person_request("approve", purpose);
     let mut data = DataServiceClient::new(risk.clone());
     let err = data
         .get_person_profile(look_up(proto::LookupPurpose::Unspecified))

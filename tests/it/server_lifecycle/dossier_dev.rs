@@ -7,7 +7,7 @@ use std::time::Duration;
 use dossier_devkit::harness::evaluate_request;
 use dossier_service::proto::data_service_client::DataServiceClient;
 use dossier_service::proto::underwriting_service_client::UnderwritingServiceClient;
-use dossier_service::proto::{Decision, GetPersonProfileRequest, GetReportRequest};
+use dossier_service::proto::{Decision, GetReportRequest};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::time::timeout;
 
@@ -213,19 +213,10 @@ async fn exercise(dev: DevProcess) {
     let mut data = DataServiceClient::connect(format!("http://127.0.0.1:{}", dev.port))
         .await
         .unwrap();
-    let applicant = &dossier_devkit::harness::example_application("approve").applicants[0];
-    let person = GetPersonProfileRequest {
-        first_name: applicant.first_name.clone(),
-        last_name: applicant.last_name.clone(),
-        ssn: applicant.ssn.clone(),
-        date_of_birth: applicant.date_of_birth,
-        address: dossier_devkit::harness::example_application("approve")
-            .property
-            .unwrap()
-            .address,
-        purpose: dossier_service::proto::LookupPurpose::Underwriting as i32,
-        ..Default::default()
-    };
+    let person = dossier_devkit::harness::person_request(
+        "approve",
+        dossier_service::proto::LookupPurpose::Underwriting,
+    );
     data.get_person_profile(person).await.unwrap();
 
     let (status, stdout, stderr) = dev.terminate().await;

@@ -113,16 +113,8 @@ async fn known_ssns_and_birth_dates_leak_nowhere() {
         .unwrap();
     let applicant = &dossier_devkit::harness::example_application("approve").applicants[0];
     let look_up = |ssn: &str| proto::GetPersonProfileRequest {
-        first_name: applicant.first_name.clone(),
-        last_name: applicant.last_name.clone(),
         ssn: ssn.to_owned(),
-        date_of_birth: applicant.date_of_birth,
-        address: dossier_devkit::harness::example_application("approve")
-            .property
-            .unwrap()
-            .address,
-        purpose: proto::LookupPurpose::Underwriting as i32,
-        ..Default::default()
+        ..dossier_devkit::harness::person_request("approve", proto::LookupPurpose::Underwriting)
     };
     let mut data = DataServiceClient::new(app.channel().await);
     answers.push_str(&format!(

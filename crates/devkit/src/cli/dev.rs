@@ -57,7 +57,7 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
         .get_or_insert_with(|| sims.base_url(Upstream::Licensing));
     u.registry_url
         .get_or_insert_with(|| sims.base_url(Upstream::Registry));
-    let mut config = match args.encryption_keys.is_set() {
+    let mut config = match args.keys.encryption_keys.is_set() {
         true => args.into_config()?,
         false => {
             tracing::warn!(

@@ -5,18 +5,22 @@ use dossier_store::Vault;
 
 use super::secret::Secret;
 
-#[derive(clap::Args)]
+#[derive(Clone, clap::Args)]
 pub struct KeyArgs {
-    /// DOSSIER_ENCRYPTION_KEYS (or _FILE): `id:base64-32-bytes[,id:…]`, every key that
-    /// sealed a stored value.
+    /// Field-encryption keys: `id:base64-32-bytes[,id:…]`. The first seals new values
+    /// unless --encryption-active-key says otherwise; keep retired keys listed until
+    /// `dossier keys rotate` reports nothing left. Environment only:
+    /// DOSSIER_ENCRYPTION_KEYS or DOSSIER_ENCRYPTION_KEYS_FILE.
     #[arg(skip = Secret::from_env("DOSSIER_ENCRYPTION_KEYS"))]
     pub encryption_keys: Secret,
 
-    /// Id of the key values are sealed with; the first listed when unset.
+    /// Id of the key new values are sealed with; the first listed when unset.
     #[arg(long, env = "DOSSIER_ENCRYPTION_ACTIVE_KEY")]
     pub encryption_active_key: Option<String>,
 
-    /// DOSSIER_LOOKUP_KEY (or _FILE): base64 of 32 bytes.
+    /// Key of the keyed hash used to look up SSNs (base64 of 32 bytes). Changing it
+    /// makes existing look-up hashes unmatchable. Environment only: DOSSIER_LOOKUP_KEY
+    /// or DOSSIER_LOOKUP_KEY_FILE.
     #[arg(skip = Secret::from_env("DOSSIER_LOOKUP_KEY"))]
     pub lookup_key: Secret,
 }
@@ -30,6 +34,15 @@ impl std::fmt::Debug for KeyArgs {
 }
 
 impl KeyArgs {
+    /// No keys (in-process servers get a vault from their caller).
+    pub fn unset() -> KeyArgs {
+        KeyArgs {
+            encryption_keys: Secret::unset("DOSSIER_ENCRYPTION_KEYS"),
+            encryption_active_key: None,
+            lookup_key: Secret::unset("DOSSIER_LOOKUP_KEY"),
+        }
+    }
+
     /// The vault of the configured keys.
     pub fn vault(&self) -> anyhow::Result<Vault> {
         vault(

@@ -58,22 +58,9 @@ pub struct ServeArgs {
     #[arg(long, env = "DOSSIER_DB_MAX_CONNECTIONS", default_value_t = 20)]
     pub db_max_connections: u32,
 
-    /// Field-encryption keys for SSNs and dates of birth: `id:base64-32-bytes[,id:…]`.
-    /// The first is used for new writes unless --encryption-active-key says otherwise;
-    /// keep retired keys listed until their rows are re-encrypted. Environment only:
-    /// DOSSIER_ENCRYPTION_KEYS or DOSSIER_ENCRYPTION_KEYS_FILE.
-    #[arg(skip = Secret::from_env("DOSSIER_ENCRYPTION_KEYS"))]
-    pub encryption_keys: Secret,
-
-    /// Id of the key new values are sealed with.
-    #[arg(long, env = "DOSSIER_ENCRYPTION_ACTIVE_KEY")]
-    pub encryption_active_key: Option<String>,
-
-    /// Key of the keyed hash used to look up SSNs (base64 of 32 bytes). Changing it
-    /// makes existing look-up hashes unmatchable. Environment only: DOSSIER_LOOKUP_KEY
-    /// or DOSSIER_LOOKUP_KEY_FILE.
-    #[arg(skip = Secret::from_env("DOSSIER_LOOKUP_KEY"))]
-    pub lookup_key: Secret,
+    /// Field-encryption and lookup keys (environment only).
+    #[command(flatten)]
+    pub keys: KeyArgs,
 
     /// Underwriting policy file (TOML); the built-in policy when unset.
     #[arg(long, env = "DOSSIER_POLICY_FILE")]
@@ -258,11 +245,7 @@ impl ServeArgs {
 
     /// The vault from configured keys; `serve` requires them.
     fn vault(&self) -> anyhow::Result<Vault> {
-        keys::vault(
-            &self.encryption_keys,
-            self.encryption_active_key.as_deref(),
-            &self.lookup_key,
-        )
+        self.keys.vault()
     }
 
     /// Settings of an in-process server on loopback, as the tests, `bench`, `seed` and
@@ -276,9 +259,7 @@ impl ServeArgs {
             migrate: false,
             database_allow_plaintext: false,
             db_max_connections: 10,
-            encryption_keys: Secret::unset("DOSSIER_ENCRYPTION_KEYS"),
-            encryption_active_key: None,
-            lookup_key: Secret::unset("DOSSIER_LOOKUP_KEY"),
+            keys: KeyArgs::unset(),
             policy_file: None,
             watch_streams_max: 2000,
             watch_streams_per_caller: 500,

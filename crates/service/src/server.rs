@@ -286,6 +286,7 @@ impl Server {
         })
         .max_decoding_message_size(MAX_REQUEST_BYTES);
         let data = DataServiceServer::new(DataApi {
+            access: security.access.clone(),
             access_log,
             store: underwriter.store.clone(),
             upstreams: underwriter.upstreams.clone(),

@@ -46,6 +46,7 @@ reads = "all"
 name = "risk"
 ids = ["spiffe://dossier.test/ns/risk/sa/investigations"]
 methods = ["dossier.v1.DataService/GetPersonProfile"]
+purposes = ["fraud_investigation", "compliance"]
 "#;
 
 fn submission(key: &str, example: &str) -> proto::SubmitApplicationRequest {
@@ -137,9 +138,17 @@ async fn each_caller_has_its_own_keys_and_reads_and_every_access_is_logged() {
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
     assert!(err.message().contains("purpose"), "{err:?}");
+    // ...one its policy allows it: refused before any vendor is asked, and not logged.
+    let err = data
+        .get_person_profile(look_up(proto::LookupPurpose::Underwriting))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    assert!(err.message().contains("underwriting"), "{err:?}");
+    assert!(!err.message().contains("risk"), "{err:?}");
     data.get_person_profile(look_up(proto::LookupPurpose::FraudInvestigation))
         .await
-        .expect("a look-up with a purpose");
+        .expect("a look-up with an allowed purpose");
 
     // ...and every access answered is in the log, by caller, method and application.
     let rows: Vec<(String, Option<String>, String, Option<String>)> = sqlx::query_as(

@@ -17,6 +17,8 @@ pub struct DataApi {
     pub upstreams: Upstreams,
     /// Person look-ups are recorded here, by a keyed hash of the SSN, before answering.
     pub access_log: dossier_store::access_log::AccessLog,
+    /// Which purposes each caller may state for a person look-up.
+    pub access: crate::identity::Access,
     /// Keys the person reference of the access log (the SSN look-up hash, so a look-up
     /// joins the applications of the same person).
     pub store: dossier_store::Store,
@@ -212,6 +214,19 @@ impl DataService for DataApi {
         let (Some(ssn), Some(date_of_birth), Some(purpose)) = (ssn, dob, purpose) else {
             unreachable!("validated above")
         };
+        // The caller's policy may limit the purposes it can state (before any vendor
+        // is asked).
+        let principal = crate::identity::Principal::of_grpc(&request);
+        let purpose = purpose
+            .as_str_name()
+            .trim_start_matches("LOOKUP_PURPOSE_")
+            .to_lowercase();
+        if !self.access.may_state_purpose(&principal, &purpose) {
+            tracing::warn!(target: "dossier::authz", caller = %principal.caller, caller_name = %principal.name, purpose, "person look-up refused: the access policy does not allow this purpose to this caller");
+            return Err(Status::permission_denied(format!(
+                "this caller may not look people up for the purpose {purpose}"
+            )));
+        }
         let query = PersonQuery {
             first_name,
             middle_name: r.middle_name.trim().to_owned(),
@@ -259,12 +274,7 @@ impl DataService for DataApi {
             sanctions_matches,
         };
         // Recorded before the answer leaves; no record, no answer.
-        let principal = crate::identity::Principal::of_grpc(&request);
         let person_ref = self.store.vault.lookup_hash("ssn", ssn.expose().as_bytes());
-        let purpose = purpose
-            .as_str_name()
-            .trim_start_matches("LOOKUP_PURPOSE_")
-            .to_lowercase();
         super::accesses::person(
             &self.access_log,
             &principal,

@@ -20,6 +20,9 @@
 //! WatchReport, ReviewApplication, RefreshApplication); without it, `reads = "own"`, a
 //! caller sees only the applications it submitted itself, and any other is NOT_FOUND.
 //!
+//! `purposes = ["underwriting", "pre_funding"]` limits the purposes the caller may state
+//! for a person look-up (GetPersonProfile); without it, any.
+//!
 //! A method is `package.Service/Method`, `package.Service/*` or `*`. Submitting an
 //! application by `rails_application_id` also needs `rails_application_ids = true` on
 //! an entry of the caller: Dossier fetches it from Rails with its own token, so
@@ -47,6 +50,8 @@ struct Grant {
     methods: Vec<MethodPattern>,
     rails_application_ids: bool,
     reads: Reads,
+    /// The purposes it may state for a person look-up; None: any.
+    purposes: Option<Vec<String>>,
 }
 
 /// Which applications a caller may read.
@@ -89,6 +94,16 @@ pub enum Decision<'p> {
 
 const HEALTH: &str = "/grpc.health.v1.Health/";
 
+/// The purposes a person look-up can state (`dossier.v1.LookupPurpose`, lower case,
+/// without its prefix), as a policy entry's `purposes` names them.
+pub const PURPOSES: [&str; 5] = [
+    "underwriting",
+    "pre_funding",
+    "account_review",
+    "fraud_investigation",
+    "compliance",
+];
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
@@ -106,6 +121,8 @@ struct Entry {
     rails_application_ids: bool,
     #[serde(default)]
     reads: Reads,
+    #[serde(default)]
+    purposes: Option<Vec<String>>,
 }
 
 impl AccessPolicy {
@@ -168,12 +185,24 @@ impl AccessPolicy {
                 };
                 methods.push(pattern);
             }
+            if let Some(purposes) = &entry.purposes {
+                for purpose in purposes {
+                    if !PURPOSES.contains(&purpose.as_str()) {
+                        return Err(format!(
+                            "caller {name:?}: purpose {purpose:?} is not one of {}",
+                            PURPOSES.join(", ")
+                        ));
+                    }
+                }
+            }
+            let purposes = entry.purposes;
             callers.push(Grant {
                 name,
                 ids,
                 methods,
                 rails_application_ids: entry.rails_application_ids,
                 reads: entry.reads,
+                purposes,
             });
         }
         Ok(AccessPolicy { callers })
@@ -207,6 +236,20 @@ impl AccessPolicy {
 }
 
 impl AccessPolicy {
+    /// May the caller the policy calls `name` look a person up for `purpose` (one of
+    /// [`PURPOSES`])? Entries without `purposes` may state any.
+    pub fn may_state_purpose(&self, name: &str, purpose: &str) -> bool {
+        self.callers
+            .iter()
+            .find(|grant| grant.name == name)
+            .is_none_or(|grant| {
+                grant
+                    .purposes
+                    .as_ref()
+                    .is_none_or(|allowed| allowed.iter().any(|p| p == purpose))
+            })
+    }
+
     /// Which applications the caller the policy calls `name` may read.
     pub fn reads_of(&self, name: &str) -> Reads {
         self.callers
@@ -374,6 +417,14 @@ mod tests {
                 &format!("{}role = \"admin\"\n", entry(good_id, "\"*\"")),
                 "unknown field",
             ),
+            (
+                &format!("{}purposes = [\"curiosity\"]\n", entry(good_id, "\"*\"")),
+                "purpose \"curiosity\" is not one of",
+            ),
+            (
+                &format!("{}reads = \"some\"\n", entry(good_id, "\"*\"")),
+                "unknown variant",
+            ),
         ];
         for (text, expected) in cases {
             let Err(e) = AccessPolicy::parse(text, &served()) else {
@@ -381,5 +432,43 @@ mod tests {
             };
             assert!(e.contains(expected), "{expected:?} not in {e:?} for {text}");
         }
+    }
+
+    #[test]
+    fn reads_and_purposes_are_per_entry() {
+        let policy = AccessPolicy::parse(
+            r#"
+            [[caller]]
+            name = "risk"
+            ids = ["spiffe://lender.example/ns/risk/sa/api"]
+            methods = ["dossier.v1.DataService/GetPersonProfile"]
+            purposes = ["fraud_investigation", "compliance"]
+
+            [[caller]]
+            name = "console"
+            ids = ["spiffe://lender.example/ns/console/sa/web"]
+            methods = ["dossier.v1.UnderwritingService/*"]
+            reads = "all"
+            "#,
+            &served(),
+        )
+        .unwrap();
+        let cases = [
+            ("risk", "fraud_investigation", true),
+            ("risk", "compliance", true),
+            ("risk", "underwriting", false),
+            ("console", "underwriting", true),
+            ("console", "compliance", true),
+        ];
+        for (name, purpose, allowed) in cases {
+            assert_eq!(
+                policy.may_state_purpose(name, purpose),
+                allowed,
+                "{name} {purpose}"
+            );
+        }
+        assert_eq!(policy.reads_of("risk"), Reads::Own);
+        assert_eq!(policy.reads_of("console"), Reads::All);
+        assert_eq!(policy.reads_of("nobody"), Reads::Own);
     }
 }

@@ -21,6 +21,15 @@ pub enum Access {
 }
 
 impl Access {
+    /// May this principal look a person up for `purpose`? Everyone may when callers
+    /// are not authenticated at all.
+    pub fn may_state_purpose(&self, principal: &Principal, purpose: &str) -> bool {
+        match self {
+            Access::Open => true,
+            Access::Enforced(policy) => policy.may_state_purpose(&principal.name, purpose),
+        }
+    }
+
     /// May `caller` submit applications by `rails_application_id`? Everyone may when
     /// callers are not authenticated at all.
     pub fn may_name_rails_applications(&self, caller: &Caller) -> bool {

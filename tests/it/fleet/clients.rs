@@ -227,15 +227,25 @@ where
 /// that case, identified by its source, to UNAVAILABLE, so the test judges the server
 /// and not tonic's mapping; any other CANCELLED (our own deadline is one:
 /// "Timeout expired") stays CANCELLED and fails the test.
+///
+/// The same holds for a stream the server's GOAWAY (NO_ERROR) left unprocessed, its id
+/// above the GOAWAY's last stream id: tonic maps that h2 error to INTERNAL ("h2
+/// protocol error: http2 error"), gRPC's clients to UNAVAILABLE, retried transparently
+/// because the server never saw it. Only a GOAWAY with NO_ERROR is translated; any other
+/// h2 error stays INTERNAL and fails the test.
 fn as_grpc_reports_it(status: Status) -> Status {
-    if status.code() != Code::Cancelled {
-        return status;
-    }
+    let wanted: &[&str] = match status.code() {
+        Code::Cancelled => &["hyper::Error(Canceled"],
+        Code::Internal => &["GoAway(", "NO_ERROR"],
+        _ => return status,
+    };
     let mut source = std::error::Error::source(&status);
     while let Some(e) = source {
-        if format!("{e:?}").contains("hyper::Error(Canceled") {
+        let debug = format!("{e:?}");
+        if wanted.iter().all(|w| debug.contains(w)) {
             return Status::unavailable(format!(
-                "never sent: its connection closed after GOAWAY (tonic says CANCELLED: {}; {e:?})",
+                "never sent: its connection closed after GOAWAY (tonic says {:?}: {}; {e:?})",
+                status.code(),
                 status.message()
             ));
         }

@@ -65,12 +65,14 @@ async fn main() -> ExitCode {
         Command::Dev(dev) => dev.is_tool(),
         _ => false,
     };
-    if is_tool {
-        dossier_service::telemetry::init_with_default("warn");
+    let telemetry = if is_tool {
+        Some(dossier_service::telemetry::init_with_default("warn"))
     } else if !is_client {
-        dossier_service::telemetry::init();
-    }
-    match run(cli.command).await {
+        Some(dossier_service::telemetry::init())
+    } else {
+        None
+    };
+    let code = match run(cli.command).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             if is_client {
@@ -80,7 +82,12 @@ async fn main() -> ExitCode {
             }
             ExitCode::FAILURE
         }
+    };
+    if let Some(telemetry) = telemetry {
+        // The last spans of a stopping server reach the collector.
+        tokio::task::block_in_place(|| telemetry.shutdown());
     }
+    code
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {

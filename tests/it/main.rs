@@ -13,5 +13,6 @@ mod partitions;
 mod reporting;
 mod sanctions;
 mod server_lifecycle;
+mod telemetry;
 mod underwriting_api;
 mod upstream_layers;

@@ -57,6 +57,9 @@ pub struct NewApplication<'a> {
     /// delay (zero: at once). EvaluateApplication delays it by its own budget, so a
     /// worker only picks it up if the evaluating pod died. `None`: no job.
     pub enqueue_after: Option<std::time::Duration>,
+    /// The submitting call's W3C `traceparent`, kept with the job so the background
+    /// evaluation continues its trace.
+    pub trace_parent: Option<&'a str>,
 }
 
 pub enum Source<'a> {
@@ -119,9 +122,10 @@ impl Store {
         }
         if let Some(delay) = new.enqueue_after {
             sqlx::query!(
-                "INSERT INTO jobs (kind, application_id, run_at) VALUES ('evaluate', $1, now() + make_interval(secs => $2))",
+                "INSERT INTO jobs (kind, application_id, run_at, trace_parent) VALUES ('evaluate', $1, now() + make_interval(secs => $2), $3)",
                 id,
                 delay.as_secs_f64(),
+                new.trace_parent,
             )
             .execute(&mut *tx)
             .await?;

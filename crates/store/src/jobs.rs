@@ -85,6 +85,8 @@ pub struct Job {
     /// The decision a `deliver` job sends.
     pub run_id: Option<Uuid>,
     pub attempts: i32,
+    /// The W3C `traceparent` of the call that queued the job, if it carried a trace.
+    pub trace_parent: Option<String>,
 }
 
 /// A job as operators see it (`dossier jobs list`).
@@ -126,6 +128,7 @@ impl Store {
             application_id: Option<Uuid>,
             run_id: Option<Uuid>,
             attempts: i32,
+            trace_parent: Option<String>,
         }
         let known: Vec<&str> = JobKind::ALL.iter().map(|k| k.as_str()).collect();
         let claimed = sqlx::query_as!(
@@ -142,7 +145,7 @@ impl Store {
                  FOR UPDATE SKIP LOCKED
                  LIMIT 1
              )
-             RETURNING id, kind, application_id, run_id, attempts",
+             RETURNING id, kind, application_id, run_id, attempts, trace_parent",
             worker,
             lease.as_secs_f64(),
             // `as _`: the macro checks a text[] parameter against Vec<String> only.
@@ -160,6 +163,7 @@ impl Store {
                     application_id: c.application_id,
                     run_id: c.run_id,
                     attempts: c.attempts,
+                    trace_parent: c.trace_parent,
                 })
             })
             .transpose()

@@ -27,6 +27,20 @@ pub struct ListFilter {
     pub limit: i64,
 }
 
+/// A finished evaluation run, as [`Store::record_decision`] records it.
+pub struct FinishedRun<'a> {
+    pub run_id: Uuid,
+    pub application_id: Uuid,
+    pub decision: &'a DecisionRecord,
+    /// Every check had its answers (none cut off by the deadline).
+    pub complete: bool,
+    /// Record it only if the application has no decision yet (the first run).
+    pub once: bool,
+    pub inputs: &'a serde_json::Value,
+    /// The run's W3C `traceparent`, kept with the delivery job so it continues the trace.
+    pub trace_parent: Option<&'a str>,
+}
+
 impl Store {
     /// Opens a new evaluation run and marks the application running.
     pub async fn start_run(&self, application_id: Uuid, reason: &str) -> Result<Uuid, StoreError> {
@@ -124,15 +138,16 @@ impl Store {
     /// row lock on the application queues concurrent deciders; the second one re-reads
     /// the row after the first commits and sees it decided. Returns whether this
     /// decision was recorded.
-    pub async fn record_decision(
-        &self,
-        run_id: Uuid,
-        application_id: Uuid,
-        d: &DecisionRecord,
-        complete: bool,
-        once: bool,
-        inputs: &serde_json::Value,
-    ) -> Result<bool, StoreError> {
+    pub async fn record_decision(&self, run: FinishedRun<'_>) -> Result<bool, StoreError> {
+        let FinishedRun {
+            run_id,
+            application_id,
+            decision: d,
+            complete,
+            once,
+            inputs,
+            trace_parent,
+        } = run;
         let (public_inputs, sealed_inputs) = crate::run_inputs::seal(&self.vault, run_id, inputs);
         let recorded = sqlx::query_scalar!(
             r#"WITH app AS (
@@ -157,8 +172,8 @@ impl Store {
                  WHERE id = $2 AND EXISTS (SELECT 1 FROM decided)
              ), outbox AS (
                  -- The decision's delivery to Rails, in the same transaction (outbox).
-                 INSERT INTO jobs (kind, application_id, run_id, max_attempts)
-                 SELECT 'deliver', $2, run_id, $14 FROM decided
+                 INSERT INTO jobs (kind, application_id, run_id, max_attempts, trace_parent)
+                 SELECT 'deliver', $2, run_id, $14, $17 FROM decided
              )
              SELECT EXISTS (SELECT 1 FROM decided)
                     AND pg_notify($11, $2::text) IS NOT NULL
@@ -180,6 +195,7 @@ impl Store {
             super::jobs::DELIVERY_ATTEMPTS,
             sealed_inputs.as_ref().map(|s| s.bytes.as_slice()),
             sealed_inputs.as_ref().map(|s| s.key_id.as_str()),
+            trace_parent,
         )
         .fetch_one(&self.pool)
         .await?;
@@ -444,6 +460,7 @@ impl Store {
         approve: bool,
         note: &str,
         reviewer: &str,
+        trace_parent: Option<&str>,
     ) -> Result<Reviewed, StoreError> {
         let mut tx = crate::transaction::begin(&self.pool, None).await?;
         let exists = sqlx::query_scalar!(
@@ -485,9 +502,10 @@ impl Store {
         }
         // The review's delivery to Rails, in the same transaction (outbox).
         sqlx::query!(
-            "INSERT INTO jobs (kind, application_id, max_attempts) VALUES ('deliver_review', $1, $2)",
+            "INSERT INTO jobs (kind, application_id, max_attempts, trace_parent) VALUES ('deliver_review', $1, $2, $3)",
             application_id,
             super::jobs::DELIVERY_ATTEMPTS,
+            trace_parent,
         )
         .execute(&mut *tx)
         .await?;

@@ -22,6 +22,8 @@ pub enum UpstreamError {
     Status {
         upstream: Upstream,
         status: u16,
+        /// From a 503's Retry-After: wait at least this long before trying again.
+        retry_after: Option<Duration>,
         snippet: String,
     },
     #[error("{upstream} answered 200 with an error body: {snippet}")]
@@ -95,6 +97,7 @@ impl UpstreamError {
         match self {
             UpstreamError::RateLimited { retry_after, .. } => *retry_after,
             UpstreamError::CircuitOpen { retry_after, .. } => Some(*retry_after),
+            UpstreamError::Status { retry_after, .. } => *retry_after,
             _ => None,
         }
     }
@@ -170,6 +173,7 @@ mod tests {
                 UpstreamError::Status {
                     upstream: u,
                     status: 503,
+                    retry_after: None,
                     snippet: String::new(),
                 },
                 "UPSTREAM_ERROR",
@@ -179,6 +183,7 @@ mod tests {
                 UpstreamError::Status {
                     upstream: u,
                     status: 400,
+                    retry_after: None,
                     snippet: String::new(),
                 },
                 "UPSTREAM_ERROR",

@@ -158,7 +158,28 @@ impl HttpUpstream {
 
     /// Sends one request and decodes a JSON body. `Ok(None)` is a 404: the upstream
     /// knows nothing of the subject, which is an answer, not a failure.
+    /// One span per try (`upstream.http`), and the trace context passed on in
+    /// `traceparent` so the vendor's own traces join the caller's.
     pub async fn send_json<T: DeserializeOwned>(
+        &self,
+        endpoint: &'static str,
+        request: reqwest::RequestBuilder,
+        ctx: &CallContext,
+    ) -> Result<Option<Fetched<T>>, UpstreamError> {
+        let span = tracing::info_span!(
+            "upstream.http",
+            otel.name = %format_args!("{} {}", self.config.name, endpoint),
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            upstream = self.config.name.as_str(),
+            endpoint,
+            http.response.status_code = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        );
+        tracing::Instrument::instrument(self.try_once(endpoint, request, ctx), span).await
+    }
+
+    async fn try_once<T: DeserializeOwned>(
         &self,
         endpoint: &'static str,
         request: reqwest::RequestBuilder,
@@ -175,7 +196,9 @@ impl HttpUpstream {
             }
             None => (self.config.timeout, false),
         };
-        let mut request = request.timeout(timeout);
+        let mut trace_headers = http::HeaderMap::new();
+        crate::trace_context::inject_current(&mut trace_headers);
+        let mut request = request.timeout(timeout).headers(trace_headers);
         if let Some(token) = &self.config.credential {
             // Settings refuse plain http to anything but loopback; this keeps a token off
             // the wire even for settings built some other way.
@@ -216,6 +239,14 @@ impl HttpUpstream {
             Ok((status, None)) => (Some(*status), "not_found".to_owned(), None),
             Err((status, e)) => (*status, e.kind().to_owned(), Some(e.to_string())),
         };
+        let span = tracing::Span::current();
+        if let Some(status) = status {
+            span.record("http.response.status_code", status);
+        }
+        span.record("outcome", outcome.as_str());
+        if error.is_some() {
+            span.record("otel.status_code", "error");
+        }
         unfinished
             .finish(AuditEnd {
                 http_status: status,
@@ -296,8 +327,7 @@ impl HttpUpstream {
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+            .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
         let body = read_capped(response).await.map_err(|e| {
             (
                 Some(status),
@@ -341,6 +371,8 @@ pub fn decode_answer<T: DeserializeOwned>(
             return Err(UpstreamError::Status {
                 upstream,
                 status,
+                // Only a 503 says "come back later"; elsewhere the header means nothing.
+                retry_after: retry_after.filter(|_| status == 503),
                 snippet: snippet(body),
             });
         }
@@ -365,6 +397,18 @@ pub fn decode_answer<T: DeserializeOwned>(
             detail: mask_digits(&e.to_string()),
         }),
     }
+}
+
+/// A Retry-After value in either of its forms (RFC 9110 § 10.2.3): delay-seconds, or
+/// an HTTP-date, read against `now` (a date in the past means "now": zero). `None` for
+/// anything else.
+pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 /// The start of a response body for error messages, with every digit masked: a body
@@ -411,5 +455,53 @@ impl Drop for Unfinished<'_> {
         if let Some(entry) = self.entry.take() {
             self.audit.abandon(entry);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::SystemTime;
+
+    #[test]
+    fn retry_after_in_seconds_or_as_an_http_date() {
+        let now = httpdate::parse_http_date("Wed, 02 Dec 2026 10:00:00 GMT").unwrap();
+        let cases: &[(&str, Option<Duration>)] = &[
+            ("120", Some(Duration::from_secs(120))),
+            (" 0 ", Some(Duration::ZERO)),
+            (
+                "Wed, 02 Dec 2026 10:00:30 GMT",
+                Some(Duration::from_secs(30)),
+            ),
+            // RFC 850 and asctime forms are HTTP-dates too.
+            (
+                "Wednesday, 02-Dec-26 10:01:00 GMT",
+                Some(Duration::from_secs(60)),
+            ),
+            ("Wed Dec  2 10:00:05 2026", Some(Duration::from_secs(5))),
+            // Already past: retry now.
+            ("Wed, 02 Dec 2026 09:00:00 GMT", Some(Duration::ZERO)),
+            ("-5", None),
+            ("soon", None),
+            ("", None),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(parse_retry_after(value, now), *expected, "{value:?}");
+        }
+        assert!(parse_retry_after("1", SystemTime::now()).is_some());
+    }
+
+    #[test]
+    fn only_a_503_carries_its_retry_after() {
+        let wait = Some(Duration::from_secs(7));
+        let err = decode_answer::<serde_json::Value>(Upstream::Valuation, 503, wait, b"busy")
+            .unwrap_err();
+        assert_eq!(err.retry_after(), wait);
+        let err = decode_answer::<serde_json::Value>(Upstream::Valuation, 500, wait, b"oops")
+            .unwrap_err();
+        assert_eq!(err.retry_after(), None);
+        let err = decode_answer::<serde_json::Value>(Upstream::Valuation, 429, wait, b"slow down")
+            .unwrap_err();
+        assert_eq!(err.retry_after(), wait);
     }
 }

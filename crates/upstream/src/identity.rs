@@ -163,6 +163,7 @@ impl IdentityClient {
         found.ok_or_else(|| super::error::UpstreamError::Status {
             upstream: Upstream::Identity,
             status: 404,
+            retry_after: None,
             snippet: format!("{what} endpoint not found; check the identity base URL"),
         })
     }

@@ -185,7 +185,25 @@ impl Layered {
         q: Question,
         ctx: &CallContext,
     ) -> Result<Option<Fetched<T>>, UpstreamError> {
-        let (answer, outcome) = self.answer(q, ctx).await?;
+        // One span per question, with where its answer came from (`cache`): a trace
+        // shows which questions cost a vendor request and which were served locally.
+        let span = tracing::info_span!(
+            "upstream.question",
+            otel.name = %format_args!("{}.{}", self.name, q.kind),
+            otel.status_code = tracing::field::Empty,
+            upstream = self.name.as_str(),
+            question = q.kind,
+            cache = tracing::field::Empty,
+        );
+        let answered = tracing::Instrument::instrument(self.answer(q, ctx), span.clone()).await;
+        let (answer, outcome) = match answered {
+            Ok(answered) => answered,
+            Err(e) => {
+                span.record("otel.status_code", "error");
+                return Err(e);
+            }
+        };
+        span.record("cache", outcome.as_str());
         let source = DataSource {
             upstream: self.name,
             fetched_at: answer.fetched_at,
@@ -250,7 +268,13 @@ impl Layered {
         let name = self.name;
         let (flight, joined) = self.flights.join_or_start(
             &flight_key,
-            move || me.fetch(q, key_hash, l1_key, fetch_ctx, deadline),
+            // The fetch runs in a task of its own: it carries the starting caller's
+            // span, so its requests appear in that caller's trace.
+            move || {
+                tracing::Instrument::in_current_span(
+                    me.fetch(q, key_hash, l1_key, fetch_ctx, deadline),
+                )
+            },
             move || {
                 Err(UpstreamError::Internal {
                     upstream: name,
@@ -368,6 +392,14 @@ impl Layered {
                     Ok((old, CacheOutcome::Stale))
                 }
                 _ => {
+                    // Refusals by our own limiter and breaker are counted, not logged:
+                    // under an outage they would be a line per question.
+                    if !matches!(
+                        e,
+                        UpstreamError::RateLimited { .. } | UpstreamError::CircuitOpen { .. }
+                    ) {
+                        tracing::warn!(upstream = %self.name, error = %e, "upstream failed and no stale answer can stand in; the checks that need it are UNAVAILABLE");
+                    }
                     if !matches!(e, UpstreamError::RateLimited { .. }) {
                         self.count("error");
                     }
@@ -391,7 +423,21 @@ impl Layered {
             deadline: Some(deadline),
             ..*ctx
         };
-        let result = self.fetch_upstream(q, &ctx, deadline, false).await;
+        let span = tracing::info_span!(
+            "upstream.send",
+            otel.name = %format_args!("{}.{}", self.name, q.kind),
+            otel.status_code = tracing::field::Empty,
+            upstream = self.name.as_str(),
+            question = q.kind,
+        );
+        let result = tracing::Instrument::instrument(
+            self.fetch_upstream(q, &ctx, deadline, false),
+            span.clone(),
+        )
+        .await;
+        if result.is_err() {
+            span.record("otel.status_code", "error");
+        }
         match &result {
             Ok(_) => self.count("sent"),
             // Counted by the limiter that refused it.
@@ -421,11 +467,19 @@ impl Layered {
         let mut attempt = 1;
         loop {
             let permit_deadline = if attempt == 1 { permit_by } else { deadline };
-            self.limiter.rate_permit(permit_deadline).await?;
-            if self.policy.fleet_limit {
-                self.fleet_permit(permit_deadline).await?;
-            }
-            let slot = self.limiter.slot(deadline).await?;
+            // Waiting for the rate limits and a concurrency slot: its own span, so a
+            // trace shows time spent queueing apart from time spent asking.
+            let slot = tracing::Instrument::instrument(
+                async {
+                    self.limiter.rate_permit(permit_deadline).await?;
+                    if self.policy.fleet_limit {
+                        self.fleet_permit(permit_deadline).await?;
+                    }
+                    self.limiter.slot(deadline).await
+                },
+                tracing::info_span!("upstream.permit", upstream = self.name.as_str(), attempt),
+            )
+            .await?;
             let admitted = if guarded {
                 Some(self.breaker.admit()?)
             } else {
@@ -456,7 +510,17 @@ impl Layered {
                 Err(e) => match retry::next_delay(&self.policy.retry, attempt, &e, deadline) {
                     Some(wait) => {
                         tracing::debug!(upstream = %self.name, attempt, ?wait, error = %e, "retrying");
-                        tokio::time::sleep(wait).await;
+                        tracing::Instrument::instrument(
+                            tokio::time::sleep(wait),
+                            tracing::info_span!(
+                                "upstream.backoff",
+                                upstream = self.name.as_str(),
+                                attempt,
+                                wait_ms = wait.as_millis() as u64,
+                                error = e.kind(),
+                            ),
+                        )
+                        .await;
                         attempt += 1;
                     }
                     None => return Err(e),

@@ -23,6 +23,7 @@ mod retry;
 pub mod sanctions;
 pub mod settings;
 pub mod shared;
+pub mod trace_context;
 pub mod valuation;
 
 mod fleet_fetch;

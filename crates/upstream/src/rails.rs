@@ -262,6 +262,7 @@ async fn send_batch(http: super::http::HttpUpstream, items: Vec<BatchItem>) {
                 let _ = item.reply.send(Err(super::error::UpstreamError::Status {
                     upstream: Upstream::Rails,
                     status: 404,
+                    retry_after: None,
                     snippet: "the batch endpoint was not found; check the Rails base URL".into(),
                 }));
             }
@@ -337,6 +338,7 @@ impl RailsClient {
             return Err(super::error::UpstreamError::Status {
                 upstream: Upstream::Rails,
                 status: 404,
+                retry_after: None,
                 snippet: format!(
                     "{DECISIONS_PATH} was not found; check the Rails base URL and that this Rails release has the decision callback"
                 ),

@@ -24,8 +24,14 @@ pub fn next_delay(
         .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
         .min(policy.max_backoff);
     let jitter = Duration::from_secs_f64(rand::thread_rng().gen_range(0.0..=cap.as_secs_f64()));
+    // The upstream's own Retry-After (a 429, or a 503 that sent one); the breaker's
+    // is not a reason to wait here, it refuses without asking.
     let floor = match error {
         UpstreamError::RateLimited {
+            retry_after: Some(after),
+            ..
+        }
+        | UpstreamError::Status {
             retry_after: Some(after),
             ..
         } => *after,
@@ -53,6 +59,7 @@ mod tests {
         UpstreamError::Status {
             upstream: Upstream::Registry,
             status: code,
+            retry_after: None,
             snippet: String::new(),
         }
     }
@@ -100,5 +107,22 @@ mod tests {
         assert!(next_delay(&policy(), 1, &limited, far).unwrap() >= Duration::from_secs(2));
         let near = Instant::now() + Duration::from_secs(1);
         assert!(next_delay(&policy(), 1, &limited, near).is_none());
+    }
+
+    #[test]
+    fn a_503_with_retry_after_waits_at_least_that_long() {
+        let busy = UpstreamError::Status {
+            upstream: Upstream::Registry,
+            status: 503,
+            retry_after: Some(Duration::from_secs(3)),
+            snippet: String::new(),
+        };
+        let far = Instant::now() + Duration::from_secs(60);
+        assert!(next_delay(&policy(), 1, &busy, far).unwrap() >= Duration::from_secs(3));
+        let near = Instant::now() + Duration::from_secs(2);
+        assert!(
+            next_delay(&policy(), 1, &busy, near).is_none(),
+            "a wait past the deadline is no retry"
+        );
     }
 }

@@ -336,6 +336,12 @@ impl Simulators {
         self.server(upstream).state.stats.snapshot()
     }
 
+    /// The trace ids of the `traceparent` headers this simulator received, oldest first
+    /// (the last 10,000).
+    pub fn trace_ids(&self, upstream: Upstream) -> Vec<String> {
+        self.server(upstream).state.stats.trace_ids()
+    }
+
     /// Decisions the Rails simulator has received, one entry per idempotency key.
     pub fn deliveries(&self) -> rails::Deliveries {
         self.server(Upstream::Rails).state.deliveries.snapshot()

@@ -60,13 +60,38 @@ impl<'de> Deserialize<'de> for Stats {
     }
 }
 
+/// How many `traceparent` trace ids a simulator remembers (the oldest go first).
+const TRACE_IDS_KEPT: usize = 10_000;
+
 /// The live counters of one simulator.
 #[derive(Debug, Default)]
 pub(crate) struct Recorder {
     counts: Mutex<BTreeMap<String, u64>>,
+    /// Trace ids of the `traceparent` headers received, oldest first: tests check that
+    /// Dossier passes its callers' traces on.
+    trace_ids: Mutex<std::collections::VecDeque<String>>,
 }
 
 impl Recorder {
+    pub(crate) fn record_trace(&self, traceparent: &str) {
+        // 00-<trace id>-<parent id>-<flags>; anything else is recorded as it came.
+        let trace_id = traceparent.split('-').nth(1).unwrap_or(traceparent);
+        let mut ids = self.trace_ids.lock().expect("stats lock");
+        if ids.len() == TRACE_IDS_KEPT {
+            ids.pop_front();
+        }
+        ids.push_back(trace_id.to_owned());
+    }
+
+    pub(crate) fn trace_ids(&self) -> Vec<String> {
+        self.trace_ids
+            .lock()
+            .expect("stats lock")
+            .iter()
+            .cloned()
+            .collect()
+    }
+
     pub(crate) fn record(&self, key: String) {
         *self
             .counts
@@ -99,6 +124,13 @@ pub(crate) async fn middleware(
             None => format!("{} (unmatched)", request.method()),
         };
         state.stats.record(key);
+        if let Some(traceparent) = request
+            .headers()
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+        {
+            state.stats.record_trace(traceparent);
+        }
     }
     next.run(request).await
 }

@@ -1,11 +1,13 @@
 //! The gRPC surface: tonic handlers that validate, convert proto ⇄ domain and map
-//! errors to `Status`, plus the per-RPC log layer.
+//! errors to `Status`, plus the layers every call passes (log and metrics, load
+//! shedding).
 
 mod accesses;
 pub mod convert;
 pub mod data;
 pub mod error;
 mod page_token;
+mod rpc_log;
 mod shed;
 pub mod underwriting;
 pub mod validate;
@@ -13,30 +15,13 @@ mod watch;
 pub mod watch_limits;
 
 use std::collections::HashSet;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::{Arc, LazyLock, Mutex};
-use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::sync::LazyLock;
+use std::time::Duration;
 
 use prost::Message as _;
 
+pub use rpc_log::{RpcLog, RpcLogLayer};
 pub use shed::ShedLayer;
-
-/// Per-RPC log fields a handler can fill in (today: the application id). Put in the
-/// request extensions by [`RpcLogLayer`], read back when the RPC ends.
-#[derive(Debug, Clone, Default)]
-pub struct RpcLog(Arc<Mutex<Option<String>>>);
-
-impl RpcLog {
-    pub fn set_application(&self, id: String) {
-        *self.0.lock().expect("RpcLog lock poisoned") = Some(id);
-    }
-
-    fn application(&self) -> Option<String> {
-        self.0.lock().expect("RpcLog lock poisoned").clone()
-    }
-}
 
 /// Every method the server serves, as `/package.Service/Method`, read once from the
 /// descriptor sets it registers (Dossier's, grpc.health.v1, reflection v1 and v1alpha).
@@ -74,114 +59,6 @@ pub fn served_methods() -> &'static HashSet<&'static str> {
 /// bound (one series per path) or fill the logs with caller-chosen strings.
 pub fn method_label(path: &str) -> &'static str {
     METHODS.get(path).copied().unwrap_or("unknown")
-}
-
-/// Logs one structured line per RPC: method, gRPC status, latency, application id and
-/// the caller's identity.
-/// Only these fields: requests carry SSNs and dates of birth and are never logged.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RpcLogLayer;
-
-impl<S> tower::Layer<S> for RpcLogLayer {
-    type Service = RpcLogService<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        RpcLogService { inner }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct RpcLogService<S> {
-    inner: S,
-}
-
-impl<S, B, RB> tower::Service<http::Request<B>> for RpcLogService<S>
-where
-    S: tower::Service<http::Request<B>, Response = http::Response<RB>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: std::fmt::Display,
-    B: Send + 'static,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
-        let method = method_label(request.uri().path());
-        let caller = crate::identity::Caller::of(&request);
-        let log = RpcLog::default();
-        request.extensions_mut().insert(log.clone());
-        let started = Instant::now();
-        let future = self.inner.call(request);
-        Box::pin(async move {
-            let mut result = future.await;
-            let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-            match &mut result {
-                Ok(response) => {
-                    // Errors come back "trailers-only", with grpc-status in the headers;
-                    // a success carries it in the trailers, after this point.
-                    let mut code = response
-                        .headers()
-                        .get("grpc-status")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.parse::<i32>().ok())
-                        .map(tonic::Code::from)
-                        .unwrap_or(tonic::Code::Ok);
-                    if code == tonic::Code::Internal && is_decode_failure(response.headers()) {
-                        code = tonic::Code::InvalidArgument;
-                        as_invalid_request(response.headers_mut());
-                    }
-                    let application_id = log.application();
-                    let code_name = format!("{code:?}");
-                    metrics::counter!("dossier_rpc_requests_total", "method" => method, "code" => code_name.clone()).increment(1);
-                    metrics::histogram!("dossier_rpc_duration_seconds", "method" => method, "code" => code_name).record(latency_ms / 1000.0);
-                    if matches!(
-                        code,
-                        tonic::Code::Internal | tonic::Code::Unknown | tonic::Code::DataLoss
-                    ) {
-                        tracing::error!(target: "dossier::rpc", method, code = ?code, latency_ms, application_id, %caller, "rpc");
-                    } else if code == tonic::Code::InvalidArgument {
-                        tracing::warn!(target: "dossier::rpc", method, code = ?code, latency_ms, application_id, %caller, "rpc");
-                    } else {
-                        tracing::info!(target: "dossier::rpc", method, code = ?code, latency_ms, application_id, %caller, "rpc");
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(target: "dossier::rpc", method, error = %e, latency_ms, %caller, "rpc transport error")
-                }
-            }
-            result
-        })
-    }
-}
-
-/// tonic-prost answers a request that is not protobuf of the method's type with
-/// INTERNAL "failed to decode Protobuf message: …" (the gRPC spec's code for a parse
-/// error). On the server that is the caller's mistake, not Dossier's: it must not page
-/// anyone or fill the error log, so it becomes INVALID_ARGUMENT.
-fn is_decode_failure(headers: &http::HeaderMap) -> bool {
-    // grpc-message is percent-encoded on the wire (spaces as %20).
-    headers.get("grpc-message").is_some_and(|m| {
-        let m = m.as_bytes();
-        m.starts_with(b"failed%20to%20decode%20Protobuf%20message")
-            || m.starts_with(b"failed to decode Protobuf message")
-    })
-}
-
-fn as_invalid_request(headers: &mut http::HeaderMap) {
-    headers.insert(
-        "grpc-status",
-        http::HeaderValue::from(tonic::Code::InvalidArgument as i32),
-    );
-    headers.insert(
-        "grpc-message",
-        http::HeaderValue::from_static(
-            "the%20request%20message%20does%20not%20decode%20as%20protobuf%20of%20this%20method%27s%20request%20type",
-        ),
-    );
 }
 
 /// The longest a unary call may take, whatever the caller's grpc-timeout says (the

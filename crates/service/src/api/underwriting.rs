@@ -164,6 +164,7 @@ impl UnderwritingApi {
                     Validated::Rails(id) => Source::Rails(id),
                 },
                 enqueue_after: Some(enqueue_after),
+                trace_parent: dossier_upstream::trace_context::current_traceparent().as_deref(),
             })
             .await
             .map_err(ApiError::from)?;
@@ -473,7 +474,13 @@ impl UnderwritingService for UnderwritingApi {
         match self
             .underwriter
             .store
-            .record_review(id, approve, &note, &reviewer)
+            .record_review(
+                id,
+                approve,
+                &note,
+                &reviewer,
+                dossier_upstream::trace_context::current_traceparent().as_deref(),
+            )
             .await
             .map_err(ApiError::from)?
         {

@@ -113,36 +113,45 @@ async fn run_job(
             match store.renew_lease(job.id, worker, lease).await {
                 Ok(true) => {}
                 Ok(false) => return, // taken over: stop working on it
-                Err(e) => tracing::warn!(job = job.id, error = %e, "lease renewal failed"),
+                Err(e) => tracing::warn!(error = %e, "lease renewal failed"),
             }
         }
     };
-    tokio::select! {
-        result = work => match result {
-            Ok(()) => {
-                if let Err(e) = store.complete_job(job.id, worker).await {
-                    tracing::warn!(job = job.id, error = %e, "could not mark job done; it will run again and find the decision made");
+    let span = crate::telemetry::job_span(
+        job.kind.as_str(),
+        job.id,
+        job.application_id,
+        job.trace_parent.as_deref(),
+    );
+    let outcome = async {
+        tokio::select! {
+            result = work => match result {
+                Ok(()) => {
+                    if let Err(e) = store.complete_job(job.id, worker).await {
+                        tracing::warn!(error = %e, "could not mark job done; it will run again and find the decision made");
+                    }
+                    tracing::info!(attempts = job.attempts, "job done");
                 }
-                tracing::info!(job = job.id, kind = job.kind.as_str(), application_id = ?job.application_id, attempts = job.attempts, "job done");
+                Err(e) => {
+                    tracing::warn!(attempts = job.attempts, error = %e, "job failed; it will be retried with back-off, or dead-lettered after its last attempt");
+                    if let Err(e) = store.fail_job(job.id, worker, &e).await {
+                        tracing::warn!(error = %e, "could not record the failure; the lease will lapse and the job run again");
+                    }
+                }
+            },
+            _ = renew => {
+                tracing::warn!("lost the lease on a job to another worker; abandoning it");
             }
-            Err(e) => {
-                tracing::warn!(job = job.id, kind = job.kind.as_str(), application_id = ?job.application_id, attempts = job.attempts, error = %e, "job failed; it will be retried with back-off, or dead-lettered after its last attempt");
-                if let Err(e) = store.fail_job(job.id, worker, &e).await {
-                    tracing::warn!(job = job.id, error = %e, "could not record the failure; the lease will lapse and the job run again");
+            _ = shutdown.cancelled() => {
+                // Hand the job back at once rather than let its lease lapse: another pod
+                // picks it up immediately. Check results already written are idempotent.
+                if let Err(e) = store.release_job(job.id, worker).await {
+                    tracing::warn!(error = %e, "could not hand back a job; its lease will lapse");
                 }
             }
-        },
-        _ = renew => {
-            tracing::warn!(job = job.id, "lost the lease on a job to another worker; abandoning it");
         }
-        _ = shutdown.cancelled() => {
-            // Hand the job back at once rather than let its lease lapse: another pod
-            // picks it up immediately. Check results already written are idempotent.
-            if let Err(e) = store.release_job(job.id, worker).await {
-                tracing::warn!(job = job.id, error = %e, "could not hand back a job; its lease will lapse");
-            }
-        }
-    }
+    };
+    tracing::Instrument::instrument(outcome, span).await
 }
 
 async fn evaluate(underwriter: &Underwriter, job: &Job) -> Result<(), String> {

@@ -11,6 +11,7 @@ use std::time::Instant;
 use chrono::Utc;
 use futures::future::join_all;
 use serde_json::json;
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use dossier_core::domain::{Application, CheckKind, CheckResult, DecisionRecord, Report};
@@ -18,6 +19,7 @@ use dossier_core::judge;
 use dossier_core::policy::{self, LoadedPolicy};
 use dossier_core::reason::ReasonCode;
 use dossier_sanctions::Subject;
+use dossier_store::reports::FinishedRun;
 use dossier_store::{Store, StoreError};
 use dossier_upstream::identity::PersonQuery;
 use dossier_upstream::property_records::PropertyQuery;
@@ -153,6 +155,11 @@ impl Underwriter {
         self.run(application_id, None, reason, deadline).await
     }
 
+    #[tracing::instrument(
+        name = "evaluation",
+        skip_all,
+        fields(application_id = %application_id, reason = reason.as_str())
+    )]
     async fn run(
         &self,
         application_id: Uuid,
@@ -198,16 +205,19 @@ impl Underwriter {
                 .any(|c| *c == ReasonCode::DeadlineExceeded)
         });
         let decision = decide(&self.policy, &application.property.address.state, &results);
+        let inputs = serde_json::to_value(&inputs).expect("run inputs serialise");
+        let trace_parent = dossier_upstream::trace_context::current_traceparent();
         let recorded = self
             .store
-            .record_decision(
+            .record_decision(FinishedRun {
                 run_id,
                 application_id,
-                &decision,
+                decision: &decision,
                 complete,
-                reason == RunReason::Initial,
-                &serde_json::to_value(&inputs).expect("run inputs serialise"),
-            )
+                once: reason == RunReason::Initial,
+                inputs: &inputs,
+                trace_parent: trace_parent.as_deref(),
+            })
             .await?;
         if recorded {
             // What was just stored, without reading it all back: only the parts this
@@ -288,7 +298,8 @@ impl Underwriter {
             ))
             .await?;
             Ok::<_, StoreError>((results, rec, avm))
-        };
+        }
+        .instrument(group_span("property"));
         let contractor = async {
             let c = &app.contractor;
             let (license, business) = tokio::join!(
@@ -322,8 +333,10 @@ impl Underwriter {
             ))
             .await?;
             Ok::<_, StoreError>((results, license, business, screened))
-        };
-        let term = record(vec![judge::term_check(&app.measures, &app.financing, p)]);
+        }
+        .instrument(group_span("contractor"));
+        let term = record(vec![judge::term_check(&app.measures, &app.financing, p)])
+            .instrument(group_span("term"));
         let applicants = join_all(app.applicants.iter().enumerate().map(|(i, a)| {
             let record = &record;
             async move {
@@ -355,6 +368,12 @@ impl Underwriter {
                 let results = record(judge::applicant_checks(i, &inputs, p)).await?;
                 Ok::<_, StoreError>((results, inputs))
             }
+            .instrument(tracing::info_span!(
+                "checks",
+                otel.name = %format_args!("checks applicant {i}"),
+                group = "applicant",
+                applicant = i,
+            ))
         }));
         let (property, contractor, term, applicants) =
             tokio::join!(property, contractor, term, applicants);
@@ -379,7 +398,7 @@ impl Underwriter {
         for (i, a) in applicant_inputs.iter().enumerate() {
             late.push(judge::bankruptcy_check(i, a, &property_record, p, today));
         }
-        all.extend(record(late).await?);
+        all.extend(record(late).instrument(group_span("household")).await?);
         all.sort_by(|a, b| (a.kind, &a.subject).cmp(&(b.kind, &b.subject)));
         let inputs = judge::RunInputs {
             as_of: today,
@@ -417,6 +436,12 @@ impl Underwriter {
 }
 
 /// Awaits an upstream call, giving up at the caller's deadline.
+/// The span of one group of checks answered together (their upstream questions are
+/// its children).
+fn group_span(group: &'static str) -> tracing::Span {
+    tracing::info_span!("checks", otel.name = %format_args!("checks {group}"), group)
+}
+
 async fn within<T>(
     ctx: &CallContext,
     upstream: Upstream,

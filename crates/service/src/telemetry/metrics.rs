@@ -1,35 +1,5 @@
-//! Logging: structured JSON on stdout, one object per line.
-
-use tracing_subscriber::EnvFilter;
-
-/// Installs the global subscriber. `DOSSIER_LOG` filters (default `info`);
-/// `DOSSIER_LOG_FORMAT=pretty` gives human-readable lines for local work.
-pub fn init() {
-    init_with_default("info,sqlx=warn,h2=warn,hyper=warn,tower=warn");
-}
-
-/// As [`init`], with another default filter (the benchmark logs only warnings: a line
-/// per RPC would measure the log, not the service).
-pub fn init_with_default(default_filter: &str) {
-    let filter =
-        EnvFilter::try_from_env("DOSSIER_LOG").unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let pretty = std::env::var("DOSSIER_LOG_FORMAT").is_ok_and(|v| v == "pretty");
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stdout);
-    let result = if pretty {
-        builder.try_init()
-    } else {
-        builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_span_list(false)
-            .try_init()
-    };
-    // Already installed (tests start several servers in one process): keep the first.
-    let _ = result;
-}
+//! Metrics: the process-wide Prometheus recorder and the admin HTTP server that
+//! serves it (docs/metrics.md lists every series).
 
 /// The process-wide Prometheus recorder, installed on first use. Tests start several
 /// servers in one process; they share it.

@@ -85,7 +85,7 @@ async fn scrape(admin: std::net::SocketAddr) -> String {
         .expect("metrics are text")
 }
 
-/// After an approval, a referral, an application fetched from Rails and a review, every
+/// After two approvals, a referral, an application fetched from Rails and a review, every
 /// metric that work
 /// moves is scraped with its `# HELP` and `# TYPE`, and the values are plausible.
 #[tokio::test]
@@ -97,7 +97,11 @@ async fn the_metrics_of_real_work_are_scraped_with_help_type_and_plausible_value
     // Counters are the process's: other tests' servers count into them too.
     let refer_before = decided(&before, "refer").unwrap_or(0.0);
     let mut client = app.client().await;
-    for (example, key) in [("approve", "obs-1"), ("rails", "obs-3")] {
+    for (example, key) in [
+        ("approve", "obs-1"),
+        ("approve", "obs-1b"),
+        ("rails", "obs-3"),
+    ] {
         client
             .evaluate_application(evaluate_request(example, key))
             .await
@@ -185,7 +189,7 @@ async fn the_metrics_of_real_work_are_scraped_with_help_type_and_plausible_value
     assert!(decided(&text, "approved").unwrap() >= 1.0);
     assert!(value(&text, "dossier_reviews_total", &[("outcome", "decline")]).unwrap() >= 1.0);
     for outcome in ["fetched", "l1_hit"] {
-        // The referral's contractor and property questions were the approval's too.
+        // The second approval asked the first one's questions: answered from memory.
         assert!(
             samples(&text)
                 .iter()

@@ -27,6 +27,9 @@ const LOCAL_INTERVAL: Duration = Duration::from_secs(1);
 /// timeout is 5 s, and a longer wait would only delay the other gauges.
 const PROBE_LIMIT: Duration = Duration::from_secs(5);
 
+/// Longest a fleet sample may take before it is given up.
+const FLEET_LIMIT: Duration = Duration::from_secs(10);
+
 /// The job states reported: `done` only grows and is not counted.
 const REPORTED_STATES: [JobState; 3] = [JobState::Queued, JobState::Running, JobState::Dead];
 /// The kinds that deliver to Rails (the outbox).
@@ -61,10 +64,29 @@ pub async fn run(sampled: Sampled, interval: Duration, stopping: CancellationTok
     fleet.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     local.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        let fleet_due = tokio::select! {
+            _ = stopping.cancelled() => return,
+            _ = fleet.tick() => true,
+            _ = local.tick() => false,
+        };
+        // A pod cut off from PostgreSQL would wait on its statements until TCP gives up:
+        // the sample is bounded, so the pod's own gauges keep moving, and abandoned at
+        // shutdown, which waits for this task. Both statements are plain reads.
+        let sample = async {
+            if fleet_due {
+                if tokio::time::timeout(FLEET_LIMIT, sample_fleet(&sampled.store))
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!(limit = ?FLEET_LIMIT, "reading the fleet-wide metrics timed out; they keep their last values");
+                }
+            } else {
+                sample_pod(&sampled).await;
+            }
+        };
         tokio::select! {
             _ = stopping.cancelled() => return,
-            _ = fleet.tick() => sample_fleet(&sampled.store).await,
-            _ = local.tick() => sample_pod(&sampled).await,
+            _ = sample => {}
         }
     }
 }

@@ -673,6 +673,60 @@ def test_service_monitor_only_with_the_capability():
     assert {r["alert"] for r in rules} >= {"DossierNoPodServing", "DossierUnavailable"}
 
 
+RULES_FILE = ROOT / "helm/dossier/files/prometheus/alerts.yaml"
+DASHBOARD_FILE = ROOT / "helm/dossier/files/grafana/dossier.json"
+
+
+def rules_of(rendered) -> list[dict]:
+    return [r for g in rendered.one("PrometheusRule")["spec"]["groups"] for r in g["rules"]]
+
+
+def test_prometheus_rule_is_the_rules_file_scoped_to_the_release():
+    # With the default thresholds, the chart's rules are the plain file's, selector apart.
+    import yaml
+    rendered = render(with_(MINIMAL, **{"metrics.prometheusRule.enabled": True}), api_versions=[MONITORING])
+    fullname = rendered.one("PrometheusRule")["metadata"]["name"]
+    sel = f'namespace="{NAMESPACE}", service="{fullname}"'
+    plain = yaml.safe_load(RULES_FILE.read_text().replace('job="dossier"', sel))
+    assert rendered.one("PrometheusRule")["spec"] == plain
+    rules = rules_of(rendered)
+    assert {r["alert"] for r in rules} >= {"DossierNoPodServing", "DossierUnavailable", "DossierDeadLetters",
+                                           "DossierDeliveryLag", "DossierUpstreamErrorBudgetBurnFast"}
+    for r in rules:
+        assert 'job="dossier"' not in r["expr"] and sel in r["expr"], r["alert"]
+        assert {"summary", "description", "runbook_url"} <= r["annotations"].keys(), r["alert"]
+        assert r["annotations"]["runbook_url"].startswith("docs/metrics.md#"), r["alert"]
+
+
+def test_prometheus_rule_thresholds_and_runbook_links_come_from_the_values(full):
+    rules = {r["alert"]: r for r in rules_of(full)}
+    assert "> 1800 # threshold: deliveryLagSeconds" in rules["DossierDeliveryLag"]["expr"]
+    assert "> 0.05 # threshold: unavailableRatio" in rules["DossierUnavailable"]["expr"]
+    assert rules["DossierDeadLetters"]["annotations"]["runbook_url"] == \
+        "https://git.example/dossier/blob/main/docs/metrics.md#dossierdeadletters"
+    budget = with_(MINIMAL, **{"metrics.prometheusRule.enabled": True, "metrics.prometheusRule.upstreamErrorBudget": 0.001})
+    fast = {r["alert"]: r for r in rules_of(render(budget, api_versions=[MONITORING]))}["DossierUpstreamErrorBudgetBurnFast"]
+    assert fast["expr"].count("14.4 * 0.001 # threshold: upstreamErrorBudget") == 2
+
+
+def test_every_threshold_of_the_rules_file_is_a_value():
+    import yaml
+    names = set(re.findall(r"# threshold: (\w+)$", RULES_FILE.read_text(), re.M))
+    defaults = yaml.safe_load((ROOT / "helm/dossier/values.yaml").read_text())["metrics"]["prometheusRule"]
+    template = (ROOT / "helm/dossier/templates/prometheusrule.yaml").read_text()
+    for name in names:
+        assert name in defaults, f"{name}: no value metrics.prometheusRule.{name}"
+        assert f'"{name}"' in template, f"{name}: the template does not set it"
+
+
+def test_grafana_dashboard_configmap_only_when_enabled(full, minimal):
+    assert [d for d in minimal.kinds("ConfigMap") if d["metadata"]["name"].endswith("-dashboard")] == []
+    cm = full.one("ConfigMap", "-dashboard")
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert cm["metadata"]["annotations"] == {"grafana_folder": "Underwriting"}
+    assert json.loads(cm["data"]["dossier.json"]) == json.loads(DASHBOARD_FILE.read_text())
+
+
 def test_service_monitor_off_by_default_even_with_the_capability():
     assert render(MINIMAL, api_versions=[MONITORING]).kinds("ServiceMonitor") == []
 

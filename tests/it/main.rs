@@ -8,6 +8,7 @@ mod data_api;
 mod fleet;
 mod hostile_input;
 mod identity;
+mod observability;
 mod outbox;
 mod partitions;
 mod reporting;

@@ -8,8 +8,10 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+mod fleet_metrics;
 pub mod identity;
 mod jobs;
+pub mod metric_catalogue;
 pub mod proto;
 pub mod server;
 pub mod telemetry;

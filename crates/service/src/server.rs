@@ -68,6 +68,7 @@ struct RunSettings {
     shutdown_grace: Duration,
     shutdown_delay: Duration,
     max_connection_age: Duration,
+    fleet_metrics_interval: Duration,
 }
 
 /// How often each pod checks for a newly loaded sanctions list.
@@ -79,6 +80,7 @@ impl Server {
     pub async fn build(config: ServeConfig) -> anyhow::Result<Server> {
         // Before anything records a metric (the breakers export their state at birth).
         crate::telemetry::metrics_handle();
+        crate::metric_catalogue::describe();
         let ServeConfig {
             database_url,
             grpc_addr,
@@ -96,6 +98,7 @@ impl Server {
             shutdown_grace,
             shutdown_delay,
             max_connection_age,
+            fleet_metrics_interval,
             security,
             seed_sanctions,
         } = config;
@@ -187,6 +190,7 @@ impl Server {
                 shutdown_grace,
                 shutdown_delay,
                 max_connection_age,
+                fleet_metrics_interval,
             },
         })
     }
@@ -250,6 +254,11 @@ impl Server {
             stopping.clone(),
         ));
         let purge_task = tokio::spawn(purge_cache(underwriter.store.clone(), stopping.clone()));
+        let metrics_task = tokio::spawn(crate::fleet_metrics::run(
+            crate::fleet_metrics::Sampled::of(&underwriter),
+            run.fleet_metrics_interval,
+            stopping.clone(),
+        ));
         let database_up = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let health_task = tokio::spawn(watch_database(
             database_url,
@@ -394,6 +403,7 @@ impl Server {
         let _ = health_task.await;
         let _ = sanctions_task.await;
         let _ = purge_task.await;
+        let _ = metrics_task.await;
         set_health(&reporter, ServingStatus::NotServing).await;
         tokio::time::sleep(run.shutdown_delay).await;
 

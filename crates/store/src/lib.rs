@@ -19,6 +19,7 @@ pub mod rotation;
 mod run_inputs;
 pub mod sanctions;
 mod shared;
+mod stats;
 mod transaction;
 
 use std::collections::HashSet;
@@ -29,6 +30,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 
 pub use crypto::Vault;
+pub use stats::{JobGroup, ReviewQueue};
 
 /// The migrations compiled into this binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations");

@@ -160,6 +160,7 @@ impl Layered {
             .await
         {
             Ok(FleetPermit::Granted { after }) => {
+                metrics::histogram!("dossier_upstream_rate_limit_wait_seconds", "upstream" => self.name.as_str(), "limiter" => "fleet").record(after.as_secs_f64());
                 if !after.is_zero() {
                     tokio::time::sleep(after).await;
                 }

@@ -41,9 +41,13 @@ impl Limiter {
     /// Waits for a rate permit until `deadline`.
     pub async fn rate_permit(&self, deadline: Instant) -> Result<(), UpstreamError> {
         let clock = DefaultClock::default();
+        let started = Instant::now();
         loop {
             match self.rate.check() {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    metrics::histogram!("dossier_upstream_rate_limit_wait_seconds", "upstream" => self.upstream.as_str(), "limiter" => "pod").record(started.elapsed().as_secs_f64());
+                    return Ok(());
+                }
                 Err(not_until) => {
                     let wait = not_until.wait_time_from(clock.now());
                     if Instant::now() + wait > deadline {

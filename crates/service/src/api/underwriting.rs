@@ -485,6 +485,8 @@ impl UnderwritingService for UnderwritingApi {
             .map_err(ApiError::from)?
         {
             Reviewed::Recorded => {
+                let outcome = if approve { "approve" } else { "decline" };
+                metrics::counter!("dossier_reviews_total", "outcome" => outcome).increment(1);
                 let caller = crate::identity::Caller::of_grpc(&request);
                 tracing::info!(application_id = %id, reviewer = %reviewer, %caller, approve, "underwriter review recorded");
             }

@@ -106,6 +106,11 @@ pub struct ServeArgs {
     #[arg(long, env = "DOSSIER_MAX_CONNECTION_AGE", default_value = "5m", value_parser = duration)]
     pub max_connection_age: Duration,
 
+    /// How often this pod reads the fleet-wide metrics (job queue, deliveries, review
+    /// queue) from PostgreSQL. Every pod reports the same values (docs/metrics.md).
+    #[arg(long, env = "DOSSIER_FLEET_METRICS_INTERVAL", default_value = "15s", value_parser = duration)]
+    pub fleet_metrics_interval: Duration,
+
     #[command(flatten)]
     pub security: SecurityArgs,
 
@@ -134,6 +139,7 @@ pub struct ServeConfig {
     pub shutdown_grace: Duration,
     pub shutdown_delay: Duration,
     pub max_connection_age: Duration,
+    pub fleet_metrics_interval: Duration,
     pub security: Security,
     /// A sanctions list to load when none is active: the developer tools' sample list
     /// (`dev`, tests, bench); `serve` never has one (production loads the real list
@@ -192,6 +198,12 @@ impl ServeArgs {
                 self.job_lease
             ));
         }
+        if self.fleet_metrics_interval < Duration::from_secs(1) {
+            problems.push(format!(
+                "--fleet-metrics-interval / DOSSIER_FLEET_METRICS_INTERVAL is {:?}; it must be at least 1s (every pod queries PostgreSQL at this rate)",
+                self.fleet_metrics_interval
+            ));
+        }
         if self.max_calls_in_flight == 0 {
             problems.push(
                 "--max-calls-in-flight / DOSSIER_MAX_CALLS_IN_FLIGHT is 0; every call would be refused".into(),
@@ -222,6 +234,7 @@ impl ServeArgs {
                     shutdown_grace: self.shutdown_grace,
                     shutdown_delay: self.shutdown_delay,
                     max_connection_age: self.max_connection_age,
+                    fleet_metrics_interval: self.fleet_metrics_interval,
                     security,
                     seed_sanctions: None,
                 })
@@ -269,6 +282,7 @@ impl ServeArgs {
             shutdown_grace: Duration::from_secs(10),
             shutdown_delay: Duration::ZERO,
             max_connection_age: Duration::from_secs(300),
+            fleet_metrics_interval: crate::fleet_metrics::DEFAULT_INTERVAL,
             security: SecurityArgs {
                 tls_cert_file: None,
                 tls_key_file: None,

@@ -220,6 +220,8 @@ impl Underwriter {
             })
             .await?;
         if recorded {
+            metrics::counter!("dossier_decisions_total", "decision" => decision.decision.as_str())
+                .increment(1);
             // What was just stored, without reading it all back: only the parts this
             // run does not hold (one round trip instead of seven).
             if let Some(header) = self.store.report_header(application_id).await? {

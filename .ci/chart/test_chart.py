@@ -794,3 +794,35 @@ def test_notes_warn_about_per_pod_vendor_quotas(minimal, full, production):
     line = next(l for l in production.notes.splitlines() if "VENDOR QUOTAS ARE PER POD" in l)
     assert line.strip().endswith("for: rails")
     assert "It fits in database.availableConnections = 277" in production.notes
+
+
+# --- tracing ----------------------------------------------------------------------
+
+
+def test_no_trace_export_unless_an_endpoint_is_given(minimal):
+    assert not {n for n in env(server(minimal)) if n.startswith("OTEL_")}
+
+
+def test_an_otlp_endpoint_exports_traces_named_after_the_pod():
+    r = render(with_(MINIMAL, **{"tracing.otlpEndpoint": "http://otel-collector.observability:4317",
+                                 "tracing.sampler": "parentbased_traceidratio",
+                                 "tracing.samplerArg": "0.25"}))
+    e = env(server(r))
+    assert e["OTEL_EXPORTER_OTLP_ENDPOINT"]["value"] == "http://otel-collector.observability:4317"
+    assert e["OTEL_TRACES_SAMPLER"]["value"] == "parentbased_traceidratio"
+    assert e["OTEL_TRACES_SAMPLER_ARG"]["value"] == "0.25"
+    assert e["K8S_POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    # $(K8S_POD_NAME) expands only if that variable comes first.
+    names = [v["name"] for v in server(r)["env"]]
+    assert names.index("K8S_POD_NAME") < names.index("OTEL_RESOURCE_ATTRIBUTES")
+    assert "k8s.pod.name=$(K8S_POD_NAME)" in e["OTEL_RESOURCE_ATTRIBUTES"]["value"]
+
+
+@pytest.mark.parametrize("changes", [
+    {"tracing.otlpEndpoint": "otel-collector:4317"},
+    {"tracing.sampler": "sometimes"},
+    {"tracing.samplerArg": "1.5"},
+])
+def test_tracing_values_are_checked(changes):
+    with pytest.raises(helm.HelmError, match="tracing"):
+        render(with_(MINIMAL, **changes))

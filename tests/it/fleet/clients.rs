@@ -306,7 +306,7 @@ fn property_address() -> proto::Address {
 
 /// Steady load until stopped: each task alternates SubmitApplication (a new Rails
 /// application each time: a write, a job) and GetPropertyProfile (an upstream look-up
-/// through the caches), back to back.
+/// through the caches), back to back, or one call per `pace` ([`Load::paced`]).
 pub(crate) struct Load {
     stop: CancellationToken,
     tasks: tokio::task::JoinSet<()>,
@@ -319,6 +319,20 @@ impl Load {
         tasks: usize,
         policy: RetryPolicy,
         prefix: &str,
+    ) -> Load {
+        Load::paced(replicas, tasks, policy, prefix, Duration::ZERO)
+    }
+
+    /// As [`Load::start`], each task starting a call at most once per `pace`. Back to
+    /// back, the accepted work grows with how fast refusals come back (a replica that
+    /// refuses at once frees its callers at once), and a test that must then see all of
+    /// it decided would measure the machine's speed instead of the fleet's invariants.
+    pub(crate) fn paced(
+        replicas: &Replicas,
+        tasks: usize,
+        policy: RetryPolicy,
+        prefix: &str,
+        pace: Duration,
     ) -> Load {
         let stop = CancellationToken::new();
         let tally = Arc::new(Tally::new(replicas.len()));
@@ -335,7 +349,15 @@ impl Load {
             );
             let prefix = prefix.to_owned();
             set.spawn(async move {
+                let mut ticks = (!pace.is_zero()).then(|| {
+                    let mut t = tokio::time::interval(pace);
+                    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    t
+                });
                 while !stop.is_cancelled() {
+                    if let Some(ticks) = &mut ticks {
+                        ticks.tick().await;
+                    }
                     // Pairs of calls (one of each kind) go to the replicas in turn.
                     let n = counter.fetch_add(1, Ordering::Relaxed);
                     let first = usize::try_from(n / 2).unwrap() % replicas.len();

@@ -81,7 +81,9 @@ async fn db_cut() {
     let replicas = Replicas::new(&fleet.endpoints());
     let pool = dossier_store::connect(&db.url, 2).await.unwrap();
 
-    let load = Load::start(&replicas, 4, NO_RETRY, "cut");
+    // Paced (4 tasks, a call each per 500 ms: ~4 submissions a second): enough to keep
+    // both replicas busy, little enough that two cores decide all of it in time.
+    let load = Load::paced(&replicas, 4, NO_RETRY, "cut", Duration::from_millis(500));
     load.until_answered(20, Some(VICTIM), "the victim to answer calls")
         .await;
 

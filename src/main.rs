@@ -33,6 +33,8 @@ enum Command {
     Jobs(cli::jobs::Args),
     /// Print a reporting view (docs/reporting.md).
     Report(cli::report::Args),
+    /// Print the adverse-action notice of a declined application, as text or HTML.
+    Notice(cli::notice::Args),
     /// Manage the OFAC SDN sanctions list.
     Sanctions(cli::sanctions::Args),
     /// Send an application file to a running Dossier and print the report.
@@ -55,6 +57,7 @@ async fn main() -> ExitCode {
         cli.command,
         Command::Evaluate(_)
             | Command::Report(_)
+            | Command::Notice(_)
             | Command::Jobs(_)
             | Command::Health(_)
             | Command::Keys(_)
@@ -97,6 +100,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Replay(args) => cli::replay::run(args).await,
         Command::Jobs(args) => cli::jobs::run(args).await,
         Command::Report(args) => cli::report::run(args).await,
+        Command::Notice(args) => cli::notice::run(args).await,
         Command::Sanctions(args) => cli::sanctions::run(args).await,
         Command::Evaluate(args) => cli::evaluate::run(args).await,
         Command::Health(args) => cli::health::run(args).await,

@@ -6,6 +6,7 @@
 //! checks the dependency tree). The same functions run when an application is
 //! evaluated and when a stored decision is replayed, and they are tested by tables.
 
+pub mod adverse_action;
 mod checks;
 pub mod domain;
 pub mod evidence;
@@ -13,3 +14,4 @@ pub mod intake;
 pub mod judge;
 pub mod policy;
 pub mod reason;
+pub mod rescope;

@@ -89,6 +89,7 @@ impl Server {
             db_max_connections,
             vault,
             policy,
+            notices,
             upstreams,
             watch_streams_max,
             watch_streams_per_caller,
@@ -160,6 +161,11 @@ impl Server {
         if let Err(e) = sanctions.refresh_from(&store).await {
             tracing::warn!(error = %e, "could not read the sanctions list; sanctions checks are UNAVAILABLE until it loads");
         }
+        if notices.lender.is_none() || notices.consumer_reporting.is_empty() {
+            tracing::warn!(
+                "the notices file does not name the lender and every consumer reporting agency: adverse-action notices of declines list what is missing and must not be sent as they are (set --notices-file / DOSSIER_NOTICES_FILE, docs/configuration.md)"
+            );
+        }
         if sanctions.version().is_none() {
             tracing::warn!(
                 "no sanctions list is loaded: sanctions checks are UNAVAILABLE (REFER) until `dossier sanctions load DIR` runs"
@@ -174,6 +180,7 @@ impl Server {
                 store,
                 upstreams,
                 policy: Arc::new(policy),
+                notices: Arc::new(notices),
                 sanctions,
             },
             notifications,

@@ -120,6 +120,11 @@ pub struct RailsDecision {
     /// their review carried (verified by Dossier).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reviewer: Option<String>,
+    /// For a decline: the content of the adverse-action notice the lender must send
+    /// (docs/reason-codes.md#adverse-action-notices). A notice whose `missing` is not
+    /// empty lacks configured contact details and must not be sent as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adverse_action: Option<dossier_core::adverse_action::NoticeContent>,
 }
 
 /// Who made a delivered decision.
@@ -150,6 +155,7 @@ impl From<domain::DecisionNotice> for RailsDecision {
             },
             replaces: n.replaces,
             reviewer: n.reviewer,
+            adverse_action: None,
         }
     }
 }

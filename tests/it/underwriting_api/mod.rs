@@ -3,8 +3,10 @@
 mod audit;
 mod evaluation;
 mod keys;
+mod notices;
 mod pii;
 mod refresh;
 mod reports;
+mod rescope;
 mod review;
 mod submission;

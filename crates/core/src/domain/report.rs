@@ -232,6 +232,17 @@ pub struct DecisionRecord {
     pub decided_at: DateTime<Utc>,
 }
 
+impl DecisionRecord {
+    /// The key in `figures` of the amount that would pass, in cents (`rescope`).
+    pub const AMOUNT_THAT_WOULD_PASS: &'static str = "amount_that_would_pass_cents";
+
+    /// For a decline that a smaller amount would cure: the largest amount, in cents,
+    /// that would pass every amount-dependent check.
+    pub fn amount_that_would_pass_cents(&self) -> Option<i64> {
+        self.figures.get(Self::AMOUNT_THAT_WOULD_PASS)?.as_i64()
+    }
+}
+
 /// An underwriter's decision on a REFER application.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReviewRecord {

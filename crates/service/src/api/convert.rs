@@ -4,6 +4,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use prost_types::value::Kind;
 
 use crate::proto;
+use dossier_core::adverse_action::{self, NoticeSettings};
 use dossier_core::domain::{self, ApplicationStatus, CheckKind, Decision, MeasureKind, Outcome};
 
 pub fn measure_kind_from_proto(k: proto::MeasureKind) -> Option<MeasureKind> {
@@ -171,7 +172,9 @@ pub fn check_result(r: &domain::CheckResult) -> proto::CheckResult {
     }
 }
 
-pub fn report(r: &domain::Report) -> proto::Report {
+/// A report as callers see it; `notices` names the lender and agencies on the
+/// adverse-action notice of a decline.
+pub fn report(r: &domain::Report, notices: &NoticeSettings) -> proto::Report {
     let d = r.decision.as_ref();
     proto::Report {
         application_id: r.application_id.to_string(),
@@ -198,6 +201,41 @@ pub fn report(r: &domain::Report) -> proto::Report {
         }),
         final_decision: decision_to_proto(r.final_decision()) as i32,
         run_count: r.run_count,
+        amount_that_would_pass_cents: d.and_then(|d| d.amount_that_would_pass_cents()),
+        adverse_action: d
+            .filter(|_| r.final_decision() == Some(domain::Decision::Declined))
+            .map(|d| adverse_action(&adverse_action::content(&d.reason_codes, notices))),
+    }
+}
+
+pub fn adverse_action(n: &adverse_action::NoticeContent) -> proto::AdverseActionNotice {
+    let contact = |c: &adverse_action::Contact| proto::NoticeContact {
+        name: c.name.clone(),
+        address: c.address.clone(),
+        phone: c.phone.clone(),
+        website: c.website.clone().unwrap_or_default(),
+    };
+    proto::AdverseActionNotice {
+        reasons: n
+            .reasons
+            .iter()
+            .map(|r| proto::PrincipalReason {
+                statement: r.statement.clone(),
+                reason_codes: r.reason_codes.clone(),
+            })
+            .collect(),
+        consumer_reports: n
+            .consumer_reports
+            .iter()
+            .map(|c| proto::ConsumerReportDisclosure {
+                upstream: c.upstream.clone(),
+                used_for: c.used_for.clone(),
+                agency: c.agency.as_ref().map(contact),
+            })
+            .collect(),
+        lender: n.lender.as_ref().map(contact),
+        rights: n.rights.clone(),
+        missing: n.missing.clone(),
     }
 }
 

@@ -301,7 +301,7 @@ impl UnderwritingService for UnderwritingApi {
             .map_err(ApiError::from)?;
         accesses::applications(&self.access_log, &principal, EVALUATE, [id]).await?;
         Ok(Response::new(proto::EvaluateApplicationResponse {
-            report: Some(convert::report(&report)),
+            report: Some(convert::report(&report, &self.underwriter.notices)),
         }))
     }
 
@@ -315,7 +315,7 @@ impl UnderwritingService for UnderwritingApi {
         let report = self.load_report(&principal, id).await?;
         accesses::applications(&self.access_log, &principal, GET_REPORT, [id]).await?;
         Ok(Response::new(proto::GetReportResponse {
-            report: Some(convert::report(&report)),
+            report: Some(convert::report(&report, &self.underwriter.notices)),
         }))
     }
 
@@ -515,7 +515,7 @@ impl UnderwritingService for UnderwritingApi {
         let report = self.load_report(&principal, id).await?;
         accesses::applications(&self.access_log, &principal, REVIEW, [id]).await?;
         Ok(Response::new(proto::ReviewApplicationResponse {
-            report: Some(convert::report(&report)),
+            report: Some(convert::report(&report, &self.underwriter.notices)),
         }))
     }
 
@@ -537,7 +537,7 @@ impl UnderwritingService for UnderwritingApi {
             .map_err(ApiError::from)?;
         accesses::applications(&self.access_log, &principal, REFRESH, [id]).await?;
         Ok(Response::new(proto::RefreshApplicationResponse {
-            report: Some(convert::report(&report)),
+            report: Some(convert::report(&report, &self.underwriter.notices)),
         }))
     }
 

@@ -35,6 +35,7 @@ pub(super) async fn watch_report(
     api.load_report(&principal, id).await?;
     accesses::applications(&api.access_log, &principal, WATCH, [id]).await?;
     let store = api.underwriter.store.clone();
+    let notices = api.underwriter.notices.clone();
     let stopping = api.stopping.clone();
     let stream = async_stream_from(move |tx| async move {
         let _permit = permit; // held while the stream is open
@@ -70,7 +71,7 @@ pub(super) async fn watch_report(
             if report.decision.is_some() {
                 let event = proto::WatchReportResponse {
                     event: Some(proto::watch_report_response::Event::Decided(
-                        convert::report(&report),
+                        convert::report(&report, &notices),
                     )),
                 };
                 let _ = tx.send(Ok(event)).await;

@@ -7,6 +7,7 @@ pub mod health;
 pub mod jobs;
 pub mod keys;
 pub mod migrate;
+pub mod notice;
 pub mod replay;
 pub mod report;
 pub mod sanctions;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
+use dossier_core::adverse_action::NoticeSettings;
 use dossier_core::policy::LoadedPolicy;
 use dossier_store::Vault;
 use dossier_upstream::UpstreamSettings;
@@ -65,6 +66,11 @@ pub struct ServeArgs {
     /// Underwriting policy file (TOML); the built-in policy when unset.
     #[arg(long, env = "DOSSIER_POLICY_FILE")]
     pub policy_file: Option<PathBuf>,
+
+    /// Adverse-action notices file (TOML): the lender and the consumer reporting
+    /// agencies named on notices of declines. See docs/configuration.md.
+    #[arg(long, env = "DOSSIER_NOTICES_FILE")]
+    pub notices_file: Option<PathBuf>,
 
     /// WatchReport streams this process keeps open at once; past it new ones are
     /// refused (RESOURCE_EXHAUSTED, with RetryInfo).
@@ -130,6 +136,8 @@ pub struct ServeConfig {
     pub db_max_connections: u32,
     pub vault: Vault,
     pub policy: LoadedPolicy,
+    /// Who the adverse-action notices name (empty settings without a notices file).
+    pub notices: NoticeSettings,
     pub upstreams: UpstreamSettings,
     pub watch_streams_max: usize,
     pub watch_streams_per_caller: usize,
@@ -190,6 +198,7 @@ impl ServeArgs {
         );
         let vault = take(vault.map_or_else(|| self.vault(), Ok), p);
         let policy = take(self.policy(), p);
+        let notices = take(read_notices(self.notices_file.as_deref()), p);
         let upstreams = take(upstreams.map_or_else(|| self.upstreams.settings(), Ok), p);
         let security = take(self.security.resolve(), p);
         if self.job_lease < Duration::from_secs(1) {
@@ -209,36 +218,40 @@ impl ServeArgs {
                 "--max-calls-in-flight / DOSSIER_MAX_CALLS_IN_FLIGHT is 0; every call would be refused".into(),
             );
         }
-        match (database_url, vault, policy, upstreams, security) {
-            (Some(database_url), Some(vault), Some(policy), Some(upstreams), Some(security))
-                if problems.is_empty() =>
-            {
-                Ok(ServeConfig {
-                    database_url,
-                    grpc_addr: self
-                        .grpc_addr
-                        .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 50051))),
-                    admin_addr: self
-                        .admin_addr
-                        .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 9090))),
-                    migrate: self.migrate,
-                    db_max_connections: self.db_max_connections,
-                    vault,
-                    policy,
-                    upstreams,
-                    watch_streams_max: self.watch_streams_max,
-                    watch_streams_per_caller: self.watch_streams_per_caller,
-                    max_calls_in_flight: self.max_calls_in_flight,
-                    workers: self.workers,
-                    job_lease: self.job_lease,
-                    shutdown_grace: self.shutdown_grace,
-                    shutdown_delay: self.shutdown_delay,
-                    max_connection_age: self.max_connection_age,
-                    fleet_metrics_interval: self.fleet_metrics_interval,
-                    security,
-                    seed_sanctions: None,
-                })
-            }
+        match (database_url, vault, policy, notices, upstreams, security) {
+            (
+                Some(database_url),
+                Some(vault),
+                Some(policy),
+                Some(notices),
+                Some(upstreams),
+                Some(security),
+            ) if problems.is_empty() => Ok(ServeConfig {
+                database_url,
+                grpc_addr: self
+                    .grpc_addr
+                    .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 50051))),
+                admin_addr: self
+                    .admin_addr
+                    .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 9090))),
+                migrate: self.migrate,
+                db_max_connections: self.db_max_connections,
+                vault,
+                policy,
+                notices,
+                upstreams,
+                watch_streams_max: self.watch_streams_max,
+                watch_streams_per_caller: self.watch_streams_per_caller,
+                max_calls_in_flight: self.max_calls_in_flight,
+                workers: self.workers,
+                job_lease: self.job_lease,
+                shutdown_grace: self.shutdown_grace,
+                shutdown_delay: self.shutdown_delay,
+                max_connection_age: self.max_connection_age,
+                fleet_metrics_interval: self.fleet_metrics_interval,
+                security,
+                seed_sanctions: None,
+            }),
             _ => anyhow::bail!("the settings are refused:\n  - {}", problems.join("\n  - ")),
         }
     }
@@ -274,6 +287,7 @@ impl ServeArgs {
             db_max_connections: 10,
             keys: KeyArgs::unset(),
             policy_file: None,
+            notices_file: None,
             watch_streams_max: 2000,
             watch_streams_per_caller: 500,
             max_calls_in_flight: 1024,
@@ -309,6 +323,18 @@ impl ServeArgs {
             },
         }
     }
+}
+
+/// The adverse-action notice settings: the file's, or none (every notice then names
+/// what it lacks, and `serve` warns at start).
+pub fn read_notices(path: Option<&std::path::Path>) -> anyhow::Result<NoticeSettings> {
+    let Some(path) = path else {
+        return Ok(NoticeSettings::default());
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read notices file {}", path.display()))?;
+    NoticeSettings::parse(&text)
+        .map_err(|e| anyhow::anyhow!("notices file {} is refused: {e}", path.display()))
 }
 
 #[cfg(test)]

@@ -188,10 +188,15 @@ async fn deliver(underwriter: &Underwriter, job: &Job) -> Result<(), String> {
         deadline: Some(Instant::now() + DELIVERY_BUDGET),
         force_refresh: false,
     };
+    let adverse_action = dossier_core::adverse_action::notice_for(&decision, &underwriter.notices);
+    let delivery = dossier_upstream::rails::RailsDecision {
+        adverse_action,
+        ..decision.into()
+    };
     let ack = underwriter
         .upstreams
         .rails
-        .deliver_decision(&decision.into(), &ctx)
+        .deliver_decision(&delivery, &ctx)
         .await
         .map_err(|e| format!("delivering decision {run_id} to Rails failed: {e}"))?;
     metrics::counter!("dossier_decisions_delivered_total", "duplicate" => if ack.duplicate { "true" } else { "false" }).increment(1);

@@ -56,6 +56,8 @@ pub struct Underwriter {
     pub store: Store,
     pub upstreams: Upstreams,
     pub policy: Arc<LoadedPolicy>,
+    /// Who adverse-action notices name.
+    pub notices: Arc<dossier_core::adverse_action::NoticeSettings>,
     /// The OFAC SDN list, screened locally.
     pub sanctions: Arc<dossier_upstream::sanctions::SanctionsList>,
 }
@@ -204,7 +206,7 @@ impl Underwriter {
                 .iter()
                 .any(|c| *c == ReasonCode::DeadlineExceeded)
         });
-        let decision = decide(&self.policy, &application.property.address.state, &results);
+        let decision = decide(&self.policy, &inputs, &results);
         let inputs = serde_json::to_value(&inputs).expect("run inputs serialise");
         let trace_parent = dossier_upstream::trace_context::current_traceparent();
         let recorded = self
@@ -457,16 +459,26 @@ async fn within<T>(
     }
 }
 
-/// The decision over a run's results, with the figures underwriters look at first.
-/// `state` is the property's: per-state overrides apply to the decision rule too.
-pub fn decide(policy: &LoadedPolicy, state: &str, results: &[CheckResult]) -> DecisionRecord {
-    let (decision, reason_codes) = policy::decide(policy.for_state(state), results);
-    let figures = results
+/// The decision over a run's results, with the figures underwriters look at first:
+/// the assessment limit's, and for a decline that a smaller amount would cure, the
+/// amount that would pass (`amount_that_would_pass_cents`). The property's state
+/// (in `inputs`) selects per-state overrides of the decision rule too.
+pub fn decide(
+    policy: &LoadedPolicy,
+    inputs: &judge::RunInputs,
+    results: &[CheckResult],
+) -> DecisionRecord {
+    let p = policy.for_state(&inputs.state);
+    let (decision, reason_codes) = policy::decide(p, results);
+    let mut figures = results
         .iter()
         .find(|r| r.kind == CheckKind::AssessmentLimit)
         .map(|r| r.evidence.clone())
         .filter(|e| e.is_object())
         .unwrap_or_else(|| json!({}));
+    if let Some(amount) = dossier_core::rescope::amount_that_would_pass(inputs, results, p) {
+        figures[DecisionRecord::AMOUNT_THAT_WOULD_PASS] = json!(amount);
+    }
     DecisionRecord {
         decision,
         reason_codes,
@@ -529,7 +541,7 @@ pub async fn replay(store: &Store, application_id: Uuid) -> Result<Vec<Replayed>
         let policy = LoadedPolicy::parse(&source)
             .map_err(|e| EvaluateError::Replay(format!("stored policy no longer parses: {e}")))?;
         let results = judge::judge_all(&inputs, &policy);
-        let decision = decide(&policy, &inputs.state, &results);
+        let decision = decide(&policy, &inputs, &results);
         let mut differences = Vec::new();
         for r in &results {
             let stored = run

@@ -522,6 +522,16 @@ def test_config_change_rolls_the_pods_and_nothing_else_does():
     assert a.one("ConfigMap")["data"] == {"upstreams.toml": "[identity]\nrate_per_second = 19\n"}
 
 
+def test_the_notices_file_is_mounted_and_rolls_the_pods():
+    notices = '[lender]\nname = "L"\naddress = "A"\nphone = "P"\n'
+    base = render(MINIMAL)
+    r = render(with_(MINIMAL, **{"config.notices": notices}))
+    assert r.one("ConfigMap")["data"] == {"notices.toml": notices}
+    assert env(server(r))["DOSSIER_NOTICES_FILE"]["value"] == "/etc/dossier/notices.toml"
+    assert "DOSSIER_NOTICES_FILE" not in env(server(base))
+    assert checksum(r) != checksum(render(with_(MINIMAL, **{"config.notices": notices + "website = \"w\"\n"})))
+
+
 def test_access_policy_change_rolls_the_pods(production):
     values = load_values("helm/dossier/values-production.yaml")
     values["config"]["accessPolicy"] += '\n[[caller]]\nname = "new"\nids = ["spiffe://td/ns/n/sa/n"]\nmethods = ["*"]\n'

@@ -99,7 +99,7 @@ reviewers' JWKS), else empty: the ConfigMap, its volume and its mount exist only
 */}}
 {{- define "dossier.configFiles" -}}
 {{- $jwks := (.Values.reviewers | default dict).jwks | default "" -}}
-{{- if or .Values.config.policy .Values.config.upstreams .Values.config.accessPolicy (trim $jwks) -}}true{{- end -}}
+{{- if or .Values.config.policy .Values.config.upstreams .Values.config.notices .Values.config.accessPolicy (trim $jwks) -}}true{{- end -}}
 {{- end -}}
 
 {{/*

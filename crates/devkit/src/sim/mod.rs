@@ -238,6 +238,8 @@ pub(crate) struct SimState {
     pub(crate) rails_token: String,
     /// Decisions delivered to the Rails simulator (empty for the others).
     pub(crate) deliveries: rails::Ledger,
+    /// Changes recorded against properties (the property records simulator only).
+    pub(crate) property_events: property_records::PropertyEvents,
 }
 
 struct Server {
@@ -276,6 +278,7 @@ impl Simulators {
                 shutdown: shutdown_rx.clone(),
                 rails_token: config.rails_token.clone(),
                 deliveries: rails::Ledger::default(),
+                property_events: Default::default(),
             });
             let app = router(state.clone());
             let mut stop = shutdown_rx.clone();
@@ -345,6 +348,20 @@ impl Simulators {
     /// Decisions the Rails simulator has received, one entry per idempotency key.
     pub fn deliveries(&self) -> rails::Deliveries {
         self.server(Upstream::Rails).state.deliveries.snapshot()
+    }
+
+    /// Records a change to a property's county records (a lien, a sale, delinquent
+    /// taxes, a late mortgage): every later answer for that address shows it, as
+    /// `POST /_sim/property_records/events` does over HTTP.
+    pub fn record_property_event(
+        &self,
+        property: &dossier_upstream::property_records::PropertyQuery,
+        event: property_records::PropertyEvent,
+    ) {
+        self.server(Upstream::PropertyRecords)
+            .state
+            .property_events
+            .record(property, event);
     }
 
     pub fn reset_stats(&self, upstream: Upstream) {

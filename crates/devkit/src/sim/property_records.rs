@@ -3,20 +3,23 @@
 //! [`record_for`] is the whole simulator; the handler only adapts it to HTTP. Triggers are
 //! whole words in the upper-cased `line1` (see `docs/simulators.md`).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
-use axum::extract::Query;
 use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 
 use super::SimState;
 use super::seed::{self, Dice, FIRST_NAMES, INITIALS, LAST_NAMES, dollars, has_word, normalise};
+use chrono::NaiveDate;
 use dossier_upstream::property_records::{
     AssessmentRecord, LienRecord, MortgageRecord, PropertyQuery, PropertyRecord, TaxStatus,
 };
+use serde::{Deserialize, Serialize};
 
 const LENDERS: &[&str] = &[
     "WELLS FARGO BANK NA",
@@ -30,10 +33,18 @@ const LENDERS: &[&str] = &[
 ];
 
 pub(crate) fn routes() -> Router<Arc<SimState>> {
-    Router::new().route("/v1/properties", get(get_property))
+    Router::new()
+        .route("/v1/properties", get(get_property))
+        .route(
+            "/_sim/property_records/events",
+            post(post_event).delete(delete_events),
+        )
 }
 
-async fn get_property(query: Result<Query<PropertyQuery>, QueryRejection>) -> Response {
+async fn get_property(
+    State(state): State<Arc<SimState>>,
+    query: Result<Query<PropertyQuery>, QueryRejection>,
+) -> Response {
     let Query(query) = match query {
         Ok(q) => q,
         Err(rejection) => return super::bad_request(rejection.body_text()),
@@ -41,10 +52,117 @@ async fn get_property(query: Result<Query<PropertyQuery>, QueryRejection>) -> Re
     if query.line1.trim().is_empty() {
         return super::bad_request("line1 must not be empty");
     }
-    match record_for(&query) {
+    let events = state.property_events.of(&query);
+    match record_for(&query).map(|r| with_events(r, &events)) {
         Some(record) => Json(record).into_response(),
         None => super::json_error(StatusCode::NOT_FOUND, "property_not_found"),
     }
+}
+
+/// Something recorded against a property after the simulator first answered for it:
+/// what changes between an approval and funding. Events apply in the order recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum PropertyEvent {
+    /// A lien is recorded (`lien_kind`: "MECHANICS_LIEN", "JUDGMENT", "TAX_LIEN").
+    LienRecorded {
+        lien_kind: String,
+        amount_cents: i64,
+        recorded_on: NaiveDate,
+    },
+    /// The property is sold or re-titled: these are the owners of record now.
+    OwnerChanged { owners: Vec<String> },
+    /// The property taxes fall delinquent.
+    TaxDelinquent,
+    /// Every mortgage on the property is now this many days late.
+    MortgageLate { days_late: u32 },
+}
+
+/// The body of `POST /_sim/property_records/events`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordedEvent {
+    /// The property, as Dossier asks for it (`apn` is ignored).
+    pub property: PropertyQuery,
+    pub event: PropertyEvent,
+}
+
+/// The events recorded so far, by normalised address.
+#[derive(Debug, Default)]
+pub(crate) struct PropertyEvents(Mutex<HashMap<String, Vec<PropertyEvent>>>);
+
+fn address_key(q: &PropertyQuery) -> String {
+    [&q.line1, &q.city, &q.state, &q.postal_code]
+        .map(|part| normalise(part))
+        .join("|")
+}
+
+impl PropertyEvents {
+    pub(crate) fn record(&self, property: &PropertyQuery, event: PropertyEvent) {
+        let mut events = self.0.lock().expect("events lock");
+        events.entry(address_key(property)).or_default().push(event);
+    }
+
+    pub(crate) fn of(&self, property: &PropertyQuery) -> Vec<PropertyEvent> {
+        let events = self.0.lock().expect("events lock");
+        events
+            .get(&address_key(property))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn clear(&self) {
+        self.0.lock().expect("events lock").clear();
+    }
+}
+
+/// The record with the recorded events applied.
+pub fn with_events(mut record: PropertyRecord, events: &[PropertyEvent]) -> PropertyRecord {
+    for event in events {
+        match event {
+            PropertyEvent::LienRecorded {
+                lien_kind,
+                amount_cents,
+                recorded_on,
+            } => record.liens.push(LienRecord {
+                kind: lien_kind.clone(),
+                amount_cents: *amount_cents,
+                recorded_on: *recorded_on,
+            }),
+            PropertyEvent::OwnerChanged { owners } => record.owners = owners.clone(),
+            PropertyEvent::TaxDelinquent => {
+                record.tax.delinquent = true;
+                record.tax.late_payments.push(seed::days_ago(0));
+            }
+            PropertyEvent::MortgageLate { days_late } => {
+                for m in &mut record.mortgages {
+                    m.days_late = *days_late;
+                }
+            }
+        }
+    }
+    record
+}
+
+async fn post_event(
+    State(state): State<Arc<SimState>>,
+    body: Result<Json<RecordedEvent>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    match body {
+        Ok(Json(recorded)) => {
+            tracing::info!(event = ?recorded.event, "simulator: property event recorded");
+            state
+                .property_events
+                .record(&recorded.property, recorded.event);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(rejection) => super::bad_request(rejection.body_text()),
+    }
+}
+
+async fn delete_events(State(state): State<Arc<SimState>>) -> StatusCode {
+    state.property_events.clear();
+    StatusCode::NO_CONTENT
 }
 
 /// What the property records simulator answers for `q`; `None` means 404.

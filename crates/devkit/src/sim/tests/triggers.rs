@@ -136,3 +136,52 @@ async fn identity_licensing_registry_triggers_over_http() {
     assert_eq!(body["status"], json!("SUSPENDED"));
     sims.shutdown().await;
 }
+
+/// Changes recorded after a first answer (the approval-to-funding scenario) show in
+/// every later answer for that address, and only for it; a bad event is a JSON 400.
+#[tokio::test]
+async fn property_events_change_later_answers() {
+    let (sims, client) = start().await;
+    let (_, before) = get_json(&client, property_url(&sims, "12 Oak St")).await;
+    assert_eq!(before["liens"], json!([]));
+    let events = format!(
+        "{}/_sim/property_records/events",
+        sims.base_url(Upstream::PropertyRecords)
+    );
+    let property =
+        json!({"line1": "12 oak st", "city": "Fresno", "state": "CA", "postal_code": "93721"});
+    let response = client
+        .post(&events)
+        .json(&json!({"property": property, "event": {"kind": "lien_recorded", "lien_kind": "MECHANICS_LIEN", "amount_cents": 420000, "recorded_on": "2026-12-01"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    sims.record_property_event(
+        &serde_json::from_value(property.clone()).unwrap(),
+        crate::sim::property_records::PropertyEvent::OwnerChanged {
+            owners: vec!["NEWMAN, PAT".into()],
+        },
+    );
+    let (_, after) = get_json(&client, property_url(&sims, "12 Oak St")).await;
+    assert_eq!(
+        after["liens"],
+        json!([{"kind": "MECHANICS_LIEN", "amount_cents": 420000, "recorded_on": "2026-12-01"}])
+    );
+    assert_eq!(after["owners"], json!(["NEWMAN, PAT"]));
+    assert_eq!(after["apn"], before["apn"]);
+    let (_, other) = get_json(&client, property_url(&sims, "14 Oak St")).await;
+    assert_eq!(other["liens"], json!([]));
+
+    let bad = client
+        .post(&events)
+        .json(&json!({"property": property, "event": {"kind": "meteor_strike"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    // Clearing them restores the deterministic record.
+    client.delete(&events).send().await.unwrap();
+    let (_, cleared) = get_json(&client, property_url(&sims, "12 Oak St")).await;
+    assert_eq!(cleared, before);
+}

@@ -10,8 +10,11 @@ pub mod adverse_action;
 mod checks;
 pub mod domain;
 pub mod evidence;
+pub mod funding;
 pub mod intake;
 pub mod judge;
 pub mod policy;
 pub mod reason;
 pub mod rescope;
+#[cfg(test)]
+mod test_fixtures;

@@ -106,6 +106,11 @@ pub const METRICS: &[Metric] = &[
         "Decisions recorded by this pod, by decision.",
     ),
     m(
+        "dossier_funding_checks_total",
+        Counter,
+        "Funding checks (PrepareFunding) recorded by this pod, by verdict.",
+    ),
+    m(
         "dossier_reviews_total",
         Counter,
         "Underwriter reviews of referred applications recorded by this pod, by outcome.",

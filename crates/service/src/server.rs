@@ -182,6 +182,7 @@ impl Server {
                 policy: Arc::new(policy),
                 notices: Arc::new(notices),
                 sanctions,
+                funding_flights: Default::default(),
             },
             notifications,
             audit_writer,

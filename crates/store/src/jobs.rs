@@ -27,16 +27,24 @@ pub enum JobKind {
     Deliver,
     /// Deliver an underwriter's review to Rails.
     DeliverReview,
+    /// Deliver a funding check to Rails.
+    DeliverFunding,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 3] = [JobKind::Evaluate, JobKind::Deliver, JobKind::DeliverReview];
+    pub const ALL: [JobKind; 4] = [
+        JobKind::Evaluate,
+        JobKind::Deliver,
+        JobKind::DeliverReview,
+        JobKind::DeliverFunding,
+    ];
 
     pub const fn as_str(self) -> &'static str {
         match self {
             JobKind::Evaluate => "evaluate",
             JobKind::Deliver => "deliver",
             JobKind::DeliverReview => "deliver_review",
+            JobKind::DeliverFunding => "deliver_funding",
         }
     }
 
@@ -84,6 +92,8 @@ pub struct Job {
     pub application_id: Option<Uuid>,
     /// The decision a `deliver` job sends.
     pub run_id: Option<Uuid>,
+    /// The funding check a `deliver_funding` job sends.
+    pub funding_check_id: Option<Uuid>,
     pub attempts: i32,
     /// The W3C `traceparent` of the call that queued the job, if it carried a trace.
     pub trace_parent: Option<String>,
@@ -127,6 +137,7 @@ impl Store {
             kind: String,
             application_id: Option<Uuid>,
             run_id: Option<Uuid>,
+            funding_check_id: Option<Uuid>,
             attempts: i32,
             trace_parent: Option<String>,
         }
@@ -145,7 +156,7 @@ impl Store {
                  FOR UPDATE SKIP LOCKED
                  LIMIT 1
              )
-             RETURNING id, kind, application_id, run_id, attempts, trace_parent",
+             RETURNING id, kind, application_id, run_id, funding_check_id, attempts, trace_parent",
             worker,
             lease.as_secs_f64(),
             // `as _`: the macro checks a text[] parameter against Vec<String> only.
@@ -162,6 +173,7 @@ impl Store {
                     id: c.id,
                     application_id: c.application_id,
                     run_id: c.run_id,
+                    funding_check_id: c.funding_check_id,
                     attempts: c.attempts,
                     trace_parent: c.trace_parent,
                 })

@@ -8,6 +8,7 @@ pub mod applications;
 pub mod audit;
 mod cache;
 mod crypto;
+pub mod funding;
 pub mod health;
 pub mod jobs;
 mod limits;

@@ -32,6 +32,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub use breaker::{Breaker, BreakerState};
+pub use coalesce::Coalescer;
 pub use dossier_core::domain::Upstream;
 pub use error::UpstreamError;
 pub use http::{CallContext, Fetched, HttpUpstream, UpstreamConfig, decode_answer};

@@ -172,6 +172,41 @@ pub struct RailsDecisionAck {
 /// Path of the decision callback endpoint.
 pub const DECISIONS_PATH: &str = "/api/v1/underwriting_decisions";
 
+/// Path of the funding-check callback endpoint.
+pub const FUNDING_CHECKS_PATH: &str = "/api/v1/funding_checks";
+
+/// A pre-funding re-verification as Dossier delivers it to Rails. No applicant data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RailsFundingCheck {
+    /// Dossier's id of the funding check; also the delivery's idempotency key.
+    pub funding_check_id: uuid::Uuid,
+    pub application_id: uuid::Uuid,
+    /// The idempotency key the application was submitted with.
+    pub submission_key: String,
+    pub rails_application_id: Option<String>,
+    /// The approval this check re-verified (its decision id).
+    pub approval_decision_id: uuid::Uuid,
+    /// "clear" (fund) or "hold" (an underwriter must look first).
+    pub verdict: String,
+    /// For a hold: the codes of the checks that drove it.
+    pub reason_codes: Vec<String>,
+    /// What differs from the evidence of the approval.
+    pub changes: Vec<dossier_core::funding::EvidenceChange>,
+    /// The final amount and term the checks were run with.
+    pub amount_cents: i64,
+    pub term_years: i32,
+    pub policy_version: String,
+    pub checked_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Rails's acknowledgement of a delivered funding check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RailsFundingCheckAck {
+    pub funding_check_id: uuid::Uuid,
+    #[serde(default)]
+    pub duplicate: bool,
+}
+
 /// Merges concurrent single look-ups into batch requests.
 #[derive(Debug, Clone)]
 pub struct RailsBatcher {
@@ -356,6 +391,49 @@ impl RailsClient {
             return Err(malformed(format!(
                 "acknowledged decision {} instead of {}",
                 ack.decision_id, decision.decision_id
+            )));
+        }
+        Ok(ack)
+    }
+
+    /// Delivers a funding check to Rails's callback, with its id as the idempotency key.
+    pub async fn deliver_funding_check(
+        &self,
+        check: &RailsFundingCheck,
+        ctx: &super::http::CallContext,
+    ) -> Result<RailsFundingCheckAck, super::error::UpstreamError> {
+        let body = check.clone();
+        let question = super::layered::Question {
+            kind: "funding_check",
+            key: check.funding_check_id.to_string(),
+            validate: super::layered::shape_of::<RailsFundingCheckAck>,
+            send: super::layered::http_send("POST /api/v1/funding_checks", move |http| {
+                Ok(http
+                    .post(FUNDING_CHECKS_PATH)
+                    .header("Idempotency-Key", body.funding_check_id.to_string())
+                    .json(&body))
+            }),
+        };
+        let malformed = |detail: String| super::error::UpstreamError::Malformed {
+            upstream: Upstream::Rails,
+            detail,
+        };
+        let Some(answer) = self.layered.send_uncached(&question, ctx).await? else {
+            return Err(super::error::UpstreamError::Status {
+                upstream: Upstream::Rails,
+                status: 404,
+                retry_after: None,
+                snippet: format!(
+                    "{FUNDING_CHECKS_PATH} was not found; check the Rails base URL and that this Rails release has the funding-check callback"
+                ),
+            });
+        };
+        let ack: RailsFundingCheckAck =
+            serde_json::from_value(answer).map_err(|e| malformed(e.to_string()))?;
+        if ack.funding_check_id != check.funding_check_id {
+            return Err(malformed(format!(
+                "acknowledged funding check {} instead of {}",
+                ack.funding_check_id, check.funding_check_id
             )));
         }
         Ok(ack)

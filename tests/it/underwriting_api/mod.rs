@@ -2,6 +2,7 @@
 
 mod audit;
 mod evaluation;
+mod funding;
 mod keys;
 mod notices;
 mod pii;

@@ -163,6 +163,89 @@ pub fn address(a: Option<&AddressDraft>, prefix: &str, v: &mut Violations) -> do
 
 /// Validates an application draft against the program's limits: every violation is
 /// reported, with its field path under `prefix`.
+/// The measures of an application (or a change order), violations under `field`: at
+/// least one, at most [`MAX_MEASURES`], each with a kind and a positive cost.
+pub fn measures(drafts: &[MeasureDraft], field: &str, vp: &mut Violations) -> Vec<domain::Measure> {
+    if drafts.is_empty() {
+        vp.add(field, "at least one measure is required");
+    } else if drafts.len() > MAX_MEASURES {
+        vp.add(field, format!("at most {MAX_MEASURES} measures"));
+    }
+    let mut measures = Vec::new();
+    for (i, m) in drafts.iter().enumerate() {
+        let p = format!("{field}[{i}]");
+        let kind = m.kind;
+        if kind.is_none() {
+            vp.add(
+                join(&p, "kind"),
+                "must be a MeasureKind other than UNSPECIFIED",
+            );
+        }
+        if m.cost_cents <= 0 {
+            vp.add(join(&p, "cost_cents"), "must be greater than zero");
+        }
+        let description = vp.optional_text(&join(&p, "description"), &m.description, 500);
+        if let Some(kind) = kind {
+            measures.push(domain::Measure {
+                kind,
+                cost_cents: m.cost_cents,
+                description,
+            });
+        }
+    }
+
+    measures
+}
+
+/// Financing within the program's amount and term ranges; violations under `field`.
+pub fn financing(
+    f: &FinancingDraft,
+    field: &str,
+    program: &Program,
+    vp: &mut Violations,
+) -> domain::Financing {
+    if f.amount_cents <= 0 {
+        vp.add(join(field, "amount_cents"), "must be greater than zero");
+    } else if f.amount_cents < program.min_amount_cents || f.amount_cents > program.max_amount_cents
+    {
+        vp.add(
+            join(field, "amount_cents"),
+            format!(
+                "must be between {} and {} cents",
+                program.min_amount_cents, program.max_amount_cents
+            ),
+        );
+    }
+    if f.term_years < program.min_term_years || f.term_years > program.max_term_years {
+        vp.add(
+            join(field, "term_years"),
+            format!(
+                "must be between {} and {} years",
+                program.min_term_years, program.max_term_years
+            ),
+        );
+    }
+    domain::Financing {
+        amount_cents: f.amount_cents,
+        term_years: f.term_years,
+    }
+}
+
+/// The final terms of a funding check (a change order): each part, when given, is
+/// validated like an application's; `None` keeps the approved one.
+#[allow(clippy::type_complexity)]
+pub fn final_terms(
+    financing_draft: Option<&FinancingDraft>,
+    measure_drafts: &[MeasureDraft],
+    program: &Program,
+) -> Result<(Option<domain::Financing>, Option<Vec<domain::Measure>>), Vec<Violation>> {
+    let mut vp = Violations::new();
+    let f = financing_draft.map(|f| financing(f, "final_financing", program, &mut vp));
+    let m =
+        (!measure_drafts.is_empty()).then(|| measures(measure_drafts, "final_measures", &mut vp));
+    vp.into_result((f, m))
+}
+
 pub fn application(
     a: &ApplicationDraft,
     prefix: &str,
@@ -299,74 +382,14 @@ pub fn application(
         }
     };
 
-    if a.measures.is_empty() {
-        vp.add(join(prefix, "measures"), "at least one measure is required");
-    } else if a.measures.len() > MAX_MEASURES {
-        vp.add(
-            join(prefix, "measures"),
-            format!("at most {MAX_MEASURES} measures"),
-        );
-    }
-    let mut measures = Vec::new();
-    for (i, m) in a.measures.iter().enumerate() {
-        let p = join(prefix, &format!("measures[{i}]"));
-        let kind = m.kind;
-        if kind.is_none() {
-            vp.add(
-                join(&p, "kind"),
-                "must be a MeasureKind other than UNSPECIFIED",
-            );
-        }
-        if m.cost_cents <= 0 {
-            vp.add(join(&p, "cost_cents"), "must be greater than zero");
-        }
-        let description = vp.optional_text(&join(&p, "description"), &m.description, 500);
-        if let Some(kind) = kind {
-            measures.push(domain::Measure {
-                kind,
-                cost_cents: m.cost_cents,
-                description,
-            });
-        }
-    }
-
+    let measures = measures(&a.measures, &join(prefix, "measures"), &mut vp);
     let financing_field = join(prefix, "financing");
     let financing = match a.financing.as_ref() {
         None => {
             vp.add(&financing_field, "is required");
             None
         }
-        Some(f) => {
-            if f.amount_cents <= 0 {
-                vp.add(
-                    join(&financing_field, "amount_cents"),
-                    "must be greater than zero",
-                );
-            } else if f.amount_cents < program.min_amount_cents
-                || f.amount_cents > program.max_amount_cents
-            {
-                vp.add(
-                    join(&financing_field, "amount_cents"),
-                    format!(
-                        "must be between {} and {} cents",
-                        program.min_amount_cents, program.max_amount_cents
-                    ),
-                );
-            }
-            if f.term_years < program.min_term_years || f.term_years > program.max_term_years {
-                vp.add(
-                    join(&financing_field, "term_years"),
-                    format!(
-                        "must be between {} and {} years",
-                        program.min_term_years, program.max_term_years
-                    ),
-                );
-            }
-            Some(domain::Financing {
-                amount_cents: f.amount_cents,
-                term_years: f.term_years,
-            })
-        }
+        Some(f) => Some(financing(f, &financing_field, program, &mut vp)),
     };
 
     match (property, contractor, financing) {

@@ -24,8 +24,9 @@ use super::seed::{self, Dice, dollars, title_case};
 use super::{SimState, licensing, property_records};
 use dossier_upstream::property_records::PropertyQuery;
 use dossier_upstream::rails::{
-    DECISIONS_PATH, RailsApplicant, RailsApplication, RailsContractor, RailsDecision,
-    RailsDecisionAck, RailsMeasure, RailsProperty,
+    DECISIONS_PATH, FUNDING_CHECKS_PATH, RailsApplicant, RailsApplication, RailsContractor,
+    RailsDecision, RailsDecisionAck, RailsFundingCheck, RailsFundingCheckAck, RailsMeasure,
+    RailsProperty,
 };
 
 /// Street names that contain no trigger word of any simulator.
@@ -89,6 +90,7 @@ pub(crate) fn routes() -> Router<Arc<SimState>> {
         .route("/api/v1/pace_applications/{id}", get(get_application))
         .route("/api/v1/pace_applications", get(get_applications))
         .route(DECISIONS_PATH, post(post_decision))
+        .route(FUNDING_CHECKS_PATH, post(post_funding_check))
 }
 
 /// One decision as the Rails simulator recorded it.
@@ -99,10 +101,20 @@ pub struct Delivery {
     pub received: u32,
 }
 
-/// Everything the decision callback has recorded, by idempotency key.
+/// One funding check as the Rails simulator recorded it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FundingDelivery {
+    pub check: RailsFundingCheck,
+    /// Times it arrived.
+    pub received: u32,
+}
+
+/// Everything the decision and funding-check callbacks have recorded, by idempotency key.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Deliveries {
     pub decisions: std::collections::BTreeMap<String, Delivery>,
+    #[serde(default)]
+    pub funding_checks: std::collections::BTreeMap<String, FundingDelivery>,
 }
 
 impl Deliveries {
@@ -173,6 +185,43 @@ async fn post_decision(
     entry.received += 1;
     Json(RailsDecisionAck {
         decision_id: decision.decision_id,
+        duplicate: entry.received > 1,
+    })
+    .into_response()
+}
+
+/// `POST /api/v1/funding_checks`: records a funding check once per idempotency key and
+/// acknowledges every delivery of it, like the decision callback.
+async fn post_funding_check(
+    State(state): State<Arc<SimState>>,
+    headers: HeaderMap,
+    body: Result<Json<RailsFundingCheck>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    if let Some(response) = denied(&state, &headers) {
+        return response;
+    }
+    let check = match body {
+        Ok(Json(check)) => check,
+        Err(rejection) => return super::bad_request(rejection.body_text()),
+    };
+    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok());
+    if key != Some(check.funding_check_id.to_string().as_str()) {
+        return super::bad_request("Idempotency-Key must be the funding_check_id");
+    }
+    let mut ledger = state.deliveries.0.lock().expect("ledger lock");
+    let entry = ledger
+        .funding_checks
+        .entry(check.funding_check_id.to_string())
+        .or_insert_with(|| FundingDelivery {
+            check: check.clone(),
+            received: 0,
+        });
+    if entry.check != check {
+        return super::json_error(StatusCode::CONFLICT, "idempotency_key_reused");
+    }
+    entry.received += 1;
+    Json(RailsFundingCheckAck {
+        funding_check_id: check.funding_check_id,
         duplicate: entry.received > 1,
     })
     .into_response()

@@ -239,6 +239,36 @@ pub fn adverse_action(n: &adverse_action::NoticeContent) -> proto::AdverseAction
     }
 }
 
+pub fn funding_check(f: &dossier_store::funding::FundingCheck) -> proto::FundingCheck {
+    use dossier_core::funding::FundingVerdict;
+    proto::FundingCheck {
+        funding_check_id: f.id.to_string(),
+        application_id: f.application_id.to_string(),
+        approval_decision_id: f.approval_run_id.to_string(),
+        verdict: match f.verdict {
+            FundingVerdict::Clear => proto::FundingVerdict::Clear,
+            FundingVerdict::Hold => proto::FundingVerdict::Hold,
+        } as i32,
+        reason_codes: f.reason_codes.clone(),
+        changes: f
+            .changes
+            .iter()
+            .map(|c| proto::EvidenceChange {
+                subject: c.subject.clone(),
+                kind: c.kind.clone(),
+                description: c.description.clone(),
+            })
+            .collect(),
+        checks: f.checks.iter().map(check_result).collect(),
+        financing: Some(proto::Financing {
+            amount_cents: f.financing.amount_cents,
+            term_years: f.financing.term_years,
+        }),
+        policy_version: f.policy_version.clone(),
+        check_time: Some(timestamp(f.checked_at)),
+    }
+}
+
 pub fn summary(s: &domain::ReportSummary) -> proto::ReportSummary {
     proto::ReportSummary {
         application_id: s.application_id.to_string(),

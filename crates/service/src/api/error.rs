@@ -53,14 +53,14 @@ impl From<EvaluateError> for Status {
 impl From<ApiError> for Status {
     fn from(e: ApiError) -> Status {
         match e {
-            ApiError::Store(e) => store(e),
-            ApiError::Evaluate(e) => evaluate(e),
+            ApiError::Store(e) => store(&e),
+            ApiError::Evaluate(e) => evaluate_status(&e),
             ApiError::Upstream(e) => upstream(e),
         }
     }
 }
 
-fn store(e: StoreError) -> Status {
+fn store(e: &StoreError) -> Status {
     if e.is_unavailable() {
         tracing::warn!(error = %e, "database unavailable");
         Status::unavailable("the database is unavailable; retry with backoff")
@@ -70,9 +70,12 @@ fn store(e: StoreError) -> Status {
     }
 }
 
-fn evaluate(e: EvaluateError) -> Status {
+/// The status of an underwriting failure (by reference: a PrepareFunding outcome is
+/// shared by every caller that joined it).
+pub fn evaluate_status(e: &EvaluateError) -> Status {
     match e {
         EvaluateError::Store(e) => store(e),
+        EvaluateError::NotApproved { .. } => Status::failed_precondition(e.to_string()),
         EvaluateError::NotFound(id) => {
             Status::not_found(format!("application {id} does not exist"))
         }
@@ -90,7 +93,7 @@ fn evaluate(e: EvaluateError) -> Status {
         EvaluateError::NotDecided(id) => Status::failed_precondition(format!(
             "application {id} has no decision yet; refresh it once it is decided"
         )),
-        EvaluateError::Replay(why) => Status::failed_precondition(why),
+        EvaluateError::Replay(why) => Status::failed_precondition(why.clone()),
         EvaluateError::Rails(e) => {
             tracing::warn!(error = %e, "Rails fetch failed");
             Status::unavailable(format!(

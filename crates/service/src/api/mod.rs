@@ -6,6 +6,7 @@ mod accesses;
 pub mod convert;
 pub mod data;
 pub mod error;
+mod funding;
 mod page_token;
 mod rpc_log;
 mod shed;

@@ -204,7 +204,7 @@ pub(super) fn note_application<T>(request: &Request<T>, id: impl ToString) {
 }
 
 /// The caller's deadline from the grpc-timeout header, less a margin to answer in.
-fn caller_deadline<T>(request: &Request<T>) -> Instant {
+pub(super) fn caller_deadline<T>(request: &Request<T>) -> Instant {
     let budget = super::caller_budget(request).unwrap_or(DEFAULT_EVALUATE_BUDGET);
     Instant::now() + budget.saturating_sub(DEADLINE_MARGIN)
 }
@@ -539,6 +539,13 @@ impl UnderwritingService for UnderwritingApi {
         Ok(Response::new(proto::RefreshApplicationResponse {
             report: Some(convert::report(&report, &self.underwriter.notices)),
         }))
+    }
+
+    async fn prepare_funding(
+        &self,
+        request: Request<proto::PrepareFundingRequest>,
+    ) -> Result<Response<proto::PrepareFundingResponse>, Status> {
+        super::funding::prepare_funding(self, request).await
     }
 
     type WatchReportStream = WatchStream;

@@ -88,6 +88,16 @@ fn address_draft(a: &proto::Address) -> intake::AddressDraft {
 }
 
 /// The request message as an intake draft (nothing checked yet).
+pub fn measure_draft(m: &proto::Measure) -> intake::MeasureDraft {
+    intake::MeasureDraft {
+        kind: proto::MeasureKind::try_from(m.kind)
+            .ok()
+            .and_then(crate::api::convert::measure_kind_from_proto),
+        cost_cents: m.cost_cents,
+        description: m.description.clone(),
+    }
+}
+
 pub fn draft(a: &proto::Application) -> intake::ApplicationDraft {
     intake::ApplicationDraft {
         applicants: a
@@ -113,17 +123,7 @@ pub fn draft(a: &proto::Application) -> intake::ApplicationDraft {
             license_number: c.license_number.clone(),
             license_state: c.license_state.clone(),
         }),
-        measures: a
-            .measures
-            .iter()
-            .map(|m| intake::MeasureDraft {
-                kind: proto::MeasureKind::try_from(m.kind)
-                    .ok()
-                    .and_then(crate::api::convert::measure_kind_from_proto),
-                cost_cents: m.cost_cents,
-                description: m.description.clone(),
-            })
-            .collect(),
+        measures: a.measures.iter().map(measure_draft).collect(),
         financing: a.financing.as_ref().map(|f| intake::FinancingDraft {
             amount_cents: f.amount_cents,
             term_years: f.term_years,

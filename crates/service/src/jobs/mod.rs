@@ -103,6 +103,7 @@ async fn run_job(
         match job.kind {
             JobKind::Evaluate => evaluate(underwriter, &job).await,
             JobKind::Deliver | JobKind::DeliverReview => deliver(underwriter, &job).await,
+            JobKind::DeliverFunding => deliver_funding(underwriter, &job).await,
         }
     };
     let renew = async {
@@ -200,5 +201,46 @@ async fn deliver(underwriter: &Underwriter, job: &Job) -> Result<(), String> {
         .await
         .map_err(|e| format!("delivering decision {run_id} to Rails failed: {e}"))?;
     metrics::counter!("dossier_decisions_delivered_total", "duplicate" => if ack.duplicate { "true" } else { "false" }).increment(1);
+    Ok(())
+}
+
+/// Sends one funding check to Rails, with its id as the idempotency key (like a
+/// decision's delivery).
+async fn deliver_funding(underwriter: &Underwriter, job: &Job) -> Result<(), String> {
+    let id = job
+        .funding_check_id
+        .ok_or("deliver_funding job names no funding check")?;
+    let notice = underwriter
+        .store
+        .funding_delivery(id)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("the funding check of job {} no longer exists", job.id))?;
+    let check = notice.check;
+    let delivery = dossier_upstream::rails::RailsFundingCheck {
+        funding_check_id: check.id,
+        application_id: check.application_id,
+        submission_key: notice.submission_key,
+        rails_application_id: notice.rails_application_id,
+        approval_decision_id: check.approval_run_id,
+        verdict: check.verdict.as_str().to_owned(),
+        reason_codes: check.reason_codes,
+        changes: check.changes,
+        amount_cents: check.financing.amount_cents,
+        term_years: check.financing.term_years,
+        policy_version: check.policy_version,
+        checked_at: check.checked_at,
+    };
+    let ctx = CallContext {
+        application_id: Some(check.application_id),
+        deadline: Some(Instant::now() + DELIVERY_BUDGET),
+        force_refresh: false,
+    };
+    underwriter
+        .upstreams
+        .rails
+        .deliver_funding_check(&delivery, &ctx)
+        .await
+        .map_err(|e| format!("delivering funding check {id} to Rails failed: {e}"))?;
     Ok(())
 }

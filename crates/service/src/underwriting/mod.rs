@@ -3,6 +3,7 @@
 //! (`checks/`, `policy/`); this module only moves data between them, the upstreams and
 //! the store.
 
+pub mod funding;
 pub mod rails_conversion;
 
 use std::sync::Arc;
@@ -41,6 +42,10 @@ pub enum EvaluateError {
     NotDecided(Uuid),
     #[error("{0}")]
     Replay(String),
+    #[error(
+        "application {id} is {state}: only an approved application can be prepared for funding"
+    )]
+    NotApproved { id: Uuid, state: String },
 }
 
 fn join_violations(v: &[dossier_core::intake::Violation]) -> String {
@@ -60,6 +65,9 @@ pub struct Underwriter {
     pub notices: Arc<dossier_core::adverse_action::NoticeSettings>,
     /// The OFAC SDN list, screened locally.
     pub sanctions: Arc<dossier_upstream::sanctions::SanctionsList>,
+    /// PrepareFunding calls in flight in this process, by application: a second call
+    /// joins the first.
+    pub funding_flights: Arc<dossier_upstream::Coalescer<funding::FundingOutcome>>,
 }
 
 /// Which evaluation this is.

@@ -1,0 +1,259 @@
+//! PrepareFunding: an approved application re-verified before funding against the
+//! simulators, with the county records changed after the approval.
+
+use std::time::Duration;
+
+use dossier_devkit::harness::{TestApp, count_jobs, evaluate_request, eventually};
+use dossier_devkit::sim::Upstream;
+use dossier_devkit::sim::property_records::PropertyEvent;
+use dossier_service::proto::{self, Decision, FundingVerdict};
+use dossier_upstream::property_records::PropertyQuery;
+use tonic::Code;
+
+const WITHIN: Duration = Duration::from_secs(30);
+
+async fn approved(app: &TestApp, key: &str) -> proto::Report {
+    let report = app
+        .client()
+        .await
+        .evaluate_application(evaluate_request("approve", key))
+        .await
+        .unwrap()
+        .into_inner()
+        .report
+        .unwrap();
+    assert_eq!(report.decision(), Decision::Approved);
+    report
+}
+
+fn request(id: &str) -> tonic::Request<proto::PrepareFundingRequest> {
+    let mut r = tonic::Request::new(proto::PrepareFundingRequest {
+        application_id: id.into(),
+        ..Default::default()
+    });
+    r.set_timeout(WITHIN);
+    r
+}
+
+/// The property of the `approve` example, as the property records vendor is asked.
+fn approved_property() -> PropertyQuery {
+    let a = dossier_devkit::harness::example_application("approve");
+    let address = a.property.unwrap().address.unwrap();
+    PropertyQuery {
+        line1: address.line1,
+        city: address.city,
+        state: address.state,
+        postal_code: address.postal_code,
+        apn: String::new(),
+    }
+}
+
+/// A mechanics' lien recorded after the approval turns funding into a HOLD that names
+/// it; the approval stays as it was, and Rails receives the funding check.
+#[tokio::test]
+async fn a_lien_recorded_after_approval_holds_funding_and_names_the_lien() {
+    let app = TestApp::spawn().await;
+    let report = approved(&app, "fund-lien").await;
+    app.sims.record_property_event(
+        &approved_property(),
+        PropertyEvent::LienRecorded {
+            lien_kind: "MECHANICS_LIEN".into(),
+            amount_cents: 420_000,
+            recorded_on: chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
+        },
+    );
+    let check = app
+        .client()
+        .await
+        .prepare_funding(request(&report.application_id))
+        .await
+        .unwrap()
+        .into_inner()
+        .funding_check
+        .unwrap();
+    assert_eq!(check.verdict(), FundingVerdict::Hold, "{check:#?}");
+    assert_eq!(check.reason_codes, vec!["INVOLUNTARY_LIEN"]);
+    let descriptions: Vec<&str> = check
+        .changes
+        .iter()
+        .map(|c| c.description.as_str())
+        .collect();
+    assert_eq!(
+        descriptions,
+        vec!["a $4,200.00 mechanics lien recorded 2026-12-01"]
+    );
+    assert_eq!(check.changes[0].kind, "lien_recorded");
+
+    // The approval still stands; the funding check is beside it.
+    let decisions: Vec<String> =
+        sqlx::query_scalar("SELECT decision FROM decisions WHERE application_id = $1::uuid")
+            .bind(&report.application_id)
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(decisions, vec!["approved"]);
+    let fetched = app
+        .client()
+        .await
+        .get_report(proto::GetReportRequest {
+            application_id: report.application_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .report
+        .unwrap();
+    assert_eq!(fetched.final_decision(), Decision::Approved);
+
+    // Delivered to Rails through the outbox.
+    eventually("the funding check delivered", WITHIN, || async {
+        (count_jobs(&app.pool, "deliver_funding", "done").await == 1).then_some(())
+    })
+    .await;
+    let delivered = app.sims.deliveries();
+    let sent = &delivered.funding_checks[&check.funding_check_id].check;
+    assert_eq!(sent.verdict, "hold");
+    assert_eq!(sent.changes[0].kind, "lien_recorded");
+    assert_eq!(
+        sent.approval_decision_id.to_string(),
+        check.approval_decision_id
+    );
+    // Replaying it from its stored inputs gives the same verdict.
+    let replayed = dossier_service::underwriting::funding::replay_funding_check(
+        &app.store,
+        check.funding_check_id.parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    assert!(replayed.matches(), "{replayed:?}");
+}
+
+/// Nothing changed: CLEAR with no changes, the vendors asked again (not the cache).
+#[tokio::test]
+async fn an_unchanged_property_is_clear() {
+    let app = TestApp::spawn().await;
+    let report = approved(&app, "fund-clear").await;
+    let before = app.sims.stats(Upstream::PropertyRecords).total();
+    let check = app
+        .client()
+        .await
+        .prepare_funding(request(&report.application_id))
+        .await
+        .unwrap()
+        .into_inner()
+        .funding_check
+        .unwrap();
+    assert_eq!(check.verdict(), FundingVerdict::Clear, "{check:#?}");
+    assert!(check.changes.is_empty(), "{:?}", check.changes);
+    assert!(check.reason_codes.is_empty());
+    assert_eq!(
+        app.sims.stats(Upstream::PropertyRecords).total(),
+        before + 1,
+        "the property records are asked again, not taken from the cache"
+    );
+}
+
+/// Only an approved application can be prepared for funding, and final terms are
+/// validated like an application's.
+#[tokio::test]
+async fn bad_requests_are_refused_with_what_is_wrong() {
+    let app = TestApp::spawn().await;
+    let mut client = app.client().await;
+    let declined = client
+        .evaluate_application(evaluate_request("decline", "fund-declined"))
+        .await
+        .unwrap()
+        .into_inner()
+        .report
+        .unwrap();
+    let err = client
+        .prepare_funding(request(&declined.application_id))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(err.message().contains("is declined"), "{}", err.message());
+
+    let report = approved(&app, "fund-bad-terms").await;
+    let mut bad = request(&report.application_id);
+    bad.get_mut().final_financing = Some(proto::Financing {
+        amount_cents: 1,
+        term_years: 99,
+    });
+    bad.get_mut().final_measures = vec![proto::Measure {
+        kind: proto::MeasureKind::SolarPv as i32,
+        cost_cents: -5,
+        description: String::new(),
+    }];
+    let err = client.prepare_funding(bad).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let details = tonic_types::StatusExt::get_error_details(&err);
+    let fields: Vec<&str> = details
+        .bad_request()
+        .unwrap()
+        .field_violations
+        .iter()
+        .map(|v| v.field.as_str())
+        .collect();
+    assert_eq!(
+        fields,
+        vec![
+            "final_financing.amount_cents",
+            "final_financing.term_years",
+            "final_measures[0].cost_cents"
+        ]
+    );
+    let err = client
+        .prepare_funding(request("not-a-uuid"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    // Nothing was recorded for the refused calls.
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM funding_checks")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 0);
+}
+
+/// A final amount over the property's limit (a change order) holds funding, naming
+/// the new amount; two calls at once share one check.
+#[tokio::test]
+async fn a_larger_final_amount_holds_and_concurrent_calls_share_one_check() {
+    let app = TestApp::spawn().await;
+    let report = approved(&app, "fund-change-order").await;
+    // Slow vendors keep the first check running while the second call arrives.
+    app.sims.set_behaviour(
+        Upstream::PropertyRecords,
+        dossier_devkit::sim::Behaviour {
+            latency_ms: 500,
+            ..Default::default()
+        },
+    );
+    let call = |amount| {
+        let mut r = request(&report.application_id);
+        r.get_mut().final_financing = Some(proto::Financing {
+            amount_cents: amount,
+            term_years: 20,
+        });
+        let app = &app;
+        async move { app.client().await.prepare_funding(r).await }
+    };
+    let (first, second) = tokio::join!(call(29_000_000), call(29_000_000));
+    let (first, second) = (
+        first.unwrap().into_inner().funding_check.unwrap(),
+        second.unwrap().into_inner().funding_check.unwrap(),
+    );
+    assert_eq!(first.funding_check_id, second.funding_check_id);
+    assert_eq!(first.verdict(), FundingVerdict::Hold);
+    assert!(
+        first.changes.iter().any(|c| c.kind == "amount_changed"
+            && c.description.starts_with("the final amount is $290,000.00")),
+        "{:?}",
+        first.changes
+    );
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM funding_checks")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 1);
+}

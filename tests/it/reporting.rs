@@ -105,6 +105,36 @@ async fn app_with_examples() -> (TestApp, [proto::Report; 3]) {
     .execute(&app.pool)
     .await
     .unwrap();
+    // One funding HOLD: a lien recorded on the second approval's property since.
+    let a = dossier_devkit::harness::example_application("approve");
+    let address = a.property.unwrap().address.unwrap();
+    app.sims.record_property_event(
+        &dossier_upstream::property_records::PropertyQuery {
+            line1: address.line1,
+            city: address.city,
+            state: address.state,
+            postal_code: address.postal_code,
+            apn: String::new(),
+        },
+        dossier_devkit::sim::property_records::PropertyEvent::LienRecorded {
+            lien_kind: "JUDGMENT".into(),
+            amount_cents: 250_000,
+            recorded_on: chrono::Utc::now().date_naive(),
+        },
+    );
+    let hold = app
+        .client()
+        .await
+        .prepare_funding(proto::PrepareFundingRequest {
+            application_id: again.application_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .funding_check
+        .unwrap();
+    assert_eq!(hold.verdict(), proto::FundingVerdict::Hold);
     (app, [approve, decline, refer])
 }
 
@@ -188,6 +218,17 @@ async fn views_answer_the_underwriters_questions() {
         serde_json::json!(["solar_pv", "battery_storage"])
     );
     assert!(q["age"].is_string() && q["decided_at"].is_string(), "{q}");
+
+    // funding_holds: the lien recorded after the second approval, no names.
+    let holds = rows(pool, "funding_holds").await;
+    assert_eq!(holds.len(), 1, "{holds:?}");
+    assert_eq!(
+        holds[0]["reason_codes"],
+        serde_json::json!(["INVOLUNTARY_LIEN"])
+    );
+    assert_eq!(holds[0]["changes"], serde_json::json!(["lien_recorded"]));
+    assert_eq!(holds[0]["property_city"], "Costa Mesa");
+    assert!(holds[0]["age"].is_string(), "{}", holds[0]);
 
     // turnaround: one day, four decided applications, p50 ≤ p95 ≤ max.
     let turnaround = rows(pool, "turnaround").await;

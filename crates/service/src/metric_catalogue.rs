@@ -111,6 +111,11 @@ pub const METRICS: &[Metric] = &[
         "Funding checks (PrepareFunding) recorded by this pod, by verdict.",
     ),
     m(
+        "dossier_funding_reviews_total",
+        Counter,
+        "Underwriters' resolutions of funding HOLDs recorded by this pod, by outcome.",
+    ),
+    m(
         "dossier_reviews_total",
         Counter,
         "Underwriter reviews of referred applications recorded by this pod, by outcome.",

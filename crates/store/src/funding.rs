@@ -27,6 +27,7 @@ pub struct NewFundingCheck<'a> {
     pub inputs: &'a Value,
     pub policy_version: &'a str,
     pub policy_hash: &'a str,
+    pub checked_at: DateTime<Utc>,
     pub trace_parent: Option<&'a str>,
 }
 
@@ -45,6 +46,30 @@ pub struct FundingCheck {
     /// The SHA-256 of the policy text (its source is kept in `policies`, for replay).
     pub policy_hash: String,
     pub checked_at: DateTime<Utc>,
+    /// An underwriter's resolution of a HOLD.
+    pub resolution: Option<Resolution>,
+}
+
+/// An underwriter's resolution of a funding HOLD.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolution {
+    /// Fund after all (true), or decline (false).
+    pub clear: bool,
+    pub reviewer: String,
+    pub note: String,
+    pub resolved_at: DateTime<Utc>,
+}
+
+/// What became of a request to resolve a HOLD.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Resolved {
+    /// Recorded, and its delivery to Rails queued.
+    Recorded(Box<FundingCheck>),
+    NotFound,
+    /// The check is CLEAR: there is nothing to resolve.
+    NotAHold,
+    /// An underwriter resolved it already (the check as it stands).
+    AlreadyResolved(Box<FundingCheck>),
 }
 
 /// A funding check as delivered to Rails: no applicant data.
@@ -67,6 +92,10 @@ struct Row {
     policy_version: String,
     policy_hash: String,
     checked_at: DateTime<Utc>,
+    resolution: Option<String>,
+    resolved_by: Option<String>,
+    resolution_note: Option<String>,
+    resolved_at: Option<DateTime<Utc>>,
 }
 
 impl Row {
@@ -92,6 +121,15 @@ impl Row {
             policy_version: self.policy_version,
             policy_hash: self.policy_hash,
             checked_at: self.checked_at,
+            resolution: match (self.resolution, self.resolved_by, self.resolved_at) {
+                (Some(outcome), Some(reviewer), Some(resolved_at)) => Some(Resolution {
+                    clear: outcome == "clear",
+                    reviewer,
+                    note: self.resolution_note.unwrap_or_default(),
+                    resolved_at,
+                }),
+                _ => None,
+            },
         })
     }
 }
@@ -106,8 +144,8 @@ impl Store {
         };
         let mut tx = self.pool.begin().await?;
         sqlx::query!(
-            "INSERT INTO funding_checks (id, application_id, approval_run_id, verdict, reason_codes, changes, checks, financing, inputs, inputs_sealed, inputs_key_id, policy_version, policy_hash)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            "INSERT INTO funding_checks (id, application_id, approval_run_id, verdict, reason_codes, changes, checks, financing, inputs, inputs_sealed, inputs_key_id, policy_version, policy_hash, checked_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
             new.id,
             new.application_id,
             new.approval_run_id,
@@ -121,6 +159,7 @@ impl Store {
             key_id,
             new.policy_version,
             new.policy_hash,
+            new.checked_at,
         )
         .execute(&mut *tx)
         .await?;
@@ -145,7 +184,7 @@ impl Store {
     ) -> Result<Vec<FundingCheck>, StoreError> {
         let rows = sqlx::query_as!(
             Row,
-            "SELECT id, application_id, approval_run_id, verdict, reason_codes, changes, checks, financing, policy_version, policy_hash, checked_at
+            "SELECT id, application_id, approval_run_id, verdict, reason_codes, changes, checks, financing, policy_version, policy_hash, checked_at, resolution, resolved_by, resolution_note, resolved_at
              FROM funding_checks WHERE application_id = $1 ORDER BY checked_at DESC, id DESC",
             application_id,
         )
@@ -158,6 +197,7 @@ impl Store {
     pub async fn funding_delivery(&self, id: Uuid) -> Result<Option<FundingNotice>, StoreError> {
         let row = sqlx::query!(
             "SELECT f.id, f.application_id, f.approval_run_id, f.verdict, f.reason_codes, f.changes, f.checks, f.financing, f.policy_version, f.policy_hash, f.checked_at,
+                    f.resolution, f.resolved_by, f.resolution_note, f.resolved_at,
                     a.idempotency_key, a.rails_application_id
              FROM funding_checks f JOIN applications a ON a.id = f.application_id
              WHERE f.id = $1",
@@ -181,11 +221,73 @@ impl Store {
                     policy_version: r.policy_version,
                     policy_hash: r.policy_hash,
                     checked_at: r.checked_at,
+                    resolution: r.resolution,
+                    resolved_by: r.resolved_by,
+                    resolution_note: r.resolution_note,
+                    resolved_at: r.resolved_at,
                 }
                 .into_check()?,
             })
         })
         .transpose()
+    }
+
+    /// Records an underwriter's resolution of a HOLD (fund after all, or decline) and
+    /// queues its delivery to Rails, in one transaction. A HOLD is resolved once.
+    pub async fn resolve_funding_hold(
+        &self,
+        id: Uuid,
+        clear: bool,
+        reviewer: &str,
+        note: &str,
+        trace_parent: Option<&str>,
+    ) -> Result<Resolved, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let state = sqlx::query!(
+            "SELECT verdict, resolution FROM funding_checks WHERE id = $1 FOR UPDATE",
+            id,
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(state) = state else {
+            return Ok(Resolved::NotFound);
+        };
+        if state.verdict != "hold" {
+            return Ok(Resolved::NotAHold);
+        }
+        if state.resolution.is_none() {
+            let application_id = sqlx::query_scalar!(
+                "UPDATE funding_checks SET resolution = $2, resolved_by = $3, resolution_note = $4, resolved_at = now()
+                 WHERE id = $1 RETURNING application_id",
+                id,
+                if clear { "clear" } else { "decline" },
+                reviewer,
+                note,
+            )
+            .fetch_one(&mut *tx)
+            .await?;
+            sqlx::query!(
+                "INSERT INTO jobs (kind, application_id, funding_check_id, max_attempts, trace_parent)
+                 VALUES ('deliver_funding_review', $1, $2, $3, $4)",
+                application_id,
+                id,
+                super::jobs::DELIVERY_ATTEMPTS,
+                trace_parent,
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        let check = self
+            .funding_delivery(id)
+            .await?
+            .ok_or(StoreError::Corrupt(format!("funding check {id} vanished")))?
+            .check;
+        Ok(if state.resolution.is_none() {
+            Resolved::Recorded(Box::new(check))
+        } else {
+            Resolved::AlreadyResolved(Box::new(check))
+        })
     }
 
     /// The exact text of a policy a decision or funding check names, by hash.

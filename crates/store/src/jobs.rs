@@ -29,14 +29,17 @@ pub enum JobKind {
     DeliverReview,
     /// Deliver a funding check to Rails.
     DeliverFunding,
+    /// Deliver an underwriter's resolution of a funding HOLD to Rails.
+    DeliverFundingReview,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 4] = [
+    pub const ALL: [JobKind; 5] = [
         JobKind::Evaluate,
         JobKind::Deliver,
         JobKind::DeliverReview,
         JobKind::DeliverFunding,
+        JobKind::DeliverFundingReview,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -45,6 +48,7 @@ impl JobKind {
             JobKind::Deliver => "deliver",
             JobKind::DeliverReview => "deliver_review",
             JobKind::DeliverFunding => "deliver_funding",
+            JobKind::DeliverFundingReview => "deliver_funding_review",
         }
     }
 

@@ -23,11 +23,12 @@ pub enum ReportingView {
     UpstreamUsage,
     DeadLetters,
     AccessLog,
+    FundingHolds,
 }
 
 impl ReportingView {
     /// Every view, in the order `dossier report` lists them.
-    pub const ALL: [ReportingView; 9] = [
+    pub const ALL: [ReportingView; 10] = [
         ReportingView::Pipeline,
         ReportingView::DeclineReasons,
         ReportingView::ReferReasons,
@@ -37,6 +38,7 @@ impl ReportingView {
         ReportingView::UpstreamUsage,
         ReportingView::DeadLetters,
         ReportingView::AccessLog,
+        ReportingView::FundingHolds,
     ];
 
     /// The view's name in the `reporting` schema.
@@ -51,6 +53,7 @@ impl ReportingView {
             ReportingView::UpstreamUsage => "upstream_usage",
             ReportingView::DeadLetters => "dead_letters",
             ReportingView::AccessLog => "access_log",
+            ReportingView::FundingHolds => "funding_holds",
         }
     }
 }
@@ -139,6 +142,12 @@ pub async fn view_rows(
              WHERE ($1::date IS NULL OR (v.accessed_at AT TIME ZONE 'UTC')::date >= $1)
                AND ($2::date IS NULL OR (v.accessed_at AT TIME ZONE 'UTC')::date < $2)
              ORDER BY v.accessed_at"#
+        ),
+        ReportingView::FundingHolds => rows!(
+            r#"SELECT to_jsonb(v)::text AS "row!" FROM reporting.funding_holds v
+             WHERE ($1::date IS NULL OR (v.checked_at AT TIME ZONE 'UTC')::date >= $1)
+               AND ($2::date IS NULL OR (v.checked_at AT TIME ZONE 'UTC')::date < $2)
+             ORDER BY v.checked_at, v.funding_check_id"#
         ),
     })
 }

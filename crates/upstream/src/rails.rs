@@ -199,6 +199,30 @@ pub struct RailsFundingCheck {
     pub checked_at: chrono::DateTime<chrono::Utc>,
 }
 
+/// Path of the callback for underwriters' resolutions of funding HOLDs.
+pub const FUNDING_RESOLUTIONS_PATH: &str = "/api/v1/funding_check_resolutions";
+
+/// An underwriter's resolution of a funding HOLD, as Dossier delivers it to Rails.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RailsFundingResolution {
+    /// The funding check resolved; also the delivery's idempotency key (a HOLD is
+    /// resolved once).
+    pub funding_check_id: uuid::Uuid,
+    pub application_id: uuid::Uuid,
+    pub submission_key: String,
+    pub rails_application_id: Option<String>,
+    /// "clear" (fund after all) or "decline".
+    pub outcome: String,
+    /// The underwriter, as the subject of the verified ID token of their review.
+    pub reviewer: String,
+    pub resolved_at: chrono::DateTime<chrono::Utc>,
+    /// The HOLD's reason codes.
+    pub reason_codes: Vec<String>,
+    /// For a decline: the adverse-action notice the lender must send.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adverse_action: Option<dossier_core::adverse_action::NoticeContent>,
+}
+
 /// Rails's acknowledgement of a delivered funding check.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RailsFundingCheckAck {
@@ -436,6 +460,46 @@ impl RailsClient {
                 ack.funding_check_id, check.funding_check_id
             )));
         }
+        Ok(ack)
+    }
+
+    /// Delivers an underwriter's resolution of a funding HOLD to Rails, with the
+    /// funding check's id as the idempotency key.
+    pub async fn deliver_funding_resolution(
+        &self,
+        resolution: &RailsFundingResolution,
+        ctx: &super::http::CallContext,
+    ) -> Result<RailsFundingCheckAck, super::error::UpstreamError> {
+        let body = resolution.clone();
+        let question = super::layered::Question {
+            kind: "funding_resolution",
+            key: resolution.funding_check_id.to_string(),
+            validate: super::layered::shape_of::<RailsFundingCheckAck>,
+            send: super::layered::http_send(
+                "POST /api/v1/funding_check_resolutions",
+                move |http| {
+                    Ok(http
+                        .post(FUNDING_RESOLUTIONS_PATH)
+                        .header("Idempotency-Key", body.funding_check_id.to_string())
+                        .json(&body))
+                },
+            ),
+        };
+        let Some(answer) = self.layered.send_uncached(&question, ctx).await? else {
+            return Err(super::error::UpstreamError::Status {
+                upstream: Upstream::Rails,
+                status: 404,
+                retry_after: None,
+                snippet: format!(
+                    "{FUNDING_RESOLUTIONS_PATH} was not found; check the Rails base URL and that this Rails release has the funding-resolution callback"
+                ),
+            });
+        };
+        let ack: RailsFundingCheckAck =
+            serde_json::from_value(answer).map_err(|e| super::error::UpstreamError::Malformed {
+                upstream: Upstream::Rails,
+                detail: e.to_string(),
+            })?;
         Ok(ack)
     }
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use dossier_devkit::harness::{TestApp, count_jobs, evaluate_request, eventually};
+use dossier_devkit::harness::{TestApp, as_reviewer, count_jobs, evaluate_request, eventually};
 use dossier_devkit::sim::Upstream;
 use dossier_devkit::sim::property_records::PropertyEvent;
 use dossier_service::proto::{self, Decision, FundingVerdict};
@@ -256,4 +256,108 @@ async fn a_larger_final_amount_holds_and_concurrent_calls_share_one_check() {
         .await
         .unwrap();
     assert_eq!(rows, 1);
+}
+
+/// An authenticated underwriter resolves a HOLD once; a decline carries the
+/// adverse-action notice of the HOLD's reasons, and Rails receives the resolution.
+#[tokio::test]
+async fn an_underwriter_resolves_a_hold_once_and_a_decline_carries_its_notice() {
+    let app = TestApp::spawn().await;
+    let report = approved(&app, "fund-review").await;
+    let mut client = app.client().await;
+    // A CLEAR check has nothing to resolve.
+    let other = approved(&app, "fund-review-clear").await;
+    let clear = client
+        .prepare_funding(request(&other.application_id))
+        .await
+        .unwrap()
+        .into_inner()
+        .funding_check
+        .unwrap();
+    let err = client
+        .review_funding(as_reviewer(
+            proto::ReviewFundingRequest {
+                funding_check_id: clear.funding_check_id,
+                outcome: proto::FundingReviewOutcome::Clear as i32,
+                note: "n/a".into(),
+            },
+            "uw.alice@example.com",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+
+    app.sims
+        .record_property_event(&approved_property(), PropertyEvent::TaxDelinquent);
+    let hold = client
+        .prepare_funding(request(&report.application_id))
+        .await
+        .unwrap()
+        .into_inner()
+        .funding_check
+        .unwrap();
+    assert_eq!(hold.verdict(), FundingVerdict::Hold);
+    assert_eq!(hold.reason_codes, vec!["PROPERTY_TAX_DELINQUENT"]);
+    assert!(hold.resolution.is_none());
+    let review = |outcome: proto::FundingReviewOutcome| proto::ReviewFundingRequest {
+        funding_check_id: hold.funding_check_id.clone(),
+        outcome: outcome as i32,
+        note: "The county confirms the installment is unpaid.".into(),
+    };
+    // Without an ID token nobody is an underwriter.
+    let err = client
+        .review_funding(review(proto::FundingReviewOutcome::Decline))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+
+    let resolved = client
+        .review_funding(as_reviewer(
+            review(proto::FundingReviewOutcome::Decline),
+            "uw.alice@example.com",
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .funding_check
+        .unwrap();
+    let resolution = resolved.resolution.unwrap();
+    assert_eq!(resolution.outcome(), proto::FundingReviewOutcome::Decline);
+    assert_eq!(resolution.reviewer, "uw.alice@example.com");
+    let notice = resolution.adverse_action.unwrap();
+    assert_eq!(
+        notice.reasons[0].statement,
+        "Property taxes on the property are delinquent."
+    );
+    // Resolved once: the second review is refused, naming who resolved it.
+    let again = client
+        .review_funding(as_reviewer(
+            review(proto::FundingReviewOutcome::Clear),
+            "uw.bob@example.com",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Code::FailedPrecondition);
+    assert!(
+        again.message().contains("uw.alice@example.com"),
+        "{}",
+        again.message()
+    );
+    // The hold left the queue, and Rails has the resolution with the notice.
+    let holds: i64 = sqlx::query_scalar("SELECT count(*) FROM reporting.funding_holds")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(holds, 0);
+    eventually("the resolution delivered", WITHIN, || async {
+        (count_jobs(&app.pool, "deliver_funding_review", "done").await == 1).then_some(())
+    })
+    .await;
+    let delivered = app.sims.deliveries();
+    let sent = &delivered.funding_resolutions[&hold.funding_check_id];
+    assert_eq!(sent.outcome, "decline");
+    assert_eq!(
+        sent.adverse_action.as_ref().unwrap().reasons[0].reason_codes,
+        vec!["PROPERTY_TAX_DELINQUENT"]
+    );
 }

@@ -148,6 +148,9 @@ fn move_to(app: &mut RailsApplication, line1: String) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One seeded application: its index, Dossier's id, its decision and reason codes.
+type Seeded = (usize, String, proto::Decision, Vec<String>);
+
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let Some(database_url) = args.database.database_url.clone() else {
         anyhow::bail!(
@@ -166,43 +169,45 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             .await?;
     let tag = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
     let client = proto::underwriting_service_client::UnderwritingServiceClient::new(channel);
-    let outcomes: Vec<anyhow::Result<(proto::Decision, Vec<String>)>> =
-        futures::stream::iter(0..args.count)
-            .map(|i| {
-                let mut client = client.clone();
-                let tag = tag.clone();
-                async move {
-                    let mut r = tonic::Request::new(proto::EvaluateApplicationRequest {
-                        idempotency_key: format!("seed-{tag}-{i}"),
-                        source: Some(proto::evaluate_application_request::Source::Application(
-                            application(i, &tag)?,
-                        )),
-                    });
-                    r.set_timeout(Duration::from_secs(30));
-                    let report = client
-                        .evaluate_application(r)
-                        .await
-                        .with_context(|| format!("application {i}"))?
-                        .into_inner()
-                        .report
-                        .context("EvaluateApplication answered without a report")?;
-                    Ok((report.decision(), report.reason_codes))
-                }
-            })
-            .buffer_unordered(args.concurrency)
-            .collect()
-            .await;
+    let outcomes: Vec<anyhow::Result<Seeded>> = futures::stream::iter(0..args.count)
+        .map(|i| {
+            let mut client = client.clone();
+            let tag = tag.clone();
+            async move {
+                let mut r = tonic::Request::new(proto::EvaluateApplicationRequest {
+                    idempotency_key: format!("seed-{tag}-{i}"),
+                    source: Some(proto::evaluate_application_request::Source::Application(
+                        application(i, &tag)?,
+                    )),
+                });
+                r.set_timeout(Duration::from_secs(30));
+                let report = client
+                    .evaluate_application(r)
+                    .await
+                    .with_context(|| format!("application {i}"))?
+                    .into_inner()
+                    .report
+                    .context("EvaluateApplication answered without a report")?;
+                let decision = report.decision();
+                Ok((i, report.application_id, decision, report.reason_codes))
+            }
+        })
+        .buffer_unordered(args.concurrency)
+        .collect()
+        .await;
+    let funding = funding_checks(&client, &sims, &tag, &outcomes).await;
     let _ = stop.send(());
     let served = handle.await;
     sims.shutdown().await;
     served.context("the seed server task")??;
+    let funding = funding?;
 
     let mut decisions: BTreeMap<&str, usize> = BTreeMap::new();
     let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
     let mut failures = Vec::new();
     for o in outcomes {
         match o {
-            Ok((decision, codes)) => {
+            Ok((_, _, decision, codes)) => {
                 let name = match decision {
                     proto::Decision::Approved => "approved",
                     proto::Decision::Declined => "declined",
@@ -224,6 +229,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     println!("{}", summary(&decisions, &reasons));
+    if !funding.is_empty() {
+        println!("Funding checks:");
+        for (verdict, n) in &funding {
+            println!("  {verdict:<10} {n:>6}");
+        }
+    }
     if let Some(first) = failures.first() {
         anyhow::bail!(
             "{} of {} evaluations failed; the first: {first:#}",
@@ -232,6 +243,66 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// A funding check on the first two applications of every ten when approved: the
+/// first after a mechanics lien was recorded on its property (a HOLD), the second
+/// unchanged (CLEAR), so the funding reports have rows. Counts by verdict.
+async fn funding_checks(
+    client: &proto::underwriting_service_client::UnderwritingServiceClient<
+        tonic::transport::Channel,
+    >,
+    sims: &Simulators,
+    tag: &str,
+    outcomes: &[anyhow::Result<Seeded>],
+) -> anyhow::Result<BTreeMap<&'static str, usize>> {
+    let mut verdicts = BTreeMap::new();
+    for (i, id, _, _) in outcomes
+        .iter()
+        .flatten()
+        .filter(|(i, _, d, _)| i % 10 < 2 && *d == proto::Decision::Approved)
+    {
+        if i % 10 == 0 {
+            let address = application(*i, tag)?
+                .property
+                .and_then(|p| p.address)
+                .context("a seeded application has an address")?;
+            sims.record_property_event(
+                &dossier_upstream::property_records::PropertyQuery {
+                    line1: address.line1,
+                    city: address.city,
+                    state: address.state,
+                    postal_code: address.postal_code,
+                    apn: String::new(),
+                },
+                crate::sim::property_records::PropertyEvent::LienRecorded {
+                    lien_kind: "MECHANICS_LIEN".into(),
+                    amount_cents: 420_000,
+                    recorded_on: chrono::Utc::now().date_naive(),
+                },
+            );
+        }
+        let mut r = tonic::Request::new(proto::PrepareFundingRequest {
+            application_id: id.clone(),
+            ..Default::default()
+        });
+        r.set_timeout(Duration::from_secs(30));
+        let check = client
+            .clone()
+            .prepare_funding(r)
+            .await
+            .with_context(|| format!("the funding check of application {i}"))?
+            .into_inner()
+            .funding_check
+            .context("PrepareFunding answered without a funding check")?;
+        let name = match check.verdict() {
+            proto::FundingVerdict::Clear => "clear",
+            proto::FundingVerdict::Hold => "hold",
+            proto::FundingVerdict::Unspecified => "unspecified",
+        };
+        *verdicts.entry(name).or_default() += 1;
+    }
+    Ok(verdicts)
 }
 
 /// The printed summary: decisions by kind, then reason codes by frequency.

@@ -24,9 +24,9 @@ use super::seed::{self, Dice, dollars, title_case};
 use super::{SimState, licensing, property_records};
 use dossier_upstream::property_records::PropertyQuery;
 use dossier_upstream::rails::{
-    DECISIONS_PATH, FUNDING_CHECKS_PATH, RailsApplicant, RailsApplication, RailsContractor,
-    RailsDecision, RailsDecisionAck, RailsFundingCheck, RailsFundingCheckAck, RailsMeasure,
-    RailsProperty,
+    DECISIONS_PATH, FUNDING_CHECKS_PATH, FUNDING_RESOLUTIONS_PATH, RailsApplicant,
+    RailsApplication, RailsContractor, RailsDecision, RailsDecisionAck, RailsFundingCheck,
+    RailsFundingCheckAck, RailsFundingResolution, RailsMeasure, RailsProperty,
 };
 
 /// Street names that contain no trigger word of any simulator.
@@ -91,6 +91,7 @@ pub(crate) fn routes() -> Router<Arc<SimState>> {
         .route("/api/v1/pace_applications", get(get_applications))
         .route(DECISIONS_PATH, post(post_decision))
         .route(FUNDING_CHECKS_PATH, post(post_funding_check))
+        .route(FUNDING_RESOLUTIONS_PATH, post(post_funding_resolution))
 }
 
 /// One decision as the Rails simulator recorded it.
@@ -115,6 +116,9 @@ pub struct Deliveries {
     pub decisions: std::collections::BTreeMap<String, Delivery>,
     #[serde(default)]
     pub funding_checks: std::collections::BTreeMap<String, FundingDelivery>,
+    /// Underwriters' resolutions of funding HOLDs, by funding check id.
+    #[serde(default)]
+    pub funding_resolutions: std::collections::BTreeMap<String, RailsFundingResolution>,
 }
 
 impl Deliveries {
@@ -223,6 +227,39 @@ async fn post_funding_check(
     Json(RailsFundingCheckAck {
         funding_check_id: check.funding_check_id,
         duplicate: entry.received > 1,
+    })
+    .into_response()
+}
+
+/// `POST /api/v1/funding_check_resolutions`: records the resolution of a funding HOLD
+/// once per funding check; the same key with another resolution is a 409.
+async fn post_funding_resolution(
+    State(state): State<Arc<SimState>>,
+    headers: HeaderMap,
+    body: Result<Json<RailsFundingResolution>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    if let Some(response) = denied(&state, &headers) {
+        return response;
+    }
+    let resolution = match body {
+        Ok(Json(r)) => r,
+        Err(rejection) => return super::bad_request(rejection.body_text()),
+    };
+    let key = resolution.funding_check_id.to_string();
+    if headers.get("idempotency-key").and_then(|v| v.to_str().ok()) != Some(key.as_str()) {
+        return super::bad_request("Idempotency-Key must be the funding_check_id");
+    }
+    let mut ledger = state.deliveries.0.lock().expect("ledger lock");
+    let entry = ledger
+        .funding_resolutions
+        .entry(key)
+        .or_insert_with(|| resolution.clone());
+    if *entry != resolution {
+        return super::json_error(StatusCode::CONFLICT, "idempotency_key_reused");
+    }
+    Json(RailsFundingCheckAck {
+        funding_check_id: resolution.funding_check_id,
+        duplicate: false,
     })
     .into_response()
 }

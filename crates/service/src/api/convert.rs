@@ -239,7 +239,12 @@ pub fn adverse_action(n: &adverse_action::NoticeContent) -> proto::AdverseAction
     }
 }
 
-pub fn funding_check(f: &dossier_store::funding::FundingCheck) -> proto::FundingCheck {
+/// A funding check as callers see it; `notices` names who a declined HOLD's notice
+/// names.
+pub fn funding_check(
+    f: &dossier_store::funding::FundingCheck,
+    notices: &NoticeSettings,
+) -> proto::FundingCheck {
     use dossier_core::funding::FundingVerdict;
     proto::FundingCheck {
         funding_check_id: f.id.to_string(),
@@ -266,6 +271,18 @@ pub fn funding_check(f: &dossier_store::funding::FundingCheck) -> proto::Funding
         }),
         policy_version: f.policy_version.clone(),
         check_time: Some(timestamp(f.checked_at)),
+        resolution: f.resolution.as_ref().map(|r| proto::FundingResolution {
+            outcome: if r.clear {
+                proto::FundingReviewOutcome::Clear
+            } else {
+                proto::FundingReviewOutcome::Decline
+            } as i32,
+            reviewer: r.reviewer.clone(),
+            note: r.note.clone(),
+            resolve_time: Some(timestamp(r.resolved_at)),
+            adverse_action: (!r.clear)
+                .then(|| adverse_action(&adverse_action::content(&f.reason_codes, notices))),
+        }),
     }
 }
 

@@ -60,6 +60,87 @@ pub(super) async fn prepare_funding(
     };
     accesses::applications(&api.access_log, &principal, PREPARE_FUNDING, [id]).await?;
     Ok(Response::new(proto::PrepareFundingResponse {
-        funding_check: Some(convert::funding_check(check)),
+        funding_check: Some(convert::funding_check(check, &api.underwriter.notices)),
+    }))
+}
+
+pub(super) const REVIEW_FUNDING: &str = "dossier.v1.UnderwritingService/ReviewFunding";
+
+pub(super) async fn review_funding(
+    api: &UnderwritingApi,
+    request: Request<proto::ReviewFundingRequest>,
+) -> Result<Response<proto::ReviewFundingResponse>, Status> {
+    // Who reviews is proven, not asserted: before anything else is looked at.
+    let reviewer = api.reviewer(&request)?.subject;
+    let r = request.get_ref();
+    let mut v = intake::Violations::new();
+    let id = uuid::Uuid::parse_str(&r.funding_check_id).ok();
+    if id.is_none() {
+        v.add("funding_check_id", "must be a funding check id (a UUID)");
+    }
+    let clear = match proto::FundingReviewOutcome::try_from(r.outcome) {
+        Ok(proto::FundingReviewOutcome::Clear) => Some(true),
+        Ok(proto::FundingReviewOutcome::Decline) => Some(false),
+        _ => {
+            v.add(
+                "outcome",
+                "must be FUNDING_REVIEW_OUTCOME_CLEAR or FUNDING_REVIEW_OUTCOME_DECLINE",
+            );
+            None
+        }
+    };
+    let note = v.required_text("note", &r.note, 2000);
+    v.into_result(()).map_err(error::invalid_draft)?;
+    let (Some(id), Some(clear)) = (id, clear) else {
+        unreachable!("violations were reported above");
+    };
+    use dossier_store::funding::Resolved;
+    let resolved = api
+        .underwriter
+        .store
+        .resolve_funding_hold(
+            id,
+            clear,
+            &reviewer,
+            &note,
+            dossier_upstream::trace_context::current_traceparent().as_deref(),
+        )
+        .await
+        .map_err(super::error::ApiError::from)?;
+    let check = match resolved {
+        Resolved::Recorded(check) => {
+            let outcome = if clear { "clear" } else { "decline" };
+            metrics::counter!("dossier_funding_reviews_total", "outcome" => outcome).increment(1);
+            tracing::info!(funding_check_id = %id, application_id = %check.application_id, reviewer = %reviewer, outcome, "funding hold resolved");
+            check
+        }
+        Resolved::NotFound => {
+            return Err(Status::not_found(format!(
+                "funding check {id} does not exist"
+            )));
+        }
+        Resolved::NotAHold => {
+            return Err(Status::failed_precondition(format!(
+                "funding check {id} is CLEAR: only a HOLD is reviewed"
+            )));
+        }
+        Resolved::AlreadyResolved(check) => {
+            let by = check.resolution.map(|r| r.reviewer).unwrap_or_default();
+            return Err(Status::failed_precondition(format!(
+                "funding check {id} was already resolved by {by}; run PrepareFunding again for a new check"
+            )));
+        }
+    };
+    note_application(&request, check.application_id);
+    let principal = Principal::of_grpc(&request);
+    accesses::applications(
+        &api.access_log,
+        &principal,
+        REVIEW_FUNDING,
+        [check.application_id],
+    )
+    .await?;
+    Ok(Response::new(proto::ReviewFundingResponse {
+        funding_check: Some(convert::funding_check(&check, &api.underwriter.notices)),
     }))
 }

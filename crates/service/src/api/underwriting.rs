@@ -50,7 +50,10 @@ pub(super) const WATCH: &str = "dossier.v1.UnderwritingService/WatchReport";
 
 impl UnderwritingApi {
     /// The underwriter of a review, from the verified ID token it carries.
-    fn reviewer<T>(&self, request: &Request<T>) -> Result<crate::identity::Reviewer, Status> {
+    pub(super) fn reviewer<T>(
+        &self,
+        request: &Request<T>,
+    ) -> Result<crate::identity::Reviewer, Status> {
         let Some(verifier) = &self.reviewers else {
             return Err(Status::failed_precondition(
                 "reviews are refused: this server has no reviewer identity provider configured (DOSSIER_REVIEWER_JWKS_FILE, DOSSIER_REVIEWER_ISSUER, DOSSIER_REVIEWER_AUDIENCE)",
@@ -546,6 +549,13 @@ impl UnderwritingService for UnderwritingApi {
         request: Request<proto::PrepareFundingRequest>,
     ) -> Result<Response<proto::PrepareFundingResponse>, Status> {
         super::funding::prepare_funding(self, request).await
+    }
+
+    async fn review_funding(
+        &self,
+        request: Request<proto::ReviewFundingRequest>,
+    ) -> Result<Response<proto::ReviewFundingResponse>, Status> {
+        super::funding::review_funding(self, request).await
     }
 
     type WatchReportStream = WatchStream;

@@ -74,6 +74,11 @@ pub const VIEWS: &[View] = &[
         view: ReportingView::AccessLog,
         about: "every access to an application or a person: caller, method, purpose",
     },
+    View {
+        name: "funding_holds",
+        view: ReportingView::FundingHolds,
+        about: "funding checks on HOLD awaiting an underwriter, oldest first",
+    },
 ];
 
 /// The names `dossier report` accepts, for messages.

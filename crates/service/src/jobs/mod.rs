@@ -104,6 +104,7 @@ async fn run_job(
             JobKind::Evaluate => evaluate(underwriter, &job).await,
             JobKind::Deliver | JobKind::DeliverReview => deliver(underwriter, &job).await,
             JobKind::DeliverFunding => deliver_funding(underwriter, &job).await,
+            JobKind::DeliverFundingReview => deliver_funding_review(underwriter, &job).await,
         }
     };
     let renew = async {
@@ -242,5 +243,50 @@ async fn deliver_funding(underwriter: &Underwriter, job: &Job) -> Result<(), Str
         .deliver_funding_check(&delivery, &ctx)
         .await
         .map_err(|e| format!("delivering funding check {id} to Rails failed: {e}"))?;
+    Ok(())
+}
+
+/// Sends an underwriter's resolution of a funding HOLD to Rails; a decline carries its
+/// adverse-action notice.
+async fn deliver_funding_review(underwriter: &Underwriter, job: &Job) -> Result<(), String> {
+    let id = job
+        .funding_check_id
+        .ok_or("deliver_funding_review job names no funding check")?;
+    let notice = underwriter
+        .store
+        .funding_delivery(id)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("the funding check of job {} no longer exists", job.id))?;
+    let check = notice.check;
+    let resolution = check
+        .resolution
+        .ok_or_else(|| format!("funding check {id} has no resolution to deliver"))?;
+    let adverse_action = (!resolution.clear)
+        .then(|| dossier_core::adverse_action::content(&check.reason_codes, &underwriter.notices));
+    let delivery = dossier_upstream::rails::RailsFundingResolution {
+        funding_check_id: check.id,
+        application_id: check.application_id,
+        submission_key: notice.submission_key,
+        rails_application_id: notice.rails_application_id,
+        outcome: if resolution.clear { "clear" } else { "decline" }.to_owned(),
+        reviewer: resolution.reviewer,
+        resolved_at: resolution.resolved_at,
+        reason_codes: check.reason_codes,
+        adverse_action,
+    };
+    let ctx = CallContext {
+        application_id: Some(check.application_id),
+        deadline: Some(Instant::now() + DELIVERY_BUDGET),
+        force_refresh: false,
+    };
+    underwriter
+        .upstreams
+        .rails
+        .deliver_funding_resolution(&delivery, &ctx)
+        .await
+        .map_err(|e| {
+            format!("delivering the resolution of funding check {id} to Rails failed: {e}")
+        })?;
     Ok(())
 }

@@ -135,6 +135,7 @@ impl Underwriter {
         let id = Uuid::now_v7();
         let inputs = serde_json::to_value(&now).expect("run inputs serialise");
         let trace_parent = dossier_upstream::trace_context::current_traceparent();
+        let checked_at = Utc::now();
         self.store
             .record_funding_check(NewFundingCheck {
                 id,
@@ -148,6 +149,7 @@ impl Underwriter {
                 inputs: &inputs,
                 policy_version: &self.policy.policy.version,
                 policy_hash: &self.policy.hash,
+                checked_at,
                 trace_parent: trace_parent.as_deref(),
             })
             .await?;
@@ -170,7 +172,8 @@ impl Underwriter {
             financing: now.financing,
             policy_version: self.policy.policy.version.clone(),
             policy_hash: self.policy.hash.clone(),
-            checked_at: Utc::now(),
+            checked_at,
+            resolution: None,
         })
     }
 

@@ -94,6 +94,19 @@ pub(super) async fn review_funding(
     let (Some(id), Some(clear)) = (id, clear) else {
         unreachable!("violations were reported above");
     };
+    let principal = Principal::of_grpc(&request);
+    if principal.read_scope().is_some() {
+        // A caller limited to some applications resolves only their checks.
+        let application_id = api
+            .underwriter
+            .store
+            .funding_delivery(id)
+            .await
+            .map_err(super::error::ApiError::from)?
+            .map(|n| n.check.application_id)
+            .ok_or_else(|| Status::not_found(format!("funding check {id} does not exist")))?;
+        api.load_report(&principal, application_id).await?;
+    }
     use dossier_store::funding::Resolved;
     let resolved = api
         .underwriter
@@ -132,7 +145,6 @@ pub(super) async fn review_funding(
         }
     };
     note_application(&request, check.application_id);
-    let principal = Principal::of_grpc(&request);
     accesses::applications(
         &api.access_log,
         &principal,

@@ -135,6 +135,29 @@ async fn app_with_examples() -> (TestApp, [proto::Report; 3]) {
         .funding_check
         .unwrap();
     assert_eq!(hold.verdict(), proto::FundingVerdict::Hold);
+    // Sanctions monitoring alerts: a new list naming the approved applicant.
+    let dir = tempfile::tempdir().unwrap();
+    dossier_devkit::sample_sanctions::write_with_individual(
+        dir.path(),
+        49_001,
+        "ADAMS, Elizabeth G",
+    )
+    .unwrap();
+    dossier_service::cli::sanctions::load_dir(&app.store, dir.path())
+        .await
+        .unwrap();
+    dossier_devkit::harness::eventually(
+        "the monitoring alerts",
+        Duration::from_secs(30),
+        || async {
+            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM sanctions_alerts")
+                .fetch_one(&app.pool)
+                .await
+                .unwrap();
+            (n == 2).then_some(())
+        },
+    )
+    .await;
     (app, [approve, decline, refer])
 }
 
@@ -229,6 +252,15 @@ async fn views_answer_the_underwriters_questions() {
     assert_eq!(holds[0]["changes"], serde_json::json!(["lien_recorded"]));
     assert_eq!(holds[0]["property_city"], "Costa Mesa");
     assert!(holds[0]["age"].is_string(), "{}", holds[0]);
+
+    // sanctions_alerts: both approvals match the new entry; nobody is named.
+    let alerts = rows(pool, "sanctions_alerts").await;
+    assert_eq!(alerts.len(), 2, "{alerts:?}");
+    for a in &alerts {
+        assert_eq!(a["subject"], "applicant 1");
+        assert_eq!(a["severity"], "match");
+        assert_eq!(int(a, "candidate_entry"), 49_001);
+    }
 
     // turnaround: one day, four decided applications, p50 ≤ p95 ≤ max.
     let turnaround = rows(pool, "turnaround").await;
@@ -616,8 +648,12 @@ async fn dossier_seed_fills_every_view() {
         refers.contains(&"VALUATION_LOW_CONFIDENCE".to_owned()),
         "{refers:?}"
     );
-    // Every view has rows, except dead letters: nothing failed.
-    for view in VIEWS.iter().filter(|v| v.name != "dead_letters") {
+    // Every view has rows, except dead letters (nothing failed) and sanctions alerts (no
+    // list was loaded after the approvals).
+    for view in VIEWS
+        .iter()
+        .filter(|v| !["dead_letters", "sanctions_alerts"].contains(&v.name))
+    {
         assert!(
             !rows(&pool, view.name).await.is_empty(),
             "{} is empty",

@@ -17,5 +17,5 @@ pub mod netns;
 pub mod otlp_receiver;
 pub mod pki;
 mod rails_request;
-mod sample_sanctions;
+pub mod sample_sanctions;
 pub mod sim;

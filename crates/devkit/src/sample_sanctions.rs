@@ -33,3 +33,22 @@ pub async fn load_if_none(store: &Store) -> anyhow::Result<Option<LoadSummary>> 
     }
     Ok(Some(store.replace_sanctions_list(&list(), SOURCE).await?))
 }
+
+/// Writes the sample list in the official layout into `dir`, with one more individual
+/// entry, `ent_num` named `name` ("LAST, First"): a new list version that names someone,
+/// for the monitoring tests and the bench.
+pub fn write_with_individual(
+    dir: &std::path::Path,
+    ent_num: i64,
+    name: &str,
+) -> std::io::Result<()> {
+    // The official files end with a DOS end-of-file byte; the new row goes before it.
+    let sdn = String::from_utf8_lossy(SDN);
+    let body = sdn.trim_end_matches(['\x1a', '\r', '\n']);
+    let row = format!(
+        "{ent_num},\"{name}\",\"individual\",\"SDGT\",-0- ,-0- ,-0- ,-0- ,-0- ,-0- ,-0- ,-0- "
+    );
+    std::fs::write(dir.join("sdn.csv"), format!("{body}\r\n{row}\r\n\x1a"))?;
+    std::fs::write(dir.join("alt.csv"), ALT)?;
+    std::fs::write(dir.join("add.csv"), ADD)
+}

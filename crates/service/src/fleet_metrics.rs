@@ -33,11 +33,12 @@ const FLEET_LIMIT: Duration = Duration::from_secs(10);
 /// The job states reported: `done` only grows and is not counted.
 const REPORTED_STATES: [JobState; 3] = [JobState::Queued, JobState::Running, JobState::Dead];
 /// The kinds that deliver to Rails (the outbox).
-const DELIVERIES: [JobKind; 4] = [
+const DELIVERIES: [JobKind; 5] = [
     JobKind::Deliver,
     JobKind::DeliverReview,
     JobKind::DeliverFunding,
     JobKind::DeliverFundingReview,
+    JobKind::DeliverSanctionsAlert,
 ];
 
 /// What the sampler reads.

@@ -116,6 +116,11 @@ pub const METRICS: &[Metric] = &[
         "Underwriters' resolutions of funding HOLDs recorded by this pod, by outcome.",
     ),
     m(
+        "dossier_sanctions_alerts_total",
+        Counter,
+        "Sanctions monitoring alerts raised by this pod's monitoring jobs.",
+    ),
+    m(
         "dossier_reviews_total",
         Counter,
         "Underwriter reviews of referred applications recorded by this pod, by outcome.",

@@ -90,6 +90,7 @@ impl Server {
             vault,
             policy,
             notices,
+            sanctions_monitor_funded_days,
             upstreams,
             watch_streams_max,
             watch_streams_per_caller,
@@ -183,6 +184,8 @@ impl Server {
                 notices: Arc::new(notices),
                 sanctions,
                 funding_flights: Default::default(),
+                monitor_funded_days: i32::try_from(sanctions_monitor_funded_days)
+                    .unwrap_or(i32::MAX),
             },
             notifications,
             audit_writer,

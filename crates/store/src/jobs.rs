@@ -31,15 +31,21 @@ pub enum JobKind {
     DeliverFunding,
     /// Deliver an underwriter's resolution of a funding HOLD to Rails.
     DeliverFundingReview,
+    /// Screen the approved applications against a newly loaded sanctions list.
+    MonitorSanctions,
+    /// Deliver a sanctions monitoring alert to Rails.
+    DeliverSanctionsAlert,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 5] = [
+    pub const ALL: [JobKind; 7] = [
         JobKind::Evaluate,
         JobKind::Deliver,
         JobKind::DeliverReview,
         JobKind::DeliverFunding,
         JobKind::DeliverFundingReview,
+        JobKind::MonitorSanctions,
+        JobKind::DeliverSanctionsAlert,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -49,6 +55,8 @@ impl JobKind {
             JobKind::DeliverReview => "deliver_review",
             JobKind::DeliverFunding => "deliver_funding",
             JobKind::DeliverFundingReview => "deliver_funding_review",
+            JobKind::MonitorSanctions => "monitor_sanctions",
+            JobKind::DeliverSanctionsAlert => "deliver_sanctions_alert",
         }
     }
 
@@ -98,6 +106,8 @@ pub struct Job {
     pub run_id: Option<Uuid>,
     /// The funding check a `deliver_funding` job sends.
     pub funding_check_id: Option<Uuid>,
+    /// The alert a `deliver_sanctions_alert` job sends.
+    pub sanctions_alert_id: Option<Uuid>,
     pub attempts: i32,
     /// The W3C `traceparent` of the call that queued the job, if it carried a trace.
     pub trace_parent: Option<String>,
@@ -142,6 +152,7 @@ impl Store {
             application_id: Option<Uuid>,
             run_id: Option<Uuid>,
             funding_check_id: Option<Uuid>,
+            sanctions_alert_id: Option<Uuid>,
             attempts: i32,
             trace_parent: Option<String>,
         }
@@ -160,7 +171,7 @@ impl Store {
                  FOR UPDATE SKIP LOCKED
                  LIMIT 1
              )
-             RETURNING id, kind, application_id, run_id, funding_check_id, attempts, trace_parent",
+             RETURNING id, kind, application_id, run_id, funding_check_id, sanctions_alert_id, attempts, trace_parent",
             worker,
             lease.as_secs_f64(),
             // `as _`: the macro checks a text[] parameter against Vec<String> only.
@@ -178,6 +189,7 @@ impl Store {
                     application_id: c.application_id,
                     run_id: c.run_id,
                     funding_check_id: c.funding_check_id,
+                    sanctions_alert_id: c.sanctions_alert_id,
                     attempts: c.attempts,
                     trace_parent: c.trace_parent,
                 })

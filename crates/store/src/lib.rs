@@ -12,6 +12,7 @@ pub mod funding;
 pub mod health;
 pub mod jobs;
 mod limits;
+pub mod monitoring;
 pub mod notify;
 mod replay;
 pub mod reporting;

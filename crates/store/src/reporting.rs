@@ -24,11 +24,12 @@ pub enum ReportingView {
     DeadLetters,
     AccessLog,
     FundingHolds,
+    SanctionsAlerts,
 }
 
 impl ReportingView {
     /// Every view, in the order `dossier report` lists them.
-    pub const ALL: [ReportingView; 10] = [
+    pub const ALL: [ReportingView; 11] = [
         ReportingView::Pipeline,
         ReportingView::DeclineReasons,
         ReportingView::ReferReasons,
@@ -39,6 +40,7 @@ impl ReportingView {
         ReportingView::DeadLetters,
         ReportingView::AccessLog,
         ReportingView::FundingHolds,
+        ReportingView::SanctionsAlerts,
     ];
 
     /// The view's name in the `reporting` schema.
@@ -54,6 +56,7 @@ impl ReportingView {
             ReportingView::DeadLetters => "dead_letters",
             ReportingView::AccessLog => "access_log",
             ReportingView::FundingHolds => "funding_holds",
+            ReportingView::SanctionsAlerts => "sanctions_alerts",
         }
     }
 }
@@ -148,6 +151,12 @@ pub async fn view_rows(
              WHERE ($1::date IS NULL OR (v.checked_at AT TIME ZONE 'UTC')::date >= $1)
                AND ($2::date IS NULL OR (v.checked_at AT TIME ZONE 'UTC')::date < $2)
              ORDER BY v.checked_at, v.funding_check_id"#
+        ),
+        ReportingView::SanctionsAlerts => rows!(
+            r#"SELECT to_jsonb(v)::text AS "row!" FROM reporting.sanctions_alerts v
+             WHERE ($1::date IS NULL OR (v.raised_at AT TIME ZONE 'UTC')::date >= $1)
+               AND ($2::date IS NULL OR (v.raised_at AT TIME ZONE 'UTC')::date < $2)
+             ORDER BY v.raised_at DESC, v.alert_id"#
         ),
     })
 }

@@ -185,6 +185,11 @@ impl Store {
         )
         .execute(&mut *tx)
         .await?;
+        // Ongoing monitoring: one job for the fleet screens the approved applications
+        // against this version (crates/service/src/underwriting/monitoring.rs).
+        sqlx::query!("INSERT INTO jobs (kind) VALUES ('monitor_sanctions')")
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(summary(list_id))
     }

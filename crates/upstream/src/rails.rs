@@ -223,6 +223,38 @@ pub struct RailsFundingResolution {
     pub adverse_action: Option<dossier_core::adverse_action::NoticeContent>,
 }
 
+/// Path of the callback for sanctions monitoring alerts.
+pub const SANCTIONS_ALERTS_PATH: &str = "/api/v1/sanctions_alerts";
+
+/// A sanctions monitoring alert, as Dossier delivers it to Rails: an approved
+/// applicant or contractor resembles an entry of a newly loaded SDN list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RailsSanctionsAlert {
+    /// Dossier's id of the alert; also the delivery's idempotency key.
+    pub alert_id: uuid::Uuid,
+    pub application_id: uuid::Uuid,
+    pub submission_key: String,
+    pub rails_application_id: Option<String>,
+    /// "applicant N" or "contractor".
+    pub subject: String,
+    /// "match" (at or above the policy's match threshold) or "near_match".
+    pub severity: String,
+    /// The SDN entry (ent_num), its name and program, and the score of the match.
+    pub entry_id: i64,
+    pub candidate: String,
+    pub program: String,
+    pub score: f64,
+    /// The list version that raised it.
+    pub list_version: i64,
+    pub raised_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Rails's acknowledgement of a delivered alert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RailsSanctionsAlertAck {
+    pub alert_id: uuid::Uuid,
+}
+
 /// Rails's acknowledgement of a delivered funding check.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RailsFundingCheckAck {
@@ -501,5 +533,39 @@ impl RailsClient {
                 detail: e.to_string(),
             })?;
         Ok(ack)
+    }
+
+    /// Delivers a sanctions monitoring alert to Rails, with its id as the idempotency key.
+    pub async fn deliver_sanctions_alert(
+        &self,
+        alert: &RailsSanctionsAlert,
+        ctx: &super::http::CallContext,
+    ) -> Result<RailsSanctionsAlertAck, super::error::UpstreamError> {
+        let body = alert.clone();
+        let question = super::layered::Question {
+            kind: "sanctions_alert",
+            key: alert.alert_id.to_string(),
+            validate: super::layered::shape_of::<RailsSanctionsAlertAck>,
+            send: super::layered::http_send("POST /api/v1/sanctions_alerts", move |http| {
+                Ok(http
+                    .post(SANCTIONS_ALERTS_PATH)
+                    .header("Idempotency-Key", body.alert_id.to_string())
+                    .json(&body))
+            }),
+        };
+        let Some(answer) = self.layered.send_uncached(&question, ctx).await? else {
+            return Err(super::error::UpstreamError::Status {
+                upstream: Upstream::Rails,
+                status: 404,
+                retry_after: None,
+                snippet: format!(
+                    "{SANCTIONS_ALERTS_PATH} was not found; check the Rails base URL and that this Rails release has the sanctions-alert callback"
+                ),
+            });
+        };
+        serde_json::from_value(answer).map_err(|e| super::error::UpstreamError::Malformed {
+            upstream: Upstream::Rails,
+            detail: e.to_string(),
+        })
     }
 }

@@ -13,6 +13,7 @@ mod kill_9_during_submissions;
 mod migration_while_serving;
 mod postgres_restart;
 mod rolling_restart;
+mod sanctions_monitoring;
 
 use std::future::Future;
 use std::path::PathBuf;

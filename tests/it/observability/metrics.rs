@@ -145,8 +145,12 @@ async fn the_metrics_of_real_work_are_scraped_with_help_type_and_plausible_value
 
     // Series this work creates, every one of them with its help and type. The rest of
     // the catalogue (TLS, authorisation, shedding, mended connections, rate-limit
-    // refusals) needs failures this test does not cause.
+    // refusals) needs failures this test does not cause, or work it does not do
+    // (funding checks and their reviews, sanctions monitoring alerts).
     let not_here = [
+        "dossier_funding_checks_total",
+        "dossier_funding_reviews_total",
+        "dossier_sanctions_alerts_total",
         "dossier_rpc_shed_total",
         "dossier_watch_streams_refused_total",
         "dossier_authz_denied_total",

@@ -26,7 +26,8 @@ use dossier_upstream::property_records::PropertyQuery;
 use dossier_upstream::rails::{
     DECISIONS_PATH, FUNDING_CHECKS_PATH, FUNDING_RESOLUTIONS_PATH, RailsApplicant,
     RailsApplication, RailsContractor, RailsDecision, RailsDecisionAck, RailsFundingCheck,
-    RailsFundingCheckAck, RailsFundingResolution, RailsMeasure, RailsProperty,
+    RailsFundingCheckAck, RailsFundingResolution, RailsMeasure, RailsProperty, RailsSanctionsAlert,
+    RailsSanctionsAlertAck, SANCTIONS_ALERTS_PATH,
 };
 
 /// Street names that contain no trigger word of any simulator.
@@ -92,6 +93,7 @@ pub(crate) fn routes() -> Router<Arc<SimState>> {
         .route(DECISIONS_PATH, post(post_decision))
         .route(FUNDING_CHECKS_PATH, post(post_funding_check))
         .route(FUNDING_RESOLUTIONS_PATH, post(post_funding_resolution))
+        .route(SANCTIONS_ALERTS_PATH, post(post_sanctions_alert))
 }
 
 /// One decision as the Rails simulator recorded it.
@@ -119,6 +121,9 @@ pub struct Deliveries {
     /// Underwriters' resolutions of funding HOLDs, by funding check id.
     #[serde(default)]
     pub funding_resolutions: std::collections::BTreeMap<String, RailsFundingResolution>,
+    /// Sanctions monitoring alerts, by alert id, with the times each arrived.
+    #[serde(default)]
+    pub sanctions_alerts: std::collections::BTreeMap<String, (RailsSanctionsAlert, u32)>,
 }
 
 impl Deliveries {
@@ -260,6 +265,38 @@ async fn post_funding_resolution(
     Json(RailsFundingCheckAck {
         funding_check_id: resolution.funding_check_id,
         duplicate: false,
+    })
+    .into_response()
+}
+
+/// `POST /api/v1/sanctions_alerts`: records an alert once per idempotency key.
+async fn post_sanctions_alert(
+    State(state): State<Arc<SimState>>,
+    headers: HeaderMap,
+    body: Result<Json<RailsSanctionsAlert>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    if let Some(response) = denied(&state, &headers) {
+        return response;
+    }
+    let alert = match body {
+        Ok(Json(a)) => a,
+        Err(rejection) => return super::bad_request(rejection.body_text()),
+    };
+    let key = alert.alert_id.to_string();
+    if headers.get("idempotency-key").and_then(|v| v.to_str().ok()) != Some(key.as_str()) {
+        return super::bad_request("Idempotency-Key must be the alert_id");
+    }
+    let mut ledger = state.deliveries.0.lock().expect("ledger lock");
+    let entry = ledger
+        .sanctions_alerts
+        .entry(key)
+        .or_insert_with(|| (alert.clone(), 0));
+    if entry.0 != alert {
+        return super::json_error(StatusCode::CONFLICT, "idempotency_key_reused");
+    }
+    entry.1 += 1;
+    Json(RailsSanctionsAlertAck {
+        alert_id: alert.alert_id,
     })
     .into_response()
 }

@@ -79,6 +79,11 @@ pub const VIEWS: &[View] = &[
         view: ReportingView::FundingHolds,
         about: "funding checks on HOLD awaiting an underwriter, oldest first",
     },
+    View {
+        name: "sanctions_alerts",
+        view: ReportingView::SanctionsAlerts,
+        about: "sanctions monitoring alerts on approved applications, newest first",
+    },
 ];
 
 /// The names `dossier report` accepts, for messages.

@@ -67,6 +67,15 @@ pub struct ServeArgs {
     #[arg(long, env = "DOSSIER_POLICY_FILE")]
     pub policy_file: Option<PathBuf>,
 
+    /// When a new sanctions list is loaded, also screen the applications cleared for
+    /// funding up to this many days ago (0: only approved applications not cleared yet).
+    #[arg(
+        long,
+        env = "DOSSIER_SANCTIONS_MONITOR_FUNDED_DAYS",
+        default_value_t = 0
+    )]
+    pub sanctions_monitor_funded_days: u32,
+
     /// Adverse-action notices file (TOML): the lender and the consumer reporting
     /// agencies named on notices of declines. See docs/configuration.md.
     #[arg(long, env = "DOSSIER_NOTICES_FILE")]
@@ -138,6 +147,7 @@ pub struct ServeConfig {
     pub policy: LoadedPolicy,
     /// Who the adverse-action notices name (empty settings without a notices file).
     pub notices: NoticeSettings,
+    pub sanctions_monitor_funded_days: u32,
     pub upstreams: UpstreamSettings,
     pub watch_streams_max: usize,
     pub watch_streams_per_caller: usize,
@@ -239,6 +249,7 @@ impl ServeArgs {
                 vault,
                 policy,
                 notices,
+                sanctions_monitor_funded_days: self.sanctions_monitor_funded_days,
                 upstreams,
                 watch_streams_max: self.watch_streams_max,
                 watch_streams_per_caller: self.watch_streams_per_caller,
@@ -288,6 +299,7 @@ impl ServeArgs {
             keys: KeyArgs::unset(),
             policy_file: None,
             notices_file: None,
+            sanctions_monitor_funded_days: 0,
             watch_streams_max: 2000,
             watch_streams_per_caller: 500,
             max_calls_in_flight: 1024,

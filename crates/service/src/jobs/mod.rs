@@ -105,6 +105,8 @@ async fn run_job(
             JobKind::Deliver | JobKind::DeliverReview => deliver(underwriter, &job).await,
             JobKind::DeliverFunding => deliver_funding(underwriter, &job).await,
             JobKind::DeliverFundingReview => deliver_funding_review(underwriter, &job).await,
+            JobKind::MonitorSanctions => underwriter.monitor_sanctions().await.map(|_| ()),
+            JobKind::DeliverSanctionsAlert => deliver_sanctions_alert(underwriter, &job).await,
         }
     };
     let renew = async {
@@ -288,5 +290,44 @@ async fn deliver_funding_review(underwriter: &Underwriter, job: &Job) -> Result<
         .map_err(|e| {
             format!("delivering the resolution of funding check {id} to Rails failed: {e}")
         })?;
+    Ok(())
+}
+
+/// Sends one sanctions monitoring alert to Rails.
+async fn deliver_sanctions_alert(underwriter: &Underwriter, job: &Job) -> Result<(), String> {
+    let id = job
+        .sanctions_alert_id
+        .ok_or("deliver_sanctions_alert job names no alert")?;
+    let a = underwriter
+        .store
+        .sanctions_alert_delivery(id)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("the alert of job {} no longer exists", job.id))?;
+    let delivery = dossier_upstream::rails::RailsSanctionsAlert {
+        alert_id: a.id,
+        application_id: a.application_id,
+        submission_key: a.submission_key,
+        rails_application_id: a.rails_application_id,
+        subject: a.subject,
+        severity: a.severity,
+        entry_id: a.entry_id,
+        candidate: a.list_name,
+        program: a.program,
+        score: a.score,
+        list_version: a.list_id,
+        raised_at: a.raised_at,
+    };
+    let ctx = CallContext {
+        application_id: Some(a.application_id),
+        deadline: Some(Instant::now() + DELIVERY_BUDGET),
+        force_refresh: false,
+    };
+    underwriter
+        .upstreams
+        .rails
+        .deliver_sanctions_alert(&delivery, &ctx)
+        .await
+        .map_err(|e| format!("delivering sanctions alert {id} to Rails failed: {e}"))?;
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! the store.
 
 pub mod funding;
+pub mod monitoring;
 pub mod rails_conversion;
 
 use std::sync::Arc;
@@ -68,6 +69,9 @@ pub struct Underwriter {
     /// PrepareFunding calls in flight in this process, by application: a second call
     /// joins the first.
     pub funding_flights: Arc<dossier_upstream::Coalescer<funding::FundingOutcome>>,
+    /// Sanctions monitoring also re-screens applications cleared for funding up to this
+    /// many days ago (0: only those not cleared yet).
+    pub monitor_funded_days: i32,
 }
 
 /// Which evaluation this is.

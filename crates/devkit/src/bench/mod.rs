@@ -5,6 +5,7 @@
 //! `cargo test`.
 
 mod fleet;
+mod monitoring;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -42,8 +43,9 @@ pub struct BenchArgs {
     /// Length of the fleet's submission-throughput scenario.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub submit_for: Duration,
-    /// Which scenarios to run: `all`, `single` (one server) or `fleet`.
-    #[arg(long, default_value = "all", value_parser = ["all", "single", "fleet"])]
+    /// Which scenarios to run: `all`, `single` (one server), `fleet`, or only
+    /// `monitoring` (the sanctions monitoring job over 10,000 approved applications).
+    #[arg(long, default_value = "all", value_parser = ["all", "single", "fleet", "monitoring"])]
     pub only: String,
 }
 
@@ -67,10 +69,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     };
     let sims = Simulators::start(SimConfig::default()).await?;
     let mut rows = Vec::new();
-    if args.only != "fleet" {
+    if args.only == "monitoring" {
+        rows.push(monitoring::sanctions_monitoring(&database_url, &sims).await?);
+    } else if args.only != "fleet" {
         rows.extend(single_server(&args, &database_url, &sims).await?);
     }
-    if args.only != "single" {
+    if args.only == "all" || args.only == "fleet" {
         // Fresh simulators: the single-server scenarios changed their behaviour.
         let sims = Simulators::start(SimConfig::default()).await?;
         let bench = fleet::FleetBench {
@@ -142,6 +146,8 @@ async fn single_server(
     rows.push(fan_out(&channel, sims).await?);
     println!("running: hot path");
     rows.push(hot_path(&channel, args.hot_for, args.concurrency).await?);
+    println!("running: sanctions monitoring ({} applications)", 10_000);
+    rows.push(monitoring::sanctions_monitoring(admin_url, sims).await?);
 
     for (stop, handle) in [(stop, handle), (stop_tight, tight_handle)] {
         let _ = stop.send(());

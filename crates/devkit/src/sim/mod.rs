@@ -27,7 +27,7 @@ pub mod stats;
 pub mod valuation;
 
 mod conn;
-mod seed;
+pub(crate) mod seed;
 #[cfg(test)]
 mod tests;
 

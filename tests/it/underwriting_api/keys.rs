@@ -140,7 +140,7 @@ async fn sealed_values_are_bound_to_their_rows_and_rotate_to_a_new_key() {
     assert!(out.contains("0 left"), "{out}");
     let again = rotate(&app, &both, "500");
     assert!(
-        again.contains("0 applicants, 0 runs, 0 cache entries re-sealed; 0 left"),
+        again.contains("0 applicants, 0 runs, 0 funding checks, 0 cache entries re-sealed; 0 left"),
         "{again}"
     );
     let rows: Vec<(String, i16)> =

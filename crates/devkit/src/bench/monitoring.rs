@@ -28,7 +28,10 @@ const LIST_ENTRIES: usize = 12_000;
 /// on the work, not a latency anyone waits on).
 const WITHIN: Duration = Duration::from_secs(120);
 
-pub(super) async fn sanctions_monitoring(admin_url: &str, sims: &Simulators) -> anyhow::Result<Row> {
+pub(super) async fn sanctions_monitoring(
+    admin_url: &str,
+    sims: &Simulators,
+) -> anyhow::Result<Row> {
     let db_url = super::fresh_database(admin_url).await?;
     let (channel, stop, handle) =
         super::start_server(&db_url, super::bench_settings(sims, None)).await?;
@@ -65,7 +68,10 @@ pub(super) async fn sanctions_monitoring(admin_url: &str, sims: &Simulators) -> 
         if let Some(run) = run {
             break run;
         }
-        anyhow::ensure!(Instant::now() < deadline, "the monitoring job did not finish");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the monitoring job did not finish"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let _ = stop.send(());
@@ -86,7 +92,9 @@ pub(super) async fn sanctions_monitoring(admin_url: &str, sims: &Simulators) -> 
             load_took.as_secs_f64()
         ),
         target: "≤ 120 s, the named applicant alerted",
-        holds: seconds <= WITHIN.as_secs_f64() && alerts >= 1 && i64::from(applications) == APPLICATIONS,
+        holds: seconds <= WITHIN.as_secs_f64()
+            && alerts >= 1
+            && i64::from(applications) == APPLICATIONS,
     })
 }
 

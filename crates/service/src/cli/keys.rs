@@ -41,19 +41,26 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let started = Instant::now();
     let before = store.rotation_remaining().await?;
     println!(
-        "re-sealing under key `{}`: {} applicants, {} runs, {} cache entries to do",
+        "re-sealing under key `{}`: {} applicants, {} runs, {} funding checks, {} cache entries to do",
         store.vault.active_key_id(),
         before.applicant_secrets,
         before.evaluation_runs,
+        before.funding_checks,
         before.upstream_cache
     );
-    let mut done = [0usize; 3];
-    let tables = ["applicant_secrets", "evaluation_runs", "upstream_cache"];
+    let mut done = [0usize; 4];
+    let tables = [
+        "applicant_secrets",
+        "evaluation_runs",
+        "funding_checks",
+        "upstream_cache",
+    ];
     for (i, table) in tables.iter().enumerate() {
         loop {
             let n = match i {
                 0 => store.reseal_applicants(args.batch).await?,
                 1 => store.reseal_run_inputs(args.batch).await?,
+                2 => store.reseal_funding_inputs(args.batch).await?,
                 _ => store.reseal_cache(args.batch).await?,
             };
             if n == 0 {
@@ -64,6 +71,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             let left = [
                 left.applicant_secrets,
                 left.evaluation_runs,
+                left.funding_checks,
                 left.upstream_cache,
             ][i];
             println!("{table}: {} re-sealed, {left} left", done[i]);
@@ -71,11 +79,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     let after = store.rotation_remaining().await?;
     println!(
-        "done in {:.1} s: {} applicants, {} runs, {} cache entries re-sealed; {} left",
+        "done in {:.1} s: {} applicants, {} runs, {} funding checks, {} cache entries re-sealed; {} left",
         started.elapsed().as_secs_f64(),
         done[0],
         done[1],
         done[2],
+        done[3],
         after.total()
     );
     if after.total() > 0 {

@@ -6,10 +6,10 @@
 //! production writes); it is then copied 9,999 times in SQL, each copy with other
 //! applicants' names, because evaluating 10,000 applications would measure the
 //! evaluation, not the monitoring. The list has 12,000 invented entries (the SDN list
-//! has about as many names with its aliases), half of them individuals named from the
-//! same name lists as the applicants (as real names are), plus one that names the seed
-//! application's first applicant: at least that alert is expected, and any other is a
-//! near match of an invented entry, as production would raise.
+//! has about as many names with its aliases), half of them individuals with names of
+//! the applicants' shape spelled backwards, plus one that names the seed application's
+//! first applicant: at least that alert is expected, and any other is a near match of an
+//! invented entry, as production would raise.
 
 use std::time::{Duration, Instant};
 
@@ -103,6 +103,8 @@ pub(super) async fn sanctions_monitoring(
 async fn copy_application(pool: &sqlx::PgPool, id: &str) -> anyhow::Result<()> {
     let first: Vec<&str> = FIRST_NAMES.to_vec();
     let last: Vec<&str> = LAST_NAMES.to_vec();
+    // One connection: the copies are a temporary table of this session.
+    let mut conn = pool.acquire().await?;
     sqlx::query(
         r#"CREATE TEMP TABLE copies AS
            SELECT i, gen_random_uuid() AS app, gen_random_uuid() AS run,
@@ -113,7 +115,7 @@ async fn copy_application(pool: &sqlx::PgPool, id: &str) -> anyhow::Result<()> {
     .bind(&first)
     .bind(&last)
     .bind(APPLICATIONS)
-    .execute(pool)
+    .execute(&mut *conn)
     .await?;
     for statement in [
         r#"INSERT INTO applications (id, idempotency_key, payload_hmac, source, status, application, created_at, updated_at, decided_at)
@@ -137,9 +139,9 @@ async fn copy_application(pool: &sqlx::PgPool, id: &str) -> anyhow::Result<()> {
                   cr.finished_at
            FROM copies c, check_results cr WHERE cr.application_id = $1::uuid"#,
     ] {
-        sqlx::query(statement).bind(id).execute(pool).await?;
+        sqlx::query(statement).bind(id).execute(&mut *conn).await?;
     }
-    sqlx::query("ANALYZE").execute(pool).await?;
+    sqlx::query("ANALYZE").execute(&mut *conn).await?;
     Ok(())
 }
 
@@ -149,12 +151,15 @@ fn write_list(dir: &std::path::Path) -> std::io::Result<()> {
     let mut sdn = String::new();
     for i in 0..LIST_ENTRIES {
         let row = if i % 2 == 0 {
+            // Names of the same shape and letters as the applicants', spelled
+            // backwards: as unlike them as real SDN names are unlike most applicants.
+            let backwards = |s: &str| s.chars().rev().collect::<String>();
             format!(
                 "{},\"{} {}, {}\",\"individual\",\"SDGT\",-0- ,-0- ,-0- ,-0- ,-0- ,-0- ,-0- ,-0- \r\n",
                 200_000 + i,
-                LAST_NAMES[(i / 2) % LAST_NAMES.len()].to_uppercase(),
-                LAST_NAMES[(i / 7 + 3) % LAST_NAMES.len()].to_uppercase(),
-                FIRST_NAMES[(i / 3) % FIRST_NAMES.len()]
+                backwards(LAST_NAMES[(i / 2) % LAST_NAMES.len()]).to_uppercase(),
+                backwards(LAST_NAMES[(i / 7 + 3) % LAST_NAMES.len()]).to_uppercase(),
+                backwards(FIRST_NAMES[(i / 3) % FIRST_NAMES.len()])
             )
         } else {
             format!(

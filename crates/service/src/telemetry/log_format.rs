@@ -218,6 +218,25 @@ mod tests {
     use std::sync::Mutex;
     use tracing_subscriber::layer::SubscriberExt as _;
 
+    /// docs/log-schema.json names every job kind a line's `job_kind` can hold: a new
+    /// kind must be added there (log pipelines validate against it).
+    #[test]
+    fn the_log_schema_lists_every_job_kind() {
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../../../../docs/log-schema.json")).unwrap();
+        let listed: Vec<&str> = schema["properties"]["job_kind"]["enum"]
+            .as_array()
+            .expect("job_kind is an enum in docs/log-schema.json")
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect();
+        let known: Vec<&str> = dossier_store::jobs::JobKind::ALL
+            .iter()
+            .map(|k| k.as_str())
+            .collect();
+        assert_eq!(listed, known);
+    }
+
     #[derive(Clone, Default)]
     struct Buffer(Arc<Mutex<Vec<u8>>>);
 

@@ -11,6 +11,9 @@ CREATE TABLE funding_checks (
     verdict         text NOT NULL CHECK (verdict IN ('clear', 'hold')),
     -- For a HOLD, the codes of the checks that drove it (as a decision lists them).
     reason_codes    text[] NOT NULL DEFAULT '{}',
+    -- For an approval an underwriter gave to a REFER: that REFER's codes, which the
+    -- underwriter accepted (referring again for them alone is CLEAR). NULL otherwise.
+    accepted_codes  text[],
     -- core::funding::EvidenceChange, in order: what differs from the approval.
     changes         jsonb NOT NULL DEFAULT '[]',
     -- Every check result of the re-run.
@@ -49,8 +52,9 @@ ALTER TABLE jobs ADD COLUMN funding_check_id uuid;
 ALTER TABLE jobs ADD CONSTRAINT jobs_funding_check_id_fkey
     FOREIGN KEY (funding_check_id) REFERENCES funding_checks (id) ON DELETE CASCADE NOT VALID;
 
--- HOLDs no underwriter has resolved, oldest first. No PII: the property's city and
--- state, the final amount and the changes' kinds.
+-- HOLDs no underwriter has resolved and no later funding check of the application has
+-- superseded, oldest first. No PII: the property's city and state, the final amount
+-- and the changes' kinds.
 CREATE VIEW reporting.funding_holds WITH (security_barrier) AS
 SELECT f.id                                                       AS funding_check_id,
        f.application_id,
@@ -66,15 +70,23 @@ SELECT f.id                                                       AS funding_che
        f.policy_version
 FROM funding_checks f
 JOIN applications a ON a.id = f.application_id
-WHERE f.verdict = 'hold' AND f.resolution IS NULL;
+WHERE f.verdict = 'hold' AND f.resolution IS NULL
+  AND NOT EXISTS (SELECT 1 FROM funding_checks later
+                  WHERE later.application_id = f.application_id
+                    AND (later.checked_at, later.id) > (f.checked_at, f.id));
 
 COMMENT ON VIEW reporting.funding_holds IS
-    'Funding checks that found a HOLD no underwriter has resolved yet, oldest first. age = time since the check (whole seconds); changes = the kinds of evidence changes since the approval. No PII.';
+    'Funding checks that found a HOLD no underwriter has resolved yet and that are their application''s latest, oldest first. age = time since the check (whole seconds); changes = the kinds of evidence changes since the approval. No PII.';
 
 DO $$
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'dossier_service') THEN
         GRANT SELECT, INSERT, UPDATE ON funding_checks TO dossier_service;
+    END IF;
+    -- Explicitly, for databases migrated by a user without the default privileges of
+    -- 20261125000004 (as 20261125000014 does).
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'dossier_reporting') THEN
+        GRANT SELECT ON reporting.funding_holds TO dossier_reporting;
     END IF;
 END
 $$;

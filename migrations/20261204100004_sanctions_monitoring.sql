@@ -4,11 +4,13 @@
 -- `monitor_sanctions` job queued with the list). Every new match or near match is an
 -- alert, kept here and delivered to Rails.
 
--- One row per list version screened: claimed by the job that screens it, so a second
--- job for the same version does nothing, and completed with the figures.
+-- One row per list version screened: claimed by the job that screens it, so another
+-- job for the same version does nothing, and completed with the figures. Only the job
+-- that claimed it (retried after its worker died) may claim it again.
 CREATE TABLE sanctions_monitoring_runs (
     -- sanctions_lists.id (no foreign key: old lists may be purged, the record stays).
     list_id      bigint PRIMARY KEY,
+    job_id       bigint NOT NULL,
     started_at   timestamptz NOT NULL DEFAULT now(),
     finished_at  timestamptz,
     applications int,
@@ -37,7 +39,9 @@ CREATE TABLE sanctions_alerts (
 
 CREATE INDEX sanctions_alerts_raised_idx ON sanctions_alerts (raised_at);
 
--- An alert's delivery to Rails is a job like a decision's.
+-- The list version a monitor_sanctions job screens (queued with the list), and the
+-- alert a deliver_sanctions_alert job delivers (like a decision's delivery).
+ALTER TABLE jobs ADD COLUMN sanctions_list_id bigint;
 ALTER TABLE jobs ADD COLUMN sanctions_alert_id uuid;
 ALTER TABLE jobs ADD CONSTRAINT jobs_sanctions_alert_id_fkey
     FOREIGN KEY (sanctions_alert_id) REFERENCES sanctions_alerts (id) ON DELETE CASCADE NOT VALID;
@@ -67,6 +71,11 @@ BEGIN
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'dossier_service') THEN
         GRANT SELECT, INSERT, UPDATE ON sanctions_monitoring_runs TO dossier_service;
         GRANT SELECT, INSERT ON sanctions_alerts TO dossier_service;
+    END IF;
+    -- Explicitly, for databases migrated by a user without the default privileges of
+    -- 20261125000004 (as 20261125000014 does).
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'dossier_reporting') THEN
+        GRANT SELECT ON reporting.sanctions_alerts TO dossier_reporting;
     END IF;
 END
 $$;

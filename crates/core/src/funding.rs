@@ -27,11 +27,21 @@ pub enum FundingVerdict {
 }
 
 impl FundingVerdict {
-    /// The re-run checks decide: CLEAR only if they would approve today.
-    pub fn of(decision: Decision) -> FundingVerdict {
-        match decision {
-            Decision::Approved => FundingVerdict::Clear,
-            Decision::Declined | Decision::Refer => FundingVerdict::Hold,
+    /// The re-run checks decide: CLEAR if they would approve today, or, for an approval
+    /// an underwriter gave to a REFER (`accepted`: that REFER's codes), if they refer
+    /// again for nothing but what the underwriter already accepted. Anything else is a
+    /// HOLD.
+    pub fn of(
+        decision: Decision,
+        reasons: &[String],
+        accepted: Option<&[String]>,
+    ) -> FundingVerdict {
+        match (decision, accepted) {
+            (Decision::Approved, _) => FundingVerdict::Clear,
+            (Decision::Refer, Some(accepted)) if reasons.iter().all(|r| accepted.contains(r)) => {
+                FundingVerdict::Clear
+            }
+            _ => FundingVerdict::Hold,
         }
     }
 
@@ -382,9 +392,10 @@ fn screening_changes(subject: &str, before: &Screened, after: &Screened) -> Vec<
             change(
                 subject,
                 "sanctions_candidate",
+                // The entry, not its name: for a match, that name is the person's.
                 format!(
-                    "a new sanctions list candidate: {} (entry {}, {}), score {:.2}",
-                    h.list_name, h.entry_id, h.program, h.score
+                    "a new sanctions list candidate: entry {} ({}), score {:.2}",
+                    h.entry_id, h.program, h.score
                 ),
             )
         })

@@ -20,6 +20,8 @@ pub struct NewFundingCheck<'a> {
     pub approval_run_id: Uuid,
     pub verdict: FundingVerdict,
     pub reason_codes: &'a [String],
+    /// The codes an underwriter accepted when approving a REFER, if they did.
+    pub accepted_codes: Option<&'a [String]>,
     pub changes: &'a [EvidenceChange],
     pub checks: &'a [CheckResult],
     pub financing: Financing,
@@ -39,6 +41,8 @@ pub struct FundingCheck {
     pub approval_run_id: Uuid,
     pub verdict: FundingVerdict,
     pub reason_codes: Vec<String>,
+    /// The codes an underwriter accepted when approving a REFER, if they did.
+    pub accepted_codes: Option<Vec<String>>,
     pub changes: Vec<EvidenceChange>,
     pub checks: Vec<CheckResult>,
     pub financing: Financing,
@@ -60,6 +64,13 @@ pub struct Resolution {
     pub resolved_at: DateTime<Utc>,
 }
 
+/// An underwriter's review of a REFER, as funding checks need it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReviewOf {
+    pub run_id: Uuid,
+    pub approve: bool,
+}
+
 /// What became of a request to resolve a HOLD.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Resolved {
@@ -68,6 +79,8 @@ pub enum Resolved {
     NotFound,
     /// The check is CLEAR: there is nothing to resolve.
     NotAHold,
+    /// A later funding check of the application replaced it: resolve that one.
+    Superseded,
     /// An underwriter resolved it already (the check as it stands).
     AlreadyResolved(Box<FundingCheck>),
 }
@@ -86,6 +99,7 @@ struct Row {
     approval_run_id: Uuid,
     verdict: String,
     reason_codes: Vec<String>,
+    accepted_codes: Option<Vec<String>>,
     changes: Value,
     checks: Value,
     financing: Value,
@@ -114,6 +128,7 @@ impl Row {
                 StoreError::Corrupt(format!("funding check {id} has verdict {:?}", self.verdict))
             })?,
             reason_codes: self.reason_codes,
+            accepted_codes: self.accepted_codes,
             changes: serde_json::from_value(self.changes).map_err(|e| corrupt("changes", e))?,
             checks: serde_json::from_value(self.checks).map_err(|e| corrupt("checks", e))?,
             financing: serde_json::from_value(self.financing)
@@ -144,8 +159,8 @@ impl Store {
         };
         let mut tx = self.pool.begin().await?;
         sqlx::query!(
-            "INSERT INTO funding_checks (id, application_id, approval_run_id, verdict, reason_codes, changes, checks, financing, inputs, inputs_sealed, inputs_key_id, policy_version, policy_hash, checked_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+            "INSERT INTO funding_checks (id, application_id, approval_run_id, verdict, reason_codes, changes, checks, financing, inputs, inputs_sealed, inputs_key_id, policy_version, policy_hash, checked_at, accepted_codes)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
             new.id,
             new.application_id,
             new.approval_run_id,
@@ -160,6 +175,7 @@ impl Store {
             new.policy_version,
             new.policy_hash,
             new.checked_at,
+            new.accepted_codes,
         )
         .execute(&mut *tx)
         .await?;
@@ -184,7 +200,7 @@ impl Store {
     ) -> Result<Vec<FundingCheck>, StoreError> {
         let rows = sqlx::query_as!(
             Row,
-            "SELECT id, application_id, approval_run_id, verdict, reason_codes, changes, checks, financing, policy_version, policy_hash, checked_at, resolution, resolved_by, resolution_note, resolved_at
+            "SELECT id, application_id, approval_run_id, verdict, reason_codes, accepted_codes, changes, checks, financing, policy_version, policy_hash, checked_at, resolution, resolved_by, resolution_note, resolved_at
              FROM funding_checks WHERE application_id = $1 ORDER BY checked_at DESC, id DESC",
             application_id,
         )
@@ -196,7 +212,7 @@ impl Store {
     /// What a `deliver_funding` job sends; None if the check is gone.
     pub async fn funding_delivery(&self, id: Uuid) -> Result<Option<FundingNotice>, StoreError> {
         let row = sqlx::query!(
-            "SELECT f.id, f.application_id, f.approval_run_id, f.verdict, f.reason_codes, f.changes, f.checks, f.financing, f.policy_version, f.policy_hash, f.checked_at,
+            "SELECT f.id, f.application_id, f.approval_run_id, f.verdict, f.reason_codes, f.accepted_codes, f.changes, f.checks, f.financing, f.policy_version, f.policy_hash, f.checked_at,
                     f.resolution, f.resolved_by, f.resolution_note, f.resolved_at,
                     a.idempotency_key, a.rails_application_id
              FROM funding_checks f JOIN applications a ON a.id = f.application_id
@@ -215,6 +231,7 @@ impl Store {
                     approval_run_id: r.approval_run_id,
                     verdict: r.verdict,
                     reason_codes: r.reason_codes,
+                    accepted_codes: r.accepted_codes,
                     changes: r.changes,
                     checks: r.checks,
                     financing: r.financing,
@@ -244,7 +261,11 @@ impl Store {
     ) -> Result<Resolved, StoreError> {
         let mut tx = self.pool.begin().await?;
         let state = sqlx::query!(
-            "SELECT verdict, resolution FROM funding_checks WHERE id = $1 FOR UPDATE",
+            r#"SELECT f.verdict, f.resolution,
+                      EXISTS (SELECT 1 FROM funding_checks later
+                              WHERE later.application_id = f.application_id
+                                AND (later.checked_at, later.id) > (f.checked_at, f.id)) AS "superseded!"
+               FROM funding_checks f WHERE f.id = $1 FOR UPDATE OF f"#,
             id,
         )
         .fetch_optional(&mut *tx)
@@ -254,6 +275,9 @@ impl Store {
         };
         if state.verdict != "hold" {
             return Ok(Resolved::NotAHold);
+        }
+        if state.superseded && state.resolution.is_none() {
+            return Ok(Resolved::Superseded);
         }
         if state.resolution.is_none() {
             let application_id = sqlx::query_scalar!(
@@ -288,6 +312,21 @@ impl Store {
         } else {
             Resolved::AlreadyResolved(Box::new(check))
         })
+    }
+
+    /// The review of an application's REFER, if an underwriter made one: which run it
+    /// reviewed and whether it approved.
+    pub async fn review_of(&self, application_id: Uuid) -> Result<Option<ReviewOf>, StoreError> {
+        Ok(sqlx::query!(
+            "SELECT run_id, outcome FROM reviews WHERE application_id = $1",
+            application_id,
+        )
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|r| ReviewOf {
+            run_id: r.run_id,
+            approve: r.outcome == "approve",
+        }))
     }
 
     /// The exact text of a policy a decision or funding check names, by hash.

@@ -108,6 +108,8 @@ pub struct Job {
     pub funding_check_id: Option<Uuid>,
     /// The alert a `deliver_sanctions_alert` job sends.
     pub sanctions_alert_id: Option<Uuid>,
+    /// The list version a `monitor_sanctions` job screens.
+    pub sanctions_list_id: Option<i64>,
     pub attempts: i32,
     /// The W3C `traceparent` of the call that queued the job, if it carried a trace.
     pub trace_parent: Option<String>,
@@ -153,6 +155,7 @@ impl Store {
             run_id: Option<Uuid>,
             funding_check_id: Option<Uuid>,
             sanctions_alert_id: Option<Uuid>,
+            sanctions_list_id: Option<i64>,
             attempts: i32,
             trace_parent: Option<String>,
         }
@@ -171,7 +174,7 @@ impl Store {
                  FOR UPDATE SKIP LOCKED
                  LIMIT 1
              )
-             RETURNING id, kind, application_id, run_id, funding_check_id, sanctions_alert_id, attempts, trace_parent",
+             RETURNING id, kind, application_id, run_id, funding_check_id, sanctions_alert_id, sanctions_list_id, attempts, trace_parent",
             worker,
             lease.as_secs_f64(),
             // `as _`: the macro checks a text[] parameter against Vec<String> only.
@@ -190,6 +193,7 @@ impl Store {
                     run_id: c.run_id,
                     funding_check_id: c.funding_check_id,
                     sanctions_alert_id: c.sanctions_alert_id,
+                    sanctions_list_id: c.sanctions_list_id,
                     attempts: c.attempts,
                     trace_parent: c.trace_parent,
                 })

@@ -55,16 +55,23 @@ pub struct AlertNotice {
 }
 
 impl Store {
-    /// Claims the screening of list version `list_id` for this job: true when no job
-    /// screened it yet (or one started and died before finishing; alerts are unique,
-    /// so doing it again raises nothing twice).
-    pub async fn claim_monitoring_run(&self, list_id: i64) -> Result<bool, StoreError> {
+    /// Claims the screening of list version `list_id` for job `job_id`: true when no
+    /// job screened it yet, or when this same job claimed it before and did not finish
+    /// (its worker died; alerts are unique, so doing it again raises nothing twice).
+    /// Another job for the version gets false and does nothing.
+    pub async fn claim_monitoring_run(
+        &self,
+        list_id: i64,
+        job_id: i64,
+    ) -> Result<bool, StoreError> {
         Ok(sqlx::query_scalar!(
-            "INSERT INTO sanctions_monitoring_runs (list_id) VALUES ($1)
+            "INSERT INTO sanctions_monitoring_runs (list_id, job_id) VALUES ($1, $2)
              ON CONFLICT (list_id) DO UPDATE SET started_at = now()
-                 WHERE sanctions_monitoring_runs.finished_at IS NULL
+                 WHERE sanctions_monitoring_runs.job_id = $2
+                   AND sanctions_monitoring_runs.finished_at IS NULL
              RETURNING list_id",
             list_id,
+            job_id,
         )
         .fetch_optional(&self.pool)
         .await?

@@ -187,9 +187,12 @@ impl Store {
         .await?;
         // Ongoing monitoring: one job for the fleet screens the approved applications
         // against this version (crates/service/src/underwriting/monitoring.rs).
-        sqlx::query!("INSERT INTO jobs (kind) VALUES ('monitor_sanctions')")
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query!(
+            "INSERT INTO jobs (kind, sanctions_list_id) VALUES ('monitor_sanctions', $1)",
+            list_id
+        )
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(summary(list_id))
     }

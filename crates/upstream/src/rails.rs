@@ -414,142 +414,89 @@ impl RailsClient {
         decision: &RailsDecision,
         ctx: &super::http::CallContext,
     ) -> Result<RailsDecisionAck, super::error::UpstreamError> {
-        let body = decision.clone();
-        let question = super::layered::Question {
-            kind: "decision",
-            key: decision.decision_id.to_string(),
-            validate: super::layered::shape_of::<RailsDecisionAck>,
-            send: super::layered::http_send("POST /api/v1/underwriting_decisions", move |http| {
-                Ok(http
-                    .post(DECISIONS_PATH)
-                    .header("Idempotency-Key", body.decision_id.to_string())
-                    .json(&body))
-            }),
-        };
-        let answer = self.layered.send_uncached(&question, ctx).await?;
-        let malformed = |detail: String| super::error::UpstreamError::Malformed {
-            upstream: Upstream::Rails,
-            detail,
-        };
-        let Some(answer) = answer else {
-            return Err(super::error::UpstreamError::Status {
-                upstream: Upstream::Rails,
-                status: 404,
-                retry_after: None,
-                snippet: format!(
-                    "{DECISIONS_PATH} was not found; check the Rails base URL and that this Rails release has the decision callback"
-                ),
-            });
-        };
-        let ack: RailsDecisionAck =
-            serde_json::from_value(answer).map_err(|e| malformed(e.to_string()))?;
-        if ack.decision_id != decision.decision_id {
-            return Err(malformed(format!(
-                "acknowledged decision {} instead of {}",
-                ack.decision_id, decision.decision_id
-            )));
-        }
+        let ack: RailsDecisionAck = self
+            .post_callback(&DECISIONS, decision.decision_id, decision, ctx)
+            .await?;
+        acknowledged("decision", ack.decision_id, decision.decision_id)?;
         Ok(ack)
     }
 
-    /// Delivers a funding check to Rails's callback, with its id as the idempotency key.
+    /// Delivers a funding check, as [`RailsClient::deliver_decision`] a decision.
     pub async fn deliver_funding_check(
         &self,
         check: &RailsFundingCheck,
         ctx: &super::http::CallContext,
     ) -> Result<RailsFundingCheckAck, super::error::UpstreamError> {
-        let body = check.clone();
-        let question = super::layered::Question {
-            kind: "funding_check",
-            key: check.funding_check_id.to_string(),
-            validate: super::layered::shape_of::<RailsFundingCheckAck>,
-            send: super::layered::http_send("POST /api/v1/funding_checks", move |http| {
-                Ok(http
-                    .post(FUNDING_CHECKS_PATH)
-                    .header("Idempotency-Key", body.funding_check_id.to_string())
-                    .json(&body))
-            }),
-        };
-        let malformed = |detail: String| super::error::UpstreamError::Malformed {
-            upstream: Upstream::Rails,
-            detail,
-        };
-        let Some(answer) = self.layered.send_uncached(&question, ctx).await? else {
-            return Err(super::error::UpstreamError::Status {
-                upstream: Upstream::Rails,
-                status: 404,
-                retry_after: None,
-                snippet: format!(
-                    "{FUNDING_CHECKS_PATH} was not found; check the Rails base URL and that this Rails release has the funding-check callback"
-                ),
-            });
-        };
-        let ack: RailsFundingCheckAck =
-            serde_json::from_value(answer).map_err(|e| malformed(e.to_string()))?;
-        if ack.funding_check_id != check.funding_check_id {
-            return Err(malformed(format!(
-                "acknowledged funding check {} instead of {}",
-                ack.funding_check_id, check.funding_check_id
-            )));
-        }
+        let ack: RailsFundingCheckAck = self
+            .post_callback(&FUNDING_CHECKS, check.funding_check_id, check, ctx)
+            .await?;
+        acknowledged(
+            "funding check",
+            ack.funding_check_id,
+            check.funding_check_id,
+        )?;
         Ok(ack)
     }
 
-    /// Delivers an underwriter's resolution of a funding HOLD to Rails, with the
-    /// funding check's id as the idempotency key.
+    /// Delivers an underwriter's resolution of a funding HOLD, keyed by its funding
+    /// check (a HOLD is resolved once).
     pub async fn deliver_funding_resolution(
         &self,
         resolution: &RailsFundingResolution,
         ctx: &super::http::CallContext,
     ) -> Result<RailsFundingCheckAck, super::error::UpstreamError> {
-        let body = resolution.clone();
-        let question = super::layered::Question {
-            kind: "funding_resolution",
-            key: resolution.funding_check_id.to_string(),
-            validate: super::layered::shape_of::<RailsFundingCheckAck>,
-            send: super::layered::http_send(
-                "POST /api/v1/funding_check_resolutions",
-                move |http| {
-                    Ok(http
-                        .post(FUNDING_RESOLUTIONS_PATH)
-                        .header("Idempotency-Key", body.funding_check_id.to_string())
-                        .json(&body))
-                },
-            ),
-        };
-        let Some(answer) = self.layered.send_uncached(&question, ctx).await? else {
-            return Err(super::error::UpstreamError::Status {
-                upstream: Upstream::Rails,
-                status: 404,
-                retry_after: None,
-                snippet: format!(
-                    "{FUNDING_RESOLUTIONS_PATH} was not found; check the Rails base URL and that this Rails release has the funding-resolution callback"
-                ),
-            });
-        };
-        let ack: RailsFundingCheckAck =
-            serde_json::from_value(answer).map_err(|e| super::error::UpstreamError::Malformed {
-                upstream: Upstream::Rails,
-                detail: e.to_string(),
-            })?;
+        let ack: RailsFundingCheckAck = self
+            .post_callback(
+                &FUNDING_RESOLUTIONS,
+                resolution.funding_check_id,
+                resolution,
+                ctx,
+            )
+            .await?;
+        acknowledged(
+            "funding check",
+            ack.funding_check_id,
+            resolution.funding_check_id,
+        )?;
         Ok(ack)
     }
 
-    /// Delivers a sanctions monitoring alert to Rails, with its id as the idempotency key.
+    /// Delivers a sanctions monitoring alert.
     pub async fn deliver_sanctions_alert(
         &self,
         alert: &RailsSanctionsAlert,
         ctx: &super::http::CallContext,
     ) -> Result<RailsSanctionsAlertAck, super::error::UpstreamError> {
-        let body = alert.clone();
+        let ack: RailsSanctionsAlertAck = self
+            .post_callback(&SANCTIONS_ALERTS, alert.alert_id, alert, ctx)
+            .await?;
+        acknowledged("alert", ack.alert_id, alert.alert_id)?;
+        Ok(ack)
+    }
+
+    /// POSTs `body` to one of Rails's callbacks with `key` as its idempotency key and
+    /// returns Rails's acknowledgement: rate limited, guarded by the breaker and retried
+    /// like every Rails request, never cached.
+    async fn post_callback<B, A>(
+        &self,
+        callback: &'static Callback,
+        key: uuid::Uuid,
+        body: &B,
+        ctx: &super::http::CallContext,
+    ) -> Result<A, super::error::UpstreamError>
+    where
+        B: Serialize + Clone + Send + Sync + 'static,
+        A: serde::de::DeserializeOwned,
+    {
+        let body = body.clone();
         let question = super::layered::Question {
-            kind: "sanctions_alert",
-            key: alert.alert_id.to_string(),
-            validate: super::layered::shape_of::<RailsSanctionsAlertAck>,
-            send: super::layered::http_send("POST /api/v1/sanctions_alerts", move |http| {
+            kind: callback.kind,
+            key: key.to_string(),
+            validate: super::layered::shape_of::<A>,
+            send: super::layered::http_send(callback.endpoint, move |http| {
                 Ok(http
-                    .post(SANCTIONS_ALERTS_PATH)
-                    .header("Idempotency-Key", body.alert_id.to_string())
+                    .post(callback.path)
+                    .header("Idempotency-Key", key.to_string())
                     .json(&body))
             }),
         };
@@ -559,7 +506,8 @@ impl RailsClient {
                 status: 404,
                 retry_after: None,
                 snippet: format!(
-                    "{SANCTIONS_ALERTS_PATH} was not found; check the Rails base URL and that this Rails release has the sanctions-alert callback"
+                    "{} was not found; check the Rails base URL and that this Rails release has the {} callback",
+                    callback.path, callback.what
                 ),
             });
         };
@@ -568,4 +516,55 @@ impl RailsClient {
             detail: e.to_string(),
         })
     }
+}
+
+/// One of Rails's callbacks: where the outbox delivers.
+struct Callback {
+    /// The question's kind (metrics, traces).
+    kind: &'static str,
+    /// The endpoint as the audit and the spans name it.
+    endpoint: &'static str,
+    path: &'static str,
+    /// What it receives, for the message when Rails does not have it.
+    what: &'static str,
+}
+
+const DECISIONS: Callback = Callback {
+    kind: "decision",
+    endpoint: "POST /api/v1/underwriting_decisions",
+    path: DECISIONS_PATH,
+    what: "decision",
+};
+const FUNDING_CHECKS: Callback = Callback {
+    kind: "funding_check",
+    endpoint: "POST /api/v1/funding_checks",
+    path: FUNDING_CHECKS_PATH,
+    what: "funding-check",
+};
+const FUNDING_RESOLUTIONS: Callback = Callback {
+    kind: "funding_resolution",
+    endpoint: "POST /api/v1/funding_check_resolutions",
+    path: FUNDING_RESOLUTIONS_PATH,
+    what: "funding-resolution",
+};
+const SANCTIONS_ALERTS: Callback = Callback {
+    kind: "sanctions_alert",
+    endpoint: "POST /api/v1/sanctions_alerts",
+    path: SANCTIONS_ALERTS_PATH,
+    what: "sanctions-alert",
+};
+
+/// Rails must acknowledge what it was sent, not something else.
+fn acknowledged(
+    what: &str,
+    got: uuid::Uuid,
+    sent: uuid::Uuid,
+) -> Result<(), super::error::UpstreamError> {
+    if got == sent {
+        return Ok(());
+    }
+    Err(super::error::UpstreamError::Malformed {
+        upstream: Upstream::Rails,
+        detail: format!("acknowledged {what} {got} instead of {sent}"),
+    })
 }

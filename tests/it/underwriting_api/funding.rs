@@ -35,6 +35,18 @@ fn request(id: &str) -> tonic::Request<proto::PrepareFundingRequest> {
     r
 }
 
+/// PrepareFunding of `id` with the approved terms, which must succeed.
+async fn prepared(app: &TestApp, id: &str) -> proto::FundingCheck {
+    app.client()
+        .await
+        .prepare_funding(request(id))
+        .await
+        .unwrap()
+        .into_inner()
+        .funding_check
+        .unwrap()
+}
+
 /// The property of the `approve` example, as the property records vendor is asked.
 fn approved_property() -> PropertyQuery {
     let a = dossier_devkit::harness::example_application("approve");
@@ -62,15 +74,7 @@ async fn a_lien_recorded_after_approval_holds_funding_and_names_the_lien() {
             recorded_on: chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
         },
     );
-    let check = app
-        .client()
-        .await
-        .prepare_funding(request(&report.application_id))
-        .await
-        .unwrap()
-        .into_inner()
-        .funding_check
-        .unwrap();
+    let check = prepared(&app, &report.application_id).await;
     assert_eq!(check.verdict(), FundingVerdict::Hold, "{check:#?}");
     assert_eq!(check.reason_codes, vec!["INVOLUNTARY_LIEN"]);
     let descriptions: Vec<&str> = check
@@ -134,15 +138,7 @@ async fn an_unchanged_property_is_clear() {
     let app = TestApp::spawn().await;
     let report = approved(&app, "fund-clear").await;
     let before = app.sims.stats(Upstream::PropertyRecords).total();
-    let check = app
-        .client()
-        .await
-        .prepare_funding(request(&report.application_id))
-        .await
-        .unwrap()
-        .into_inner()
-        .funding_check
-        .unwrap();
+    let check = prepared(&app, &report.application_id).await;
     assert_eq!(check.verdict(), FundingVerdict::Clear, "{check:#?}");
     assert!(check.changes.is_empty(), "{:?}", check.changes);
     assert!(check.reason_codes.is_empty());
@@ -267,13 +263,7 @@ async fn an_underwriter_resolves_a_hold_once_and_a_decline_carries_its_notice() 
     let mut client = app.client().await;
     // A CLEAR check has nothing to resolve.
     let other = approved(&app, "fund-review-clear").await;
-    let clear = client
-        .prepare_funding(request(&other.application_id))
-        .await
-        .unwrap()
-        .into_inner()
-        .funding_check
-        .unwrap();
+    let clear = prepared(&app, &other.application_id).await;
     let err = client
         .review_funding(as_reviewer(
             proto::ReviewFundingRequest {
@@ -289,13 +279,7 @@ async fn an_underwriter_resolves_a_hold_once_and_a_decline_carries_its_notice() 
 
     app.sims
         .record_property_event(&approved_property(), PropertyEvent::TaxDelinquent);
-    let hold = client
-        .prepare_funding(request(&report.application_id))
-        .await
-        .unwrap()
-        .into_inner()
-        .funding_check
-        .unwrap();
+    let hold = prepared(&app, &report.application_id).await;
     assert_eq!(hold.verdict(), FundingVerdict::Hold);
     assert_eq!(hold.reason_codes, vec!["PROPERTY_TAX_DELINQUENT"]);
     assert!(hold.resolution.is_none());
@@ -359,5 +343,87 @@ async fn an_underwriter_resolves_a_hold_once_and_a_decline_carries_its_notice() 
     assert_eq!(
         sent.adverse_action.as_ref().unwrap().reasons[0].reason_codes,
         vec!["PROPERTY_TAX_DELINQUENT"]
+    );
+}
+
+/// An approval an underwriter gave to a REFER funds CLEAR when the re-run refers only
+/// for what they accepted; a refresh after the review leaves nothing approved; a HOLD
+/// replaced by a later check can no longer be resolved.
+#[tokio::test]
+async fn reviewed_approvals_refreshes_and_superseded_holds() {
+    let app = TestApp::spawn().await;
+    let mut client = app.client().await;
+    let referred = client
+        .evaluate_application(evaluate_request("refer", "fund-reviewed"))
+        .await
+        .unwrap()
+        .into_inner()
+        .report
+        .unwrap();
+    assert_eq!(referred.decision(), Decision::Refer);
+    client
+        .review_application(as_reviewer(
+            proto::ReviewApplicationRequest {
+                application_id: referred.application_id.clone(),
+                outcome: proto::ReviewOutcome::Approve as i32,
+                note: "The applicant is the sole trustee.".into(),
+                ..Default::default()
+            },
+            "uw.alice@example.com",
+        ))
+        .await
+        .unwrap();
+    let check = prepared(&app, &referred.application_id).await;
+    assert_eq!(check.verdict(), FundingVerdict::Clear, "{check:#?}");
+    assert_eq!(check.reason_codes, vec!["OWNER_IS_ENTITY"]);
+
+    // A refresh decides again, and nobody reviewed the new REFER.
+    client
+        .refresh_application(proto::RefreshApplicationRequest {
+            application_id: referred.application_id.clone(),
+        })
+        .await
+        .unwrap();
+    let err = client
+        .prepare_funding(request(&referred.application_id))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(
+        err.message().contains("referred, awaiting an underwriter"),
+        "{}",
+        err.message()
+    );
+
+    // Two HOLDs in a row: the first is superseded.
+    let report = approved(&app, "fund-superseded").await;
+    app.sims
+        .record_property_event(&approved_property(), PropertyEvent::TaxDelinquent);
+    let first = prepared(&app, &report.application_id).await;
+    let second = prepared(&app, &report.application_id).await;
+    assert_eq!(first.verdict(), FundingVerdict::Hold);
+    assert_eq!(second.verdict(), FundingVerdict::Hold);
+    let holds: Vec<String> =
+        sqlx::query_scalar("SELECT funding_check_id::text FROM reporting.funding_holds")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(holds, vec![second.funding_check_id.clone()]);
+    let err = client
+        .review_funding(as_reviewer(
+            proto::ReviewFundingRequest {
+                funding_check_id: first.funding_check_id,
+                outcome: proto::FundingReviewOutcome::Clear as i32,
+                note: "paid".into(),
+            },
+            "uw.alice@example.com",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(
+        err.message().contains("replaced by a later"),
+        "{}",
+        err.message()
     );
 }

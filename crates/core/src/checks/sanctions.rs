@@ -16,10 +16,13 @@ pub fn screen(
     screened: &str,
 ) -> Verdict {
     if !list_loaded {
-        return Verdict::unavailable(
+        let mut unscreened = Verdict::unavailable(
             ReasonCode::SanctionsListUnavailable,
             "No sanctions list is loaded; load one with `dossier sanctions load DIR`.",
         );
+        // The name that was not screened: monitoring screens it once a list is loaded.
+        unscreened.evidence = json!({ "screened_name": screened, "candidates": [] });
+        return unscreened;
     }
     let candidates: Vec<_> = hits
         .iter()
@@ -115,6 +118,9 @@ mod tests {
             let v = screen(&hits, loaded, &rules, "Someone");
             let got: Vec<&str> = v.reason_codes.iter().map(String::as_str).collect();
             assert_eq!((v.outcome, got), (outcome, codes), "{hits:?} {loaded}");
+            // Screened or not, the result names who was to be screened: monitoring
+            // screens the name once a list is loaded.
+            assert_eq!(v.evidence["screened_name"], "Someone");
         }
     }
 }

@@ -161,8 +161,6 @@ pub fn address(a: Option<&AddressDraft>, prefix: &str, v: &mut Violations) -> do
     }
 }
 
-/// Validates an application draft against the program's limits: every violation is
-/// reported, with its field path under `prefix`.
 /// The measures of an application (or a change order), violations under `field`: at
 /// least one, at most [`MAX_MEASURES`], each with a kind and a positive cost.
 pub fn measures(drafts: &[MeasureDraft], field: &str, vp: &mut Violations) -> Vec<domain::Measure> {
@@ -246,6 +244,8 @@ pub fn final_terms(
     vp.into_result((f, m))
 }
 
+/// Validates an application draft against the program's limits: every violation is
+/// reported, with its field path under `prefix`.
 pub fn application(
     a: &ApplicationDraft,
     prefix: &str,

@@ -76,6 +76,7 @@ pub fn evaluate_status(e: &EvaluateError) -> Status {
     match e {
         EvaluateError::Store(e) => store(e),
         EvaluateError::NotApproved { .. } => Status::failed_precondition(e.to_string()),
+        EvaluateError::Internal(why) => Status::internal(why.clone()),
         EvaluateError::NotFound(id) => {
             Status::not_found(format!("application {id} does not exist"))
         }

@@ -137,6 +137,11 @@ pub(super) async fn review_funding(
                 "funding check {id} is CLEAR: only a HOLD is reviewed"
             )));
         }
+        Resolved::Superseded => {
+            return Err(Status::failed_precondition(format!(
+                "funding check {id} was replaced by a later funding check of its application; review that one"
+            )));
+        }
         Resolved::AlreadyResolved(check) => {
             let by = check.resolution.map(|r| r.reviewer).unwrap_or_default();
             return Err(Status::failed_precondition(format!(

@@ -87,7 +87,7 @@ fn address_draft(a: &proto::Address) -> intake::AddressDraft {
     }
 }
 
-/// The request message as an intake draft (nothing checked yet).
+/// A request's measure as an intake draft (nothing checked yet).
 pub fn measure_draft(m: &proto::Measure) -> intake::MeasureDraft {
     intake::MeasureDraft {
         kind: proto::MeasureKind::try_from(m.kind)
@@ -98,6 +98,7 @@ pub fn measure_draft(m: &proto::Measure) -> intake::MeasureDraft {
     }
 }
 
+/// The request message as an intake draft (nothing checked yet).
 pub fn draft(a: &proto::Application) -> intake::ApplicationDraft {
     intake::ApplicationDraft {
         applicants: a

@@ -17,6 +17,7 @@ use crate::underwriting::{RunReason, Underwriter};
 use dossier_store::jobs::{Job, JobKind};
 use dossier_store::notify::Notifications;
 use dossier_upstream::CallContext;
+use uuid::Uuid;
 
 /// How long a claimed job is ours without renewal, unless configured
 /// (`--job-lease`). A dead pod's jobs are taken over after at most this long.
@@ -105,7 +106,15 @@ async fn run_job(
             JobKind::Deliver | JobKind::DeliverReview => deliver(underwriter, &job).await,
             JobKind::DeliverFunding => deliver_funding(underwriter, &job).await,
             JobKind::DeliverFundingReview => deliver_funding_review(underwriter, &job).await,
-            JobKind::MonitorSanctions => underwriter.monitor_sanctions().await.map(|_| ()),
+            JobKind::MonitorSanctions => {
+                let list_id = job
+                    .sanctions_list_id
+                    .ok_or("monitor_sanctions job names no list version")?;
+                underwriter
+                    .monitor_sanctions(list_id, job.id)
+                    .await
+                    .map(|_| ())
+            }
             JobKind::DeliverSanctionsAlert => deliver_sanctions_alert(underwriter, &job).await,
         }
     };
@@ -187,11 +196,7 @@ async fn deliver(underwriter: &Underwriter, job: &Job) -> Result<(), String> {
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("the decision of job {} no longer exists", job.id))?;
     let run_id = decision.decision_id;
-    let ctx = CallContext {
-        application_id: Some(decision.application_id),
-        deadline: Some(Instant::now() + DELIVERY_BUDGET),
-        force_refresh: false,
-    };
+    let ctx = delivery_context(decision.application_id);
     let adverse_action = dossier_core::adverse_action::notice_for(&decision, &underwriter.notices);
     let delivery = dossier_upstream::rails::RailsDecision {
         adverse_action,
@@ -234,11 +239,7 @@ async fn deliver_funding(underwriter: &Underwriter, job: &Job) -> Result<(), Str
         policy_version: check.policy_version,
         checked_at: check.checked_at,
     };
-    let ctx = CallContext {
-        application_id: Some(check.application_id),
-        deadline: Some(Instant::now() + DELIVERY_BUDGET),
-        force_refresh: false,
-    };
+    let ctx = delivery_context(check.application_id);
     underwriter
         .upstreams
         .rails
@@ -277,11 +278,7 @@ async fn deliver_funding_review(underwriter: &Underwriter, job: &Job) -> Result<
         reason_codes: check.reason_codes,
         adverse_action,
     };
-    let ctx = CallContext {
-        application_id: Some(check.application_id),
-        deadline: Some(Instant::now() + DELIVERY_BUDGET),
-        force_refresh: false,
-    };
+    let ctx = delivery_context(check.application_id);
     underwriter
         .upstreams
         .rails
@@ -318,11 +315,7 @@ async fn deliver_sanctions_alert(underwriter: &Underwriter, job: &Job) -> Result
         list_version: a.list_id,
         raised_at: a.raised_at,
     };
-    let ctx = CallContext {
-        application_id: Some(a.application_id),
-        deadline: Some(Instant::now() + DELIVERY_BUDGET),
-        force_refresh: false,
-    };
+    let ctx = delivery_context(a.application_id);
     underwriter
         .upstreams
         .rails
@@ -330,4 +323,13 @@ async fn deliver_sanctions_alert(underwriter: &Underwriter, job: &Job) -> Result
         .await
         .map_err(|e| format!("delivering sanctions alert {id} to Rails failed: {e}"))?;
     Ok(())
+}
+
+/// The context of one delivery attempt to Rails: its own budget, no caller deadline.
+fn delivery_context(application_id: Uuid) -> CallContext {
+    CallContext {
+        application_id: Some(application_id),
+        deadline: Some(Instant::now() + DELIVERY_BUDGET),
+        force_refresh: false,
+    }
 }

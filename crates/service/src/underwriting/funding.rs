@@ -52,14 +52,19 @@ impl Underwriter {
         deadline: Option<Instant>,
     ) -> impl Future<Output = FundingOutcome> + use<> {
         let me = self.clone();
+        // Calls join only when they ask the same question: the same final terms.
+        let key = format!(
+            "{application_id} {:?} {:?}",
+            terms.financing, terms.measures
+        );
         let (flight, _joined) = self.funding_flights.join_or_start(
-            &application_id.to_string(),
+            &key,
             move || {
                 async move { Arc::new(me.run_funding_check(application_id, terms, deadline).await) }
                     .in_current_span()
             },
             move || {
-                Arc::new(Err(EvaluateError::Replay(format!(
+                Arc::new(Err(EvaluateError::Internal(format!(
                     "the funding check of application {application_id} failed internally; it has been logged, retry it"
                 ))))
             },
@@ -74,30 +79,37 @@ impl Underwriter {
         terms: FinalTerms,
         deadline: Option<Instant>,
     ) -> Result<FundingCheck, EvaluateError> {
-        let report = self
+        let status = self
             .store
-            .report(application_id)
+            .application_status(application_id)
             .await?
             .ok_or(EvaluateError::NotFound(application_id))?;
-        if report.final_decision() != Some(Decision::Approved) {
-            let state = match (report.final_decision(), report.review.is_some()) {
-                (None, _) => report.status.as_str().to_owned(),
-                (Some(Decision::Declined), true) => "declined by an underwriter".to_owned(),
-                (Some(Decision::Refer), _) => "referred, awaiting an underwriter".to_owned(),
-                (Some(d), _) => d.as_str().to_owned(),
-            };
+        // The decision that stands is the latest run's: an approval, or a REFER that an
+        // underwriter approved on that very run (a refresh after a review stands alone).
+        let latest = self.store.decided_runs(application_id).await?.pop();
+        let review = self.store.review_of(application_id).await?;
+        let Some(approval) = latest else {
             return Err(EvaluateError::NotApproved {
                 id: application_id,
-                state,
+                state: status.as_str().to_owned(),
             });
-        }
-        // The decision that stands is the latest run's (reviewed or not).
-        let approval = self
-            .store
-            .decided_runs(application_id)
-            .await?
-            .pop()
-            .ok_or(EvaluateError::NotDecided(application_id))?;
+        };
+        let reviewed = review.filter(|r| r.run_id == approval.run_id);
+        let accepted = match (approval.decision.decision, &reviewed) {
+            (Decision::Approved, _) => None,
+            (Decision::Refer, Some(r)) if r.approve => Some(approval.decision.reason_codes.clone()),
+            (decision, _) => {
+                let state = match (decision, &reviewed) {
+                    (Decision::Refer, None) => "referred, awaiting an underwriter",
+                    (_, Some(_)) => "declined by an underwriter",
+                    (d, None) => d.as_str(),
+                };
+                return Err(EvaluateError::NotApproved {
+                    id: application_id,
+                    state: state.to_owned(),
+                });
+            }
+        };
         let approved: RunInputs = approval
             .inputs
             .ok_or_else(|| {
@@ -130,7 +142,11 @@ impl Underwriter {
             .await;
         let results = judge::judge_all(&now, &self.policy);
         let decision = decide(&self.policy, &now, &results);
-        let verdict = FundingVerdict::of(decision.decision);
+        let verdict = FundingVerdict::of(
+            decision.decision,
+            &decision.reason_codes,
+            accepted.as_deref(),
+        );
         let changes = funding::changes(&approved, &now);
         let id = Uuid::now_v7();
         let inputs = serde_json::to_value(&now).expect("run inputs serialise");
@@ -143,6 +159,7 @@ impl Underwriter {
                 approval_run_id: approval.run_id,
                 verdict,
                 reason_codes: &decision.reason_codes,
+                accepted_codes: accepted.as_deref(),
                 changes: &changes,
                 checks: &results,
                 financing: now.financing,
@@ -167,6 +184,7 @@ impl Underwriter {
             approval_run_id: approval.run_id,
             verdict,
             reason_codes: decision.reason_codes,
+            accepted_codes: accepted,
             changes,
             checks: results,
             financing: now.financing,
@@ -300,7 +318,11 @@ pub async fn replay_funding_check(
     Ok(ReplayedFunding {
         funding_check_id: id,
         stored: check.verdict,
-        recomputed: FundingVerdict::of(decision.decision),
+        recomputed: FundingVerdict::of(
+            decision.decision,
+            &decision.reason_codes,
+            check.accepted_codes.as_deref(),
+        ),
         stored_reasons: check.reason_codes,
         recomputed_reasons: decision.reason_codes,
     })

@@ -47,6 +47,9 @@ pub enum EvaluateError {
         "application {id} is {state}: only an approved application can be prepared for funding"
     )]
     NotApproved { id: Uuid, state: String },
+    /// A failure of Dossier's own (logged where it happened); the caller may retry.
+    #[error("{0}")]
+    Internal(String),
 }
 
 fn join_violations(v: &[dossier_core::intake::Violation]) -> String {

@@ -17,8 +17,8 @@ use super::Underwriter;
 /// What one monitoring job did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Monitored {
-    /// No list is loaded: nothing to screen against.
-    NoList,
+    /// A newer list was loaded since: its own job screens the applications against it.
+    Superseded { list_id: i64, active: i64 },
     /// Another job screened (or is screening) this list version.
     AlreadyScreened { list_id: i64 },
     Screened {
@@ -31,20 +31,28 @@ pub enum Monitored {
 }
 
 impl Underwriter {
-    /// The `monitor_sanctions` job.
-    pub async fn monitor_sanctions(&self) -> Result<Monitored, String> {
-        // Screen with the version just loaded, not whatever this pod held before.
+    /// The `monitor_sanctions` job `job_id`, queued with list version `list_id`.
+    pub async fn monitor_sanctions(&self, list_id: i64, job_id: i64) -> Result<Monitored, String> {
+        // Screen with the version that was loaded, not whatever this pod held before.
         self.sanctions
             .refresh_from(&self.store)
             .await
             .map_err(|e| format!("reading the sanctions list failed: {e}"))?;
-        let Some(list_id) = self.sanctions.version() else {
-            return Ok(Monitored::NoList);
-        };
+        match self.sanctions.version() {
+            Some(active) if active == list_id => {}
+            Some(active) if active > list_id => {
+                return Ok(Monitored::Superseded { list_id, active });
+            }
+            other => {
+                return Err(format!(
+                    "this pod screens with sanctions list {other:?}, not the loaded version {list_id}; retried once it has read the new list"
+                ));
+            }
+        }
         let store_error = |e: dossier_store::StoreError| e.to_string();
         if !self
             .store
-            .claim_monitoring_run(list_id)
+            .claim_monitoring_run(list_id, job_id)
             .await
             .map_err(store_error)?
         {

@@ -49,6 +49,9 @@ CREATE INDEX funding_checks_open_holds_idx ON funding_checks (checked_at)
 -- A funding check's delivery to Rails is a job like a decision's. All existing rows are
 -- NULL, so NOT VALID loses nothing and skips the scan under lock.
 ALTER TABLE jobs ADD COLUMN funding_check_id uuid;
+-- A job's arguments that are no row of their own: the final terms of a funding check
+-- Rails queued (PrepareFunding with queue = true).
+ALTER TABLE jobs ADD COLUMN payload jsonb;
 ALTER TABLE jobs ADD CONSTRAINT jobs_funding_check_id_fkey
     FOREIGN KEY (funding_check_id) REFERENCES funding_checks (id) ON DELETE CASCADE NOT VALID;
 

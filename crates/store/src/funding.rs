@@ -193,6 +193,31 @@ impl Store {
         Ok(())
     }
 
+    /// Queues a funding check of `application_id` with its final terms (JSON), to be
+    /// run by a worker; its outcome is delivered like every funding check's.
+    pub async fn queue_funding_check(
+        &self,
+        application_id: Uuid,
+        terms: &Value,
+        trace_parent: Option<&str>,
+    ) -> Result<i64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let id = sqlx::query_scalar!(
+            "INSERT INTO jobs (kind, application_id, payload, trace_parent)
+             VALUES ('prepare_funding', $1, $2, $3) RETURNING id",
+            application_id,
+            terms,
+            trace_parent,
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query!("SELECT pg_notify($1, '')", super::JOBS_CHANNEL)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
     /// Every funding check of an application, newest first.
     pub async fn funding_checks(
         &self,

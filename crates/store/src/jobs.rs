@@ -35,10 +35,12 @@ pub enum JobKind {
     MonitorSanctions,
     /// Deliver a sanctions monitoring alert to Rails.
     DeliverSanctionsAlert,
+    /// Re-verify an approved application before funding, as Rails queued it.
+    PrepareFunding,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 7] = [
+    pub const ALL: [JobKind; 8] = [
         JobKind::Evaluate,
         JobKind::Deliver,
         JobKind::DeliverReview,
@@ -46,6 +48,7 @@ impl JobKind {
         JobKind::DeliverFundingReview,
         JobKind::MonitorSanctions,
         JobKind::DeliverSanctionsAlert,
+        JobKind::PrepareFunding,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -57,6 +60,7 @@ impl JobKind {
             JobKind::DeliverFundingReview => "deliver_funding_review",
             JobKind::MonitorSanctions => "monitor_sanctions",
             JobKind::DeliverSanctionsAlert => "deliver_sanctions_alert",
+            JobKind::PrepareFunding => "prepare_funding",
         }
     }
 
@@ -110,6 +114,8 @@ pub struct Job {
     pub sanctions_alert_id: Option<Uuid>,
     /// The list version a `monitor_sanctions` job screens.
     pub sanctions_list_id: Option<i64>,
+    /// Arguments that are no row id (the final terms of a `prepare_funding` job).
+    pub payload: Option<serde_json::Value>,
     pub attempts: i32,
     /// The W3C `traceparent` of the call that queued the job, if it carried a trace.
     pub trace_parent: Option<String>,
@@ -156,6 +162,7 @@ impl Store {
             funding_check_id: Option<Uuid>,
             sanctions_alert_id: Option<Uuid>,
             sanctions_list_id: Option<i64>,
+            payload: Option<serde_json::Value>,
             attempts: i32,
             trace_parent: Option<String>,
         }
@@ -174,7 +181,7 @@ impl Store {
                  FOR UPDATE SKIP LOCKED
                  LIMIT 1
              )
-             RETURNING id, kind, application_id, run_id, funding_check_id, sanctions_alert_id, sanctions_list_id, attempts, trace_parent",
+             RETURNING id, kind, application_id, run_id, funding_check_id, sanctions_alert_id, sanctions_list_id, payload, attempts, trace_parent",
             worker,
             lease.as_secs_f64(),
             // `as _`: the macro checks a text[] parameter against Vec<String> only.
@@ -194,6 +201,7 @@ impl Store {
                     funding_check_id: c.funding_check_id,
                     sanctions_alert_id: c.sanctions_alert_id,
                     sanctions_list_id: c.sanctions_list_id,
+                    payload: c.payload,
                     attempts: c.attempts,
                     trace_parent: c.trace_parent,
                 })

@@ -32,6 +32,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 
 pub use crypto::Vault;
+pub use replay::StoredRun;
 pub use stats::{JobGroup, ReviewQueue};
 
 /// The migrations compiled into this binary.

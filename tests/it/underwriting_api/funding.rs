@@ -427,3 +427,47 @@ async fn reviewed_approvals_refreshes_and_superseded_holds() {
         err.message()
     );
 }
+
+/// Rails can queue the re-verification instead of waiting for it: the call answers at
+/// once, a worker runs the check and Rails receives it through the callback.
+#[tokio::test]
+async fn a_queued_funding_check_reaches_rails() {
+    let app = TestApp::spawn().await;
+    let report = approved(&app, "fund-queued").await;
+    let mut r = request(&report.application_id);
+    r.get_mut().queue = true;
+    let answer = app
+        .client()
+        .await
+        .prepare_funding(r)
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(answer.queued);
+    assert!(answer.funding_check.is_none());
+    eventually("the queued check delivered", WITHIN, || async {
+        (count_jobs(&app.pool, "deliver_funding", "done").await == 1).then_some(())
+    })
+    .await;
+    assert_eq!(count_jobs(&app.pool, "prepare_funding", "done").await, 1);
+    let delivered = app.sims.deliveries();
+    let sent = delivered.funding_checks.values().next().unwrap();
+    assert_eq!(sent.check.verdict, "clear");
+    assert_eq!(sent.check.application_id.to_string(), report.application_id);
+
+    // Not approved: refused at once, nothing queued.
+    let declined = app
+        .client()
+        .await
+        .evaluate_application(evaluate_request("decline", "fund-queued-declined"))
+        .await
+        .unwrap()
+        .into_inner()
+        .report
+        .unwrap();
+    let mut r = request(&declined.application_id);
+    r.get_mut().queue = true;
+    let err = app.client().await.prepare_funding(r).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert_eq!(count_jobs(&app.pool, "prepare_funding", "queued").await, 0);
+}

@@ -50,6 +50,17 @@ pub(super) async fn prepare_funding(
         // A caller limited to some applications learns nothing of the others.
         api.load_report(&principal, id).await?;
     }
+    if r.queue {
+        api.underwriter
+            .queue_funding_check(id, &terms)
+            .await
+            .map_err(|e| error::evaluate_status(&e))?;
+        accesses::applications(&api.access_log, &principal, PREPARE_FUNDING, [id]).await?;
+        return Ok(Response::new(proto::PrepareFundingResponse {
+            funding_check: None,
+            queued: true,
+        }));
+    }
     let outcome = api
         .underwriter
         .prepare_funding(id, terms, Some(deadline))
@@ -61,6 +72,7 @@ pub(super) async fn prepare_funding(
     accesses::applications(&api.access_log, &principal, PREPARE_FUNDING, [id]).await?;
     Ok(Response::new(proto::PrepareFundingResponse {
         funding_check: Some(convert::funding_check(check, &api.underwriter.notices)),
+        queued: false,
     }))
 }
 

@@ -116,6 +116,7 @@ async fn run_job(
                     .map(|_| ())
             }
             JobKind::DeliverSanctionsAlert => deliver_sanctions_alert(underwriter, &job).await,
+            JobKind::PrepareFunding => prepare_funding(underwriter, &job).await,
         }
     };
     let renew = async {
@@ -331,5 +332,27 @@ fn delivery_context(application_id: Uuid) -> CallContext {
         application_id: Some(application_id),
         deadline: Some(Instant::now() + DELIVERY_BUDGET),
         force_refresh: false,
+    }
+}
+
+/// A funding check Rails queued: run like a PrepareFunding call, its outcome delivered
+/// through the outbox like every funding check's.
+async fn prepare_funding(underwriter: &Underwriter, job: &Job) -> Result<(), String> {
+    let application_id = job
+        .application_id
+        .ok_or("prepare_funding job names no application")?;
+    let terms: crate::underwriting::funding::FinalTerms = job
+        .payload
+        .clone()
+        .map(serde_json::from_value)
+        .transpose()
+        .map_err(|e| format!("the final terms of job {} do not decode: {e}", job.id))?
+        .unwrap_or_default();
+    let outcome = underwriter
+        .prepare_funding(application_id, terms, None)
+        .await;
+    match outcome.as_ref() {
+        Ok(_) => Ok(()),
+        Err(e) => Err(e.to_string()),
     }
 }

@@ -31,7 +31,7 @@ use uuid::Uuid;
 use super::{EvaluateError, Underwriter, decide, within};
 
 /// What Rails sends as final: each part, when given, replaces the approved one.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FinalTerms {
     pub financing: Option<Financing>,
     pub measures: Option<Vec<Measure>>,
@@ -41,6 +41,22 @@ pub struct FinalTerms {
 pub type FundingOutcome = Arc<Result<FundingCheck, EvaluateError>>;
 
 impl Underwriter {
+    /// Queues a funding check as a job (PrepareFunding with `queue`): the approval is
+    /// checked now, the work done by a worker, the outcome delivered to Rails.
+    pub async fn queue_funding_check(
+        &self,
+        application_id: Uuid,
+        terms: &FinalTerms,
+    ) -> Result<i64, EvaluateError> {
+        self.standing_approval(application_id).await?;
+        let payload = serde_json::to_value(terms).expect("final terms serialise");
+        let trace_parent = dossier_upstream::trace_context::current_traceparent();
+        Ok(self
+            .store
+            .queue_funding_check(application_id, &payload, trace_parent.as_deref())
+            .await?)
+    }
+
     /// Re-verifies an approved application before funding. A second call for the same
     /// application while one runs in this process joins it (and gets its outcome,
     /// whatever terms it sent). The work runs in a task of its own, so a caller that
@@ -79,37 +95,7 @@ impl Underwriter {
         terms: FinalTerms,
         deadline: Option<Instant>,
     ) -> Result<FundingCheck, EvaluateError> {
-        let status = self
-            .store
-            .application_status(application_id)
-            .await?
-            .ok_or(EvaluateError::NotFound(application_id))?;
-        // The decision that stands is the latest run's: an approval, or a REFER that an
-        // underwriter approved on that very run (a refresh after a review stands alone).
-        let latest = self.store.decided_runs(application_id).await?.pop();
-        let review = self.store.review_of(application_id).await?;
-        let Some(approval) = latest else {
-            return Err(EvaluateError::NotApproved {
-                id: application_id,
-                state: status.as_str().to_owned(),
-            });
-        };
-        let reviewed = review.filter(|r| r.run_id == approval.run_id);
-        let accepted = match (approval.decision.decision, &reviewed) {
-            (Decision::Approved, _) => None,
-            (Decision::Refer, Some(r)) if r.approve => Some(approval.decision.reason_codes.clone()),
-            (decision, _) => {
-                let state = match (decision, &reviewed) {
-                    (Decision::Refer, None) => "referred, awaiting an underwriter",
-                    (_, Some(_)) => "declined by an underwriter",
-                    (d, None) => d.as_str(),
-                };
-                return Err(EvaluateError::NotApproved {
-                    id: application_id,
-                    state: state.to_owned(),
-                });
-            }
-        };
+        let (approval, accepted) = self.standing_approval(application_id).await?;
         let approved: RunInputs = approval
             .inputs
             .ok_or_else(|| {
@@ -193,6 +179,46 @@ impl Underwriter {
             checked_at,
             resolution: None,
         })
+    }
+
+    /// The run whose approval stands, with the codes an underwriter accepted when the
+    /// approval was theirs; NotApproved naming the state otherwise. The decision that
+    /// stands is the latest run's: an approval, or a REFER an underwriter approved on
+    /// that very run (a refresh after a review stands alone).
+    async fn standing_approval(
+        &self,
+        application_id: Uuid,
+    ) -> Result<(dossier_store::StoredRun, Option<Vec<String>>), EvaluateError> {
+        let status = self
+            .store
+            .application_status(application_id)
+            .await?
+            .ok_or(EvaluateError::NotFound(application_id))?;
+        let latest = self.store.decided_runs(application_id).await?.pop();
+        let review = self.store.review_of(application_id).await?;
+        let Some(approval) = latest else {
+            return Err(EvaluateError::NotApproved {
+                id: application_id,
+                state: status.as_str().to_owned(),
+            });
+        };
+        let reviewed = review.filter(|r| r.run_id == approval.run_id);
+        let accepted = match (approval.decision.decision, &reviewed) {
+            (Decision::Approved, _) => None,
+            (Decision::Refer, Some(r)) if r.approve => Some(approval.decision.reason_codes.clone()),
+            (decision, _) => {
+                let state = match (decision, &reviewed) {
+                    (Decision::Refer, None) => "referred, awaiting an underwriter",
+                    (_, Some(_)) => "declined by an underwriter",
+                    (d, None) => d.as_str(),
+                };
+                return Err(EvaluateError::NotApproved {
+                    id: application_id,
+                    state: state.to_owned(),
+                });
+            }
+        };
+        Ok((approval, accepted))
     }
 
     /// Today's inputs: the changeable answers asked again, the rest as approved.

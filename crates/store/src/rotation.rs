@@ -135,17 +135,11 @@ impl Store {
         .await?;
         let n = rows.len();
         for r in rows {
-            let Some(inputs) = crate::run_inputs::open(
-                &self.vault,
-                r.id,
-                r.inputs,
-                r.inputs_sealed,
-                r.inputs_key_id,
-            )?
+            let Some((public, sealed)) =
+                self.reseal_inputs(r.id, r.inputs, r.inputs_sealed, r.inputs_key_id)?
             else {
                 continue;
             };
-            let (public, sealed) = crate::run_inputs::seal(&self.vault, r.id, &inputs);
             sqlx::query!(
                 "UPDATE evaluation_runs SET inputs = $2, inputs_sealed = $3, inputs_key_id = $4 WHERE id = $1",
                 r.id,
@@ -175,17 +169,11 @@ impl Store {
         .await?;
         let n = rows.len();
         for r in rows {
-            let Some(inputs) = crate::run_inputs::open(
-                &self.vault,
-                r.id,
-                Some(r.inputs),
-                r.inputs_sealed,
-                r.inputs_key_id,
-            )?
+            let Some((public, sealed)) =
+                self.reseal_inputs(r.id, Some(r.inputs), r.inputs_sealed, r.inputs_key_id)?
             else {
                 continue;
             };
-            let (public, sealed) = crate::run_inputs::seal(&self.vault, r.id, &inputs);
             sqlx::query!(
                 "UPDATE funding_checks SET inputs = $2, inputs_sealed = $3, inputs_key_id = $4 WHERE id = $1",
                 r.id,
@@ -198,6 +186,19 @@ impl Store {
         }
         tx.commit().await?;
         Ok(n)
+    }
+
+    /// A row's inputs opened with whatever key sealed them and sealed again under the
+    /// active key, bound to the row (`id`); None when the row has no inputs.
+    fn reseal_inputs(
+        &self,
+        id: Uuid,
+        public: Option<serde_json::Value>,
+        sealed: Option<Vec<u8>>,
+        key_id: Option<String>,
+    ) -> Result<Option<(serde_json::Value, Option<Sealed>)>, StoreError> {
+        let opened = crate::run_inputs::open(&self.vault, id, public, sealed, key_id)?;
+        Ok(opened.map(|inputs| crate::run_inputs::seal(&self.vault, id, &inputs)))
     }
 
     /// Re-seals up to `batch` personal answers of the shared cache. One that does not

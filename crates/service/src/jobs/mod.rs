@@ -216,15 +216,7 @@ async fn deliver(underwriter: &Underwriter, job: &Job) -> Result<(), String> {
 /// Sends one funding check to Rails, with its id as the idempotency key (like a
 /// decision's delivery).
 async fn deliver_funding(underwriter: &Underwriter, job: &Job) -> Result<(), String> {
-    let id = job
-        .funding_check_id
-        .ok_or("deliver_funding job names no funding check")?;
-    let notice = underwriter
-        .store
-        .funding_delivery(id)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("the funding check of job {} no longer exists", job.id))?;
+    let (id, notice) = funding_notice(underwriter, job).await?;
     let check = notice.check;
     let delivery = dossier_upstream::rails::RailsFundingCheck {
         funding_check_id: check.id,
@@ -250,18 +242,31 @@ async fn deliver_funding(underwriter: &Underwriter, job: &Job) -> Result<(), Str
     Ok(())
 }
 
-/// Sends an underwriter's resolution of a funding HOLD to Rails; a decline carries its
-/// adverse-action notice.
-async fn deliver_funding_review(underwriter: &Underwriter, job: &Job) -> Result<(), String> {
-    let id = job
-        .funding_check_id
-        .ok_or("deliver_funding_review job names no funding check")?;
+/// The funding check a `deliver_funding` or `deliver_funding_review` job delivers.
+async fn funding_notice(
+    underwriter: &Underwriter,
+    job: &Job,
+) -> Result<(Uuid, dossier_store::funding::FundingNotice), String> {
+    let id = job.funding_check_id.ok_or_else(|| {
+        format!(
+            "{} job {} names no funding check",
+            job.kind.as_str(),
+            job.id
+        )
+    })?;
     let notice = underwriter
         .store
         .funding_delivery(id)
         .await
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("the funding check of job {} no longer exists", job.id))?;
+    Ok((id, notice))
+}
+
+/// Sends an underwriter's resolution of a funding HOLD to Rails; a decline carries its
+/// adverse-action notice.
+async fn deliver_funding_review(underwriter: &Underwriter, job: &Job) -> Result<(), String> {
+    let (id, notice) = funding_notice(underwriter, job).await?;
     let check = notice.check;
     let resolution = check
         .resolution

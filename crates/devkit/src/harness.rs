@@ -179,6 +179,8 @@ pub fn point_at_sims(args: &mut ServeArgs, sims: &Simulators) {
     u.identity_url = Some(sims.base_url(Upstream::Identity));
     u.licensing_url = Some(sims.base_url(Upstream::Licensing));
     u.registry_url = Some(sims.base_url(Upstream::Registry));
+    u.alt_valuation_url = Some(sims.base_url(Upstream::AltValuation));
+    u.alt_identity_url = Some(sims.base_url(Upstream::AltIdentity));
 }
 
 impl TestApp {

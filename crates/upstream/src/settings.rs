@@ -131,11 +131,11 @@ impl UpstreamPolicy {
                 p.cost_cents = 35;
                 p.ttl = BTreeMap::from([("default".into(), h(24)), ("not_found".into(), h(1))]);
             }
-            Upstream::Valuation => {
+            Upstream::Valuation | Upstream::AltValuation => {
                 p.cost_cents = 50;
                 p.ttl = BTreeMap::from([("default".into(), h(24 * 7)), ("not_found".into(), h(1))]);
             }
-            Upstream::Identity => {
+            Upstream::Identity | Upstream::AltIdentity => {
                 p.cost_cents = 75;
                 // A 404 from the identity vendor means a wrong URL, not an answer: keep it
                 // only briefly.

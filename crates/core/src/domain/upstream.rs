@@ -25,25 +25,46 @@ pub enum Upstream {
     Licensing,
     /// A contractor's business registration.
     Registry,
+    /// A second AVM vendor, asked when a valuation waterfall falls back to it. It speaks
+    /// the valuation wire format (`dossier_upstream::valuation`) with its own data.
+    AltValuation,
+    /// A second identity vendor (identity, bankruptcies, income), asked when an
+    /// identity or bankruptcy waterfall falls back to it; the identity wire format.
+    AltIdentity,
     /// The SDN list, screened in-process (no HTTP).
     Sanctions,
 }
 
 impl Upstream {
     /// Every upstream, in the order reports list them.
-    pub const ALL: [Upstream; 7] = [
+    pub const ALL: [Upstream; 9] = [
         Upstream::Rails,
         Upstream::PropertyRecords,
         Upstream::Valuation,
         Upstream::Identity,
         Upstream::Licensing,
         Upstream::Registry,
+        Upstream::AltValuation,
+        Upstream::AltIdentity,
         Upstream::Sanctions,
     ];
 
     /// The upstreams Dossier calls over HTTP (each has a protection stack and an entry
     /// in the upstreams file).
-    pub const HTTP: [Upstream; 6] = [
+    pub const HTTP: [Upstream; 8] = [
+        Upstream::Rails,
+        Upstream::PropertyRecords,
+        Upstream::Valuation,
+        Upstream::Identity,
+        Upstream::Licensing,
+        Upstream::Registry,
+        Upstream::AltValuation,
+        Upstream::AltIdentity,
+    ];
+
+    /// The upstreams every deployment must configure; the others are vendors a
+    /// waterfall may fall back to, configured only when one names them.
+    pub const REQUIRED: [Upstream; 6] = [
         Upstream::Rails,
         Upstream::PropertyRecords,
         Upstream::Valuation,
@@ -60,6 +81,8 @@ impl Upstream {
             Upstream::Identity => "identity",
             Upstream::Licensing => "licensing",
             Upstream::Registry => "registry",
+            Upstream::AltValuation => "alt_valuation",
+            Upstream::AltIdentity => "alt_identity",
             Upstream::Sanctions => "sanctions",
         }
     }
@@ -71,7 +94,10 @@ impl Upstream {
     /// Whether its answers hold personal data (an applicant's identity, an
     /// application): those are sealed at rest in the shared cache.
     pub const fn holds_personal_data(self) -> bool {
-        matches!(self, Upstream::Rails | Upstream::Identity)
+        matches!(
+            self,
+            Upstream::Rails | Upstream::Identity | Upstream::AltIdentity
+        )
     }
 }
 

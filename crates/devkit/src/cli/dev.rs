@@ -57,6 +57,10 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
         .get_or_insert_with(|| sims.base_url(Upstream::Licensing));
     u.registry_url
         .get_or_insert_with(|| sims.base_url(Upstream::Registry));
+    u.alt_valuation_url
+        .get_or_insert_with(|| sims.base_url(Upstream::AltValuation));
+    u.alt_identity_url
+        .get_or_insert_with(|| sims.base_url(Upstream::AltIdentity));
     let mut config = match args.keys.encryption_keys.is_set() {
         true => args.into_config()?,
         false => {

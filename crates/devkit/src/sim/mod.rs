@@ -101,6 +101,8 @@ pub struct SimConfig {
     pub identity: SimulatorSettings,
     pub licensing: SimulatorSettings,
     pub registry: SimulatorSettings,
+    pub alt_valuation: SimulatorSettings,
+    pub alt_identity: SimulatorSettings,
 }
 
 impl Default for SimConfig {
@@ -114,6 +116,8 @@ impl Default for SimConfig {
             identity: SimulatorSettings::default(),
             licensing: SimulatorSettings::default(),
             registry: SimulatorSettings::default(),
+            alt_valuation: SimulatorSettings::default(),
+            alt_identity: SimulatorSettings::default(),
         }
     }
 }
@@ -141,6 +145,8 @@ impl SimConfig {
             Upstream::Identity => &self.identity,
             Upstream::Licensing => &self.licensing,
             Upstream::Registry => &self.registry,
+            Upstream::AltValuation => &self.alt_valuation,
+            Upstream::AltIdentity => &self.alt_identity,
             Upstream::Sanctions => panic!("{}", NO_SANCTIONS_SIMULATOR),
         }
     }
@@ -167,6 +173,8 @@ struct RawConfig {
     identity: RawUpstream,
     licensing: RawUpstream,
     registry: RawUpstream,
+    alt_valuation: RawUpstream,
+    alt_identity: RawUpstream,
 }
 
 #[derive(Deserialize, Default)]
@@ -206,6 +214,8 @@ impl<'de> Deserialize<'de> for SimConfig {
             ("identity", &raw.identity),
             ("licensing", &raw.licensing),
             ("registry", &raw.registry),
+            ("alt_valuation", &raw.alt_valuation),
+            ("alt_identity", &raw.alt_identity),
         ] {
             if table.token.is_some() {
                 return Err(serde::de::Error::custom(format!(
@@ -224,6 +234,8 @@ impl<'de> Deserialize<'de> for SimConfig {
             identity: raw.identity.into_settings(),
             licensing: raw.licensing.into_settings(),
             registry: raw.registry.into_settings(),
+            alt_valuation: raw.alt_valuation.into_settings(),
+            alt_identity: raw.alt_identity.into_settings(),
         })
     }
 }
@@ -428,6 +440,8 @@ fn router(state: Arc<SimState>) -> Router {
         Upstream::Identity => identity::routes(),
         Upstream::Licensing => licensing::routes(),
         Upstream::Registry => registry::routes(),
+        Upstream::AltValuation => valuation::routes(),
+        Upstream::AltIdentity => identity::routes(),
         Upstream::Sanctions => unreachable!("{}", NO_SANCTIONS_SIMULATOR),
     };
     routes

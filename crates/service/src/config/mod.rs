@@ -330,6 +330,8 @@ impl ServeArgs {
                 identity_url: None,
                 licensing_url: None,
                 registry_url: None,
+                alt_valuation_url: None,
+                alt_identity_url: None,
                 upstreams_file: None,
                 upstream_timeout: None,
             },

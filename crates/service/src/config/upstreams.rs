@@ -34,6 +34,14 @@ pub struct UpstreamArgs {
     /// Base URL of the business registry.
     #[arg(long, env = "DOSSIER_REGISTRY_URL")]
     pub registry_url: Option<String>,
+    /// Base URL of the second AVM vendor (needed only when a valuation waterfall names
+    /// `alt_valuation`).
+    #[arg(long, env = "DOSSIER_ALT_VALUATION_URL")]
+    pub alt_valuation_url: Option<String>,
+    /// Base URL of the second identity vendor (needed only when an identity or
+    /// bankruptcy waterfall names `alt_identity`).
+    #[arg(long, env = "DOSSIER_ALT_IDENTITY_URL")]
+    pub alt_identity_url: Option<String>,
     /// Per-upstream settings file (TOML): rates, timeouts, TTLs, retries, breaker.
     /// See docs/configuration.md; URLs given by flags override the file's.
     #[arg(long, env = "DOSSIER_UPSTREAMS_FILE")]
@@ -91,6 +99,16 @@ impl UpstreamArgs {
                 &self.registry_url,
                 "--registry-url / DOSSIER_REGISTRY_URL",
             ),
+            (
+                Upstream::AltValuation,
+                &self.alt_valuation_url,
+                "--alt-valuation-url / DOSSIER_ALT_VALUATION_URL",
+            ),
+            (
+                Upstream::AltIdentity,
+                &self.alt_identity_url,
+                "--alt-identity-url / DOSSIER_ALT_IDENTITY_URL",
+            ),
         ];
         let mut missing = Vec::new();
         let mut credentials = std::collections::BTreeMap::new();
@@ -105,6 +123,9 @@ impl UpstreamArgs {
                 policy.timeout = timeout;
             }
             match &policy.base_url {
+                // A fallback vendor is configured only when a waterfall names it (checked
+                // with the waterfalls below).
+                None if !Upstream::REQUIRED.contains(&name) => {}
                 None => missing.push(flag),
                 Some(url) => dossier_upstream::settings::check_base_url(url)
                     .map_err(|e| anyhow::anyhow!("upstream `{name}`: {e}"))?,

@@ -239,6 +239,8 @@ fn answer_changes<T>(
             format!("{source} now has a record"),
         )],
         (Answer::NotFound | Answer::Failed { .. }, Answer::NotFound) => Vec::new(),
+        // Only a declined run leaves data unasked, and only approvals are funded.
+        (Answer::NotRun { .. }, _) | (_, Answer::NotRun { .. }) => Vec::new(),
     }
 }
 

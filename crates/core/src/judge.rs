@@ -31,12 +31,30 @@ pub enum Answer<T> {
         upstream: String,
         kind: String,
     },
+    /// Not asked: a frugal evaluation was already declined by these reason codes.
+    NotRun {
+        declined_by: Vec<String>,
+    },
 }
 
 impl<T> Answer<T> {
-    /// The UNAVAILABLE result of `kind` when this answer could not be obtained.
+    /// Not asked, because these reason codes had already declined the application.
+    pub fn not_run(declined_by: &[String]) -> Answer<T> {
+        Answer::NotRun {
+            declined_by: declined_by.to_vec(),
+        }
+    }
+
+    /// Not asked yet: the checks that need it wait (they judge NOT_RUN meanwhile).
+    pub fn unasked() -> Answer<T> {
+        Answer::not_run(&[])
+    }
+
+    /// The result of `kind` when this answer could not be used: UNAVAILABLE when it
+    /// could not be obtained, NOT_RUN when it was not asked for.
     fn failure(&self, kind: CheckKind, subject: &str) -> Option<CheckResult> {
         match self {
+            Answer::NotRun { declined_by } => Some(not_run(kind, subject, declined_by)),
             Answer::Failed {
                 reason_code,
                 message,
@@ -108,6 +126,26 @@ pub fn stamp(
         evidence: v.evidence,
         finished_at: Utc::now(),
     }
+}
+
+/// The NOT_RUN result of a check whose data a frugal evaluation did not ask for.
+pub fn not_run(kind: CheckKind, subject: &str, declined_by: &[String]) -> CheckResult {
+    let mut r = stamp(
+        kind,
+        subject,
+        None,
+        Verdict {
+            outcome: crate::domain::Outcome::NotRun,
+            reason_codes: Vec::new(),
+            message: format!(
+                "Not run: the application was already declined ({}) before this check's paid data was needed.",
+                declined_by.join(", ")
+            ),
+            evidence: json!({ "declined_by": declined_by }),
+        },
+    );
+    r.source = None;
+    r
 }
 
 fn failed(
@@ -254,6 +292,10 @@ pub fn bankruptcy_check(
     today: NaiveDate,
 ) -> CheckResult {
     let subject = format!("applicant {}", index + 1);
+    // Its exception needs the payment record: not asked for, the check is not run.
+    if let Answer::NotRun { declined_by } = record {
+        return not_run(CheckKind::Bankruptcy, &subject, declined_by);
+    }
     let worst_days_late = match record {
         Answer::Found { value, .. } => Some(
             value
@@ -505,6 +547,7 @@ mod tests {
                 cached: false,
                 stale: false,
                 cache: Default::default(),
+                passed_over: Vec::new(),
             },
         };
         let r = property_checks(&names, "CA", &f, &found, &Answer::NotFound, p, today);

@@ -13,6 +13,7 @@ pub mod evidence;
 pub mod funding;
 pub mod intake;
 pub mod judge;
+pub mod plan;
 pub mod policy;
 pub mod reason;
 pub mod rescope;

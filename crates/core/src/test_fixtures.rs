@@ -14,6 +14,7 @@ fn source(upstream: Upstream) -> DataSource {
         cached: false,
         stale: false,
         cache: Default::default(),
+        passed_over: Vec::new(),
     }
 }
 

@@ -195,6 +195,16 @@ impl TestApp {
 
     /// Spawns with these encryption keys, on a database of its own.
     pub async fn spawn_with_vault(vault: Vault, tweak: impl FnOnce(&mut ServeArgs)) -> TestApp {
+        TestApp::spawn_configured(vault, tweak, |_, _| {}).await
+    }
+
+    /// Spawns with the settings adjusted by `tweak`, then the resolved configuration
+    /// by `configure` (e.g. upstream settings a file and secrets would give).
+    pub async fn spawn_configured(
+        vault: Vault,
+        tweak: impl FnOnce(&mut ServeArgs),
+        configure: impl FnOnce(&mut ServeConfig, &Simulators),
+    ) -> TestApp {
         let db = TestDb::migrated().await;
         let sims = Simulators::start(SimConfig::default())
             .await
@@ -202,11 +212,9 @@ impl TestApp {
         let mut args = serve_args(&db.url);
         point_at_sims(&mut args, &sims);
         tweak(&mut args);
-        let server = Server::build(
-            dev_config_with_vault(args, None, vault).expect("test settings are valid"),
-        )
-        .await
-        .expect("build server");
+        let mut config = dev_config_with_vault(args, None, vault).expect("test settings are valid");
+        configure(&mut config, &sims);
+        let server = Server::build(config).await.expect("build server");
         let addr = server.local_addr();
         let admin = server.admin_addr();
         let health = server.health_addr();

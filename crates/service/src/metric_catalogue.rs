@@ -116,6 +116,11 @@ pub const METRICS: &[Metric] = &[
         "Underwriters' resolutions of funding HOLDs recorded by this pod, by outcome.",
     ),
     m(
+        "dossier_vendor_cost_cents_total",
+        Counter,
+        "Vendor cost of the decisions this pod recorded, in cents: spent on answers fetched, and avoided by frugal evaluations.",
+    ),
+    m(
         "dossier_sanctions_alerts_total",
         Counter,
         "Sanctions monitoring alerts raised by this pod's monitoring jobs.",

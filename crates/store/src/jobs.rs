@@ -366,7 +366,8 @@ impl Store {
     ) -> Result<Option<DecisionNotice>, StoreError> {
         let row = sqlx::query!(
             "SELECT d.run_id, d.application_id, a.idempotency_key, a.rails_application_id,
-                    d.decision, d.reason_codes, d.policy_version, d.decided_at
+                    d.decision, d.reason_codes, d.policy_version, d.decided_at,
+                    d.evaluation_mode, d.vendor_cost_cents, d.vendor_cost_avoided_cents
              FROM decisions d JOIN applications a ON a.id = d.application_id
              WHERE d.run_id = $1",
             run_id,
@@ -389,6 +390,11 @@ impl Store {
                 decided_by: DecidedBy::Policy,
                 replaces: None,
                 reviewer: None,
+                vendor_cost: super::reports::vendor_cost(
+                    r.evaluation_mode,
+                    r.vendor_cost_cents,
+                    r.vendor_cost_avoided_cents,
+                )?,
             })
         })
         .transpose()
@@ -428,6 +434,7 @@ impl Store {
             decided_by: DecidedBy::Underwriter,
             replaces: Some(r.run_id),
             reviewer: Some(r.reviewer),
+            vendor_cost: None,
         }))
     }
 }

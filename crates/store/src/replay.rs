@@ -41,7 +41,8 @@ impl Store {
     pub async fn decided_runs(&self, application_id: Uuid) -> Result<Vec<StoredRun>, StoreError> {
         // p.source comes through a LEFT JOIN: "?" (nullable) whatever the inference says.
         let rows = sqlx::query!(
-            r#"SELECT r.id, r.inputs, r.inputs_sealed, r.inputs_key_id, d.decision, d.reason_codes, d.policy_version, d.policy_hash, d.figures, d.decided_at, p.source AS "source?"
+            r#"SELECT r.id, r.inputs, r.inputs_sealed, r.inputs_key_id, d.decision, d.reason_codes, d.policy_version, d.policy_hash, d.figures, d.decided_at,
+                    d.evaluation_mode, d.vendor_cost_cents, d.vendor_cost_avoided_cents, p.source AS "source?"
              FROM evaluation_runs r
              JOIN decisions d ON d.run_id = r.id
              LEFT JOIN policies p ON p.hash = d.policy_hash
@@ -61,6 +62,9 @@ impl Store {
                 policy_hash: row.policy_hash,
                 figures: row.figures,
                 decided_at: row.decided_at,
+                evaluation_mode: row.evaluation_mode,
+                vendor_cost_cents: row.vendor_cost_cents,
+                vendor_cost_avoided_cents: row.vendor_cost_avoided_cents,
             };
             runs.push(StoredRun {
                 run_id,

@@ -25,11 +25,12 @@ pub enum ReportingView {
     AccessLog,
     FundingHolds,
     SanctionsAlerts,
+    VendorCost,
 }
 
 impl ReportingView {
     /// Every view, in the order `dossier report` lists them.
-    pub const ALL: [ReportingView; 11] = [
+    pub const ALL: [ReportingView; 12] = [
         ReportingView::Pipeline,
         ReportingView::DeclineReasons,
         ReportingView::ReferReasons,
@@ -41,6 +42,7 @@ impl ReportingView {
         ReportingView::AccessLog,
         ReportingView::FundingHolds,
         ReportingView::SanctionsAlerts,
+        ReportingView::VendorCost,
     ];
 
     /// The view's name in the `reporting` schema.
@@ -57,6 +59,7 @@ impl ReportingView {
             ReportingView::AccessLog => "access_log",
             ReportingView::FundingHolds => "funding_holds",
             ReportingView::SanctionsAlerts => "sanctions_alerts",
+            ReportingView::VendorCost => "vendor_cost",
         }
     }
 }
@@ -157,6 +160,11 @@ pub async fn view_rows(
              WHERE ($1::date IS NULL OR (v.raised_at AT TIME ZONE 'UTC')::date >= $1)
                AND ($2::date IS NULL OR (v.raised_at AT TIME ZONE 'UTC')::date < $2)
              ORDER BY v.raised_at DESC, v.alert_id"#
+        ),
+        ReportingView::VendorCost => rows!(
+            r#"SELECT to_jsonb(v)::text AS "row!" FROM reporting.vendor_cost v
+             WHERE ($1::date IS NULL OR v.day >= $1) AND ($2::date IS NULL OR v.day < $2)
+             ORDER BY v.day, v.mode"#
         ),
     })
 }

@@ -11,6 +11,7 @@ use dossier_core::domain::{
     ApplicationStatus, CheckKind, CheckResult, DataSource, Decision, DecisionRecord, Outcome,
     Report, ReportSummary, ReviewRecord, Upstream,
 };
+use dossier_core::plan::{Mode, VendorCost};
 
 /// Filters and position of a report listing.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -88,19 +89,21 @@ impl Store {
                     "evidence": r.evidence,
                     "finished_at": r.finished_at,
                     "cache": r.source.as_ref().map(|s| s.cache.as_str()),
+                    "passed_over": r.source.as_ref().filter(|s| !s.passed_over.is_empty()).map(|s| &s.passed_over),
                 })
             })
             .collect();
         sqlx::query!(
             "WITH inserted AS (
                  INSERT INTO check_results (run_id, application_id, kind, subject, outcome, reason_codes, message,
-                                            upstream, fetched_at, cached, stale, evidence, finished_at, cache)
+                                            upstream, fetched_at, cached, stale, evidence, finished_at, cache, passed_over)
                  SELECT $1, $2, r.kind, r.subject, r.outcome,
                         ARRAY(SELECT jsonb_array_elements_text(r.reason_codes)), r.message,
-                        r.upstream, r.fetched_at, r.cached, r.stale, coalesce(r.evidence, '{}'), r.finished_at, r.cache
+                        r.upstream, r.fetched_at, r.cached, r.stale, coalesce(r.evidence, '{}'), r.finished_at, r.cache,
+                        r.passed_over
                  FROM jsonb_to_recordset($3) AS r(kind text, subject text, outcome text, reason_codes jsonb,
                       message text, upstream text, fetched_at timestamptz, cached bool, stale bool,
-                      evidence jsonb, finished_at timestamptz, cache text)
+                      evidence jsonb, finished_at timestamptz, cache text, passed_over jsonb)
                  ON CONFLICT (run_id, kind, subject) DO NOTHING
                  RETURNING 1
              )
@@ -153,8 +156,9 @@ impl Store {
             r#"WITH app AS (
                  SELECT id, status FROM applications WHERE id = $2 FOR UPDATE
              ), decided AS (
-                 INSERT INTO decisions (run_id, application_id, decision, reason_codes, policy_version, policy_hash, figures, decided_at)
-                 SELECT $1, app.id, $3, $4, $5, $6, $7, $8 FROM app
+                 INSERT INTO decisions (run_id, application_id, decision, reason_codes, policy_version, policy_hash, figures, decided_at,
+                                        evaluation_mode, vendor_cost_cents, vendor_cost_avoided_cents)
+                 SELECT $1, app.id, $3, $4, $5, $6, $7, $8, $18, $19, $20 FROM app
                  WHERE NOT ($10 AND app.status = 'decided')
                  ON CONFLICT (run_id) DO NOTHING
                  RETURNING run_id
@@ -196,6 +200,9 @@ impl Store {
             sealed_inputs.as_ref().map(|s| s.bytes.as_slice()),
             sealed_inputs.as_ref().map(|s| s.key_id.as_str()),
             trace_parent,
+            d.vendor_cost.map(|c| c.mode.as_str()),
+            d.vendor_cost.map(|c| c.spent_cents),
+            d.vendor_cost.map(|c| c.avoided_cents),
         )
         .fetch_one(&self.pool)
         .await?;
@@ -249,7 +256,8 @@ impl Store {
                 let checks = run_checks_on(&mut tx, run_id).await?;
                 let decision = sqlx::query_as!(
                     DecisionRow,
-                    "SELECT decision, reason_codes, policy_version, policy_hash, figures, decided_at
+                    "SELECT decision, reason_codes, policy_version, policy_hash, figures, decided_at,
+                            evaluation_mode, vendor_cost_cents, vendor_cost_avoided_cents
                      FROM decisions WHERE run_id = $1",
                     run_id,
                 )
@@ -306,7 +314,7 @@ async fn run_checks_on(
     {
         let rows = sqlx::query_as!(
             CheckRow,
-            "SELECT kind, subject, outcome, reason_codes, message, upstream, fetched_at, cached, stale, evidence, finished_at, cache
+            "SELECT kind, subject, outcome, reason_codes, message, upstream, fetched_at, cached, stale, evidence, finished_at, cache, passed_over
              FROM check_results WHERE run_id = $1 ORDER BY finished_at, kind, subject",
             run_id,
         )
@@ -385,6 +393,7 @@ struct CheckRow {
     evidence: serde_json::Value,
     finished_at: DateTime<Utc>,
     cache: Option<String>,
+    passed_over: Option<serde_json::Value>,
 }
 
 impl CheckRow {
@@ -410,6 +419,12 @@ impl CheckRow {
                         .cache
                         .and_then(|c| dossier_core::domain::CacheOutcome::parse(&c))
                         .unwrap_or_default(),
+                    passed_over: match self.passed_over {
+                        Some(v) => serde_json::from_value(v).map_err(|e| {
+                            StoreError::Corrupt(format!("passed_over of a check: {e}"))
+                        })?,
+                        None => Vec::new(),
+                    },
                 }),
                 _ => None,
             },
@@ -427,10 +442,18 @@ pub(crate) struct DecisionRow {
     pub(crate) policy_hash: String,
     pub(crate) figures: serde_json::Value,
     pub(crate) decided_at: DateTime<Utc>,
+    pub(crate) evaluation_mode: Option<String>,
+    pub(crate) vendor_cost_cents: Option<i64>,
+    pub(crate) vendor_cost_avoided_cents: Option<i64>,
 }
 
 impl DecisionRow {
     pub(crate) fn into_record(self) -> Result<DecisionRecord, StoreError> {
+        let vendor_cost = vendor_cost(
+            self.evaluation_mode,
+            self.vendor_cost_cents,
+            self.vendor_cost_avoided_cents,
+        )?;
         Ok(DecisionRecord {
             decision: parse_decision(&self.decision)?,
             reason_codes: self.reason_codes,
@@ -438,8 +461,26 @@ impl DecisionRow {
             policy_hash: self.policy_hash,
             figures: self.figures,
             decided_at: self.decided_at,
+            vendor_cost,
         })
     }
+}
+
+/// A decision's vendor spending from its columns (all NULL before it was kept).
+pub(crate) fn vendor_cost(
+    mode: Option<String>,
+    spent_cents: Option<i64>,
+    avoided_cents: Option<i64>,
+) -> Result<Option<VendorCost>, StoreError> {
+    let (Some(mode), Some(spent_cents)) = (mode, spent_cents) else {
+        return Ok(None);
+    };
+    Ok(Some(VendorCost {
+        mode: Mode::parse(&mode)
+            .ok_or_else(|| StoreError::Corrupt(format!("evaluation mode {mode:?}")))?,
+        spent_cents,
+        avoided_cents: avoided_cents.unwrap_or(0),
+    }))
 }
 
 /// What happened to a review.

@@ -264,6 +264,7 @@ impl HttpUpstream {
                     cached: false,
                     stale: false,
                     cache: dossier_core::domain::CacheOutcome::Fetched,
+                    passed_over: Vec::new(),
                 },
             })),
             Err((_, e)) => Err(e),

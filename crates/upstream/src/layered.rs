@@ -211,6 +211,7 @@ impl Layered {
             cached: matches!(outcome, CacheOutcome::L1Hit | CacheOutcome::L2Hit),
             stale: outcome == CacheOutcome::Stale,
             cache: outcome,
+            passed_over: Vec::new(),
         };
         match &answer.body {
             None => Ok(None),

@@ -25,6 +25,7 @@ pub mod settings;
 pub mod shared;
 pub mod trace_context;
 pub mod valuation;
+pub mod waterfall;
 
 mod fleet_fetch;
 
@@ -47,6 +48,8 @@ pub struct UpstreamSettings {
     pub policies: BTreeMap<Upstream, UpstreamPolicy>,
     /// Bearer credentials by upstream.
     pub credentials: BTreeMap<Upstream, String>,
+    /// The vendors asked for each kind of data, in order.
+    pub waterfalls: waterfall::Waterfalls,
 }
 
 impl std::fmt::Debug for UpstreamSettings {
@@ -54,6 +57,7 @@ impl std::fmt::Debug for UpstreamSettings {
         f.debug_struct("UpstreamSettings")
             .field("policies", &self.policies)
             .field("credentials", &self.credentials.keys().collect::<Vec<_>>())
+            .field("waterfalls", &self.waterfalls)
             .finish()
     }
 }
@@ -76,8 +80,13 @@ pub struct Upstreams {
     pub identity: identity::IdentityClient,
     pub licensing: licensing::LicensingClient,
     pub registry: registry::RegistryClient,
+    /// The second AVM vendor (same wire format, its own stack).
+    pub alt_valuation: valuation::ValuationClient,
+    /// The second identity vendor (same wire format, its own stack).
+    pub alt_identity: identity::IdentityClient,
     /// The protection stacks by upstream (breaker state, tests).
     pub stacks: BTreeMap<Upstream, Arc<layered::Layered>>,
+    pub waterfalls: waterfall::Waterfalls,
 }
 
 impl Upstreams {
@@ -108,8 +117,34 @@ impl Upstreams {
             identity: identity::IdentityClient::new(stack(Upstream::Identity)),
             licensing: licensing::LicensingClient::new(stack(Upstream::Licensing)),
             registry: registry::RegistryClient::new(stack(Upstream::Registry)),
+            alt_valuation: valuation::ValuationClient::new(stack(Upstream::AltValuation)),
+            alt_identity: identity::IdentityClient::new(stack(Upstream::AltIdentity)),
             stacks,
+            waterfalls: s.waterfalls.clone(),
         }
+    }
+
+    /// The client of an AVM vendor.
+    pub fn valuation_vendor(&self, vendor: Upstream) -> &valuation::ValuationClient {
+        match vendor {
+            Upstream::AltValuation => &self.alt_valuation,
+            _ => &self.valuation,
+        }
+    }
+
+    /// The client of an identity vendor.
+    pub fn identity_vendor(&self, vendor: Upstream) -> &identity::IdentityClient {
+        match vendor {
+            Upstream::AltIdentity => &self.alt_identity,
+            _ => &self.identity,
+        }
+    }
+
+    /// What one request to `vendor` costs, in cents (0 for the local sanctions screen).
+    pub fn cost_cents(&self, vendor: Upstream) -> i64 {
+        self.stacks
+            .get(&vendor)
+            .map_or(0, |s| i64::from(s.policy.cost_cents))
     }
 }
 

@@ -125,6 +125,10 @@ pub struct RailsDecision {
     /// empty lacks configured contact details and must not be sent as it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adverse_action: Option<dossier_core::adverse_action::NoticeContent>,
+    /// For the policy's decision: the evaluation's mode and vendor spending
+    /// (`{"mode": "frugal", "spent_cents": 160, "avoided_cents": 275}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendor_cost: Option<dossier_core::plan::VendorCost>,
 }
 
 /// Who made a delivered decision.
@@ -156,6 +160,7 @@ impl From<domain::DecisionNotice> for RailsDecision {
             replaces: n.replaces,
             reviewer: n.reviewer,
             adverse_action: None,
+            vendor_cost: n.vendor_cost,
         }
     }
 }

@@ -129,6 +129,7 @@ impl SanctionsList {
                 cached: false,
                 stale: screen.version().is_none(),
                 cache: CacheOutcome::Local,
+                passed_over: Vec::new(),
             },
         }
     }

@@ -259,6 +259,10 @@ pub fn parse_file(text: &str) -> anyhow::Result<BTreeMap<Upstream, UpstreamPolic
     let raw: BTreeMap<String, toml::Value> = toml::from_str(text)?;
     let mut out = BTreeMap::new();
     for (key, value) in raw {
+        // Read by `waterfall::Waterfalls::parse_file`.
+        if key == "waterfalls" {
+            continue;
+        }
         let name = match Upstream::parse(&key) {
             Some(u) if Upstream::HTTP.contains(&u) => u,
             _ => {

@@ -1,6 +1,7 @@
 //! UnderwritingService over a real socket, against real PostgreSQL and the simulators.
 
 mod audit;
+mod cost;
 mod evaluation;
 mod funding;
 mod keys;

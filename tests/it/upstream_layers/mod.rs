@@ -39,6 +39,7 @@ fn settings(sims: &Simulators, tweak: impl Fn(Upstream, &mut UpstreamPolicy)) ->
     UpstreamSettings {
         policies,
         credentials: BTreeMap::from([(Upstream::Rails, sims.rails_token().to_owned())]),
+        waterfalls: Default::default(),
     }
 }
 

@@ -73,7 +73,7 @@ impl Verdict {
             Outcome::Fail => 3,
             Outcome::Unavailable => 2,
             Outcome::Review => 1,
-            Outcome::Pass => 0,
+            Outcome::Pass | Outcome::NotRun => 0,
         };
         let Some(worst) = findings.iter().map(|f| rank(f.outcome)).max() else {
             return pass;

@@ -25,6 +25,9 @@ pub struct DecisionNotice {
     pub replaces: Option<Uuid>,
     /// For an underwriter's decision: who, as the identity provider's token named them.
     pub reviewer: Option<String>,
+    /// For the policy's decision: what its evaluation spent on vendors (None for an
+    /// underwriter's, and for decisions recorded before spending was kept).
+    pub vendor_cost: Option<crate::plan::VendorCost>,
 }
 
 /// Who made a decision.

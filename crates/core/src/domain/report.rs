@@ -75,6 +75,9 @@ pub enum Outcome {
     Fail,
     Review,
     Unavailable,
+    /// Not asked: a frugal evaluation had already declined the application before this
+    /// check's (paid) data was needed. Never part of an approval or a referral.
+    NotRun,
 }
 
 impl Outcome {
@@ -84,6 +87,7 @@ impl Outcome {
             Outcome::Fail => "fail",
             Outcome::Review => "review",
             Outcome::Unavailable => "unavailable",
+            Outcome::NotRun => "not_run",
         }
     }
 
@@ -93,6 +97,7 @@ impl Outcome {
             Outcome::Fail,
             Outcome::Review,
             Outcome::Unavailable,
+            Outcome::NotRun,
         ]
         .into_iter()
         .find(|o| o.as_str() == s)
@@ -205,6 +210,19 @@ pub struct DataSource {
     pub stale: bool,
     #[serde(default)]
     pub cache: CacheOutcome,
+    /// The vendors of a waterfall asked before `upstream`, in order, and why their
+    /// answers were not used.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub passed_over: Vec<PassedOver>,
+}
+
+/// A vendor a waterfall asked whose answer was not used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PassedOver {
+    pub upstream: Upstream,
+    /// `not_found`, `low_confidence`, or the failure's kind (`timeout`,
+    /// `breaker_open`, `rate_limited`, `server_error`…).
+    pub reason: String,
 }
 
 /// What one check concluded, with its evidence. Never holds an SSN or date of birth.
@@ -230,6 +248,10 @@ pub struct DecisionRecord {
     pub policy_hash: String,
     pub figures: serde_json::Value,
     pub decided_at: DateTime<Utc>,
+    /// The evaluation's mode and vendor spending; None for decisions recorded before
+    /// spending was kept.
+    #[serde(default)]
+    pub vendor_cost: Option<crate::plan::VendorCost>,
 }
 
 impl DecisionRecord {

@@ -27,6 +27,10 @@ pub struct Policy {
     pub contractor: ContractorRules,
     pub sanctions: SanctionsRules,
     pub ability_to_pay: AbilityToPayRules,
+    /// How evaluations order their upstream questions (`parallel` or `frugal`); absent:
+    /// `parallel`.
+    #[serde(default)]
+    pub evaluation: crate::plan::EvaluationRules,
     /// Per-state overrides: `[states.FL.property_tax] lookback_years = 2` replaces that
     /// one setting for properties in Florida. Any setting except `version` and `states`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -278,6 +282,7 @@ impl Policy {
                 sr.review_threshold, sr.match_threshold
             ));
         }
+        problems.extend(self.evaluation.problems());
         if self.bankruptcy.min_years_since_closed > self.bankruptcy.lookback_years {
             problems.push(format!(
                 "bankruptcy.min_years_since_closed ({}) exceeds lookback_years ({})",
@@ -382,6 +387,35 @@ mod tests {
             source: None,
             evidence: serde_json::Value::Null,
             finished_at: chrono::Utc::now(),
+        }
+    }
+
+    #[test]
+    fn evaluation_mode_is_chosen_per_state_and_bad_tiers_are_refused() {
+        let with = |extra: &str| LoadedPolicy::parse(&format!("{DEFAULT_POLICY_TOML}\n{extra}"));
+        let p = with("[states.FL.evaluation]\nmode = \"frugal\"\n").unwrap();
+        assert_eq!(p.policy.evaluation.mode, crate::plan::Mode::Parallel);
+        assert_eq!(p.for_state("FL").evaluation.mode, crate::plan::Mode::Frugal);
+        for (extra, expected) in [
+            (
+                "[evaluation]\nmode = \"frugal\"\ntiers = [[\"property_records\"], [\"sanctions\"]]\n",
+                "`sanctions` in the first tier",
+            ),
+            (
+                "[states.MO.evaluation]\nmode = \"frugal\"\ntiers = [[\"valuation\"]]\n",
+                "states.MO: evaluation.tiers must list `sanctions`",
+            ),
+            (
+                "[evaluation]\nmode = \"cheap\"\n",
+                "unknown variant `cheap`",
+            ),
+            (
+                "[evaluation]\ntiers = [[\"credit\"]]\n",
+                "unknown variant `credit`",
+            ),
+        ] {
+            let e = with(extra).unwrap_err().to_string();
+            assert!(e.contains(expected), "{extra}: {e}");
         }
     }
 

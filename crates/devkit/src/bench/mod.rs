@@ -4,6 +4,7 @@
 //! and ratios measured within one run, so they hold on any machine; none of this runs in
 //! `cargo test`.
 
+mod cost;
 mod fleet;
 mod monitoring;
 
@@ -44,8 +45,10 @@ pub struct BenchArgs {
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub submit_for: Duration,
     /// Which scenarios to run: `all`, `single` (one server), `fleet`, or only
-    /// `monitoring` (the sanctions monitoring job over 10,000 approved applications).
-    #[arg(long, default_value = "all", value_parser = ["all", "single", "fleet", "monitoring"])]
+    /// `monitoring` (the sanctions monitoring job over 10,000 approved applications) or
+    /// `cost` (vendor cost of the seeded mix, parallel and frugal, and the valuation
+    /// waterfall with the primary AVM vendor failing).
+    #[arg(long, default_value = "all", value_parser = ["all", "single", "fleet", "monitoring", "cost"])]
     pub only: String,
 }
 
@@ -71,8 +74,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     if args.only == "monitoring" {
         rows.push(monitoring::sanctions_monitoring(&database_url, &sims).await?);
-    } else if args.only != "fleet" {
+    } else if args.only != "fleet" && args.only != "cost" {
         rows.extend(single_server(&args, &database_url, &sims).await?);
+    }
+    if matches!(args.only.as_str(), "all" | "single" | "cost") {
+        println!("running: cost (seeded mix, parallel and frugal; valuation waterfall)");
+        rows.extend(cost::cost(&database_url, &sims).await?);
     }
     if args.only == "all" || args.only == "fleet" {
         // Fresh simulators: the single-server scenarios changed their behaviour.
@@ -257,6 +264,7 @@ pub(crate) fn bench_settings(sims: &Simulators, quota: Option<u32>) -> UpstreamS
     UpstreamSettings {
         policies,
         credentials: BTreeMap::from([(Upstream::Rails, sims.rails_token().to_owned())]),
+        waterfalls: Default::default(),
     }
 }
 

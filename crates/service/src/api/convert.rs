@@ -63,6 +63,7 @@ pub fn outcome_to_proto(o: Outcome) -> proto::CheckOutcome {
         Outcome::Fail => proto::CheckOutcome::Fail,
         Outcome::Review => proto::CheckOutcome::Review,
         Outcome::Unavailable => proto::CheckOutcome::Unavailable,
+        Outcome::NotRun => proto::CheckOutcome::NotRun,
     }
 }
 
@@ -169,6 +170,15 @@ pub fn check_result(r: &domain::CheckResult) -> proto::CheckResult {
         stale: r.source.as_ref().is_some_and(|s| s.stale),
         evidence: json_to_struct(&r.evidence),
         finished_time: Some(timestamp(r.finished_at)),
+        passed_over: r
+            .source
+            .iter()
+            .flat_map(|s| &s.passed_over)
+            .map(|p| proto::PassedOver {
+                upstream: p.upstream.as_str().to_owned(),
+                reason: p.reason.clone(),
+            })
+            .collect(),
     }
 }
 
@@ -205,6 +215,11 @@ pub fn report(r: &domain::Report, notices: &NoticeSettings) -> proto::Report {
         adverse_action: d
             .filter(|_| r.final_decision() == Some(domain::Decision::Declined))
             .map(|d| adverse_action(&adverse_action::content(&d.reason_codes, notices))),
+        vendor_cost: d.and_then(|d| d.vendor_cost).map(|c| proto::VendorCost {
+            mode: c.mode.as_str().to_owned(),
+            spent_cents: c.spent_cents,
+            avoided_cents: c.avoided_cents,
+        }),
     }
 }
 

@@ -84,6 +84,11 @@ pub const VIEWS: &[View] = &[
         view: ReportingView::SanctionsAlerts,
         about: "sanctions monitoring alerts on approved applications, newest first",
     },
+    View {
+        name: "vendor_cost",
+        view: ReportingView::VendorCost,
+        about: "vendor cost spent and avoided per day and evaluation mode",
+    },
 ];
 
 /// The names `dossier report` accepts, for messages.

@@ -380,6 +380,55 @@ mod tests {
     }
 
     #[test]
+    fn a_waterfall_to_a_vendor_without_url_or_credentials_is_refused_naming_the_key() {
+        let refused = |file: &str, alt_url: Option<&str>| {
+            let path = std::env::temp_dir()
+                .join(format!("dossier-upstreams-{}.toml", uuid::Uuid::new_v4()));
+            std::fs::write(&path, file).unwrap();
+            let mut a = ServeArgs::loopback("postgres://db.internal/dossier?sslmode=verify-full");
+            for url in [
+                &mut a.upstreams.rails_url,
+                &mut a.upstreams.property_records_url,
+                &mut a.upstreams.valuation_url,
+                &mut a.upstreams.identity_url,
+                &mut a.upstreams.licensing_url,
+                &mut a.upstreams.registry_url,
+            ] {
+                *url = Some("http://127.0.0.1:1".into());
+            }
+            a.upstreams.alt_valuation_url = alt_url.map(str::to_owned);
+            a.upstreams.upstreams_file = Some(path.clone());
+            let e = match a.into_config_with(Vault::ephemeral(), None) {
+                Ok(_) => panic!("accepted: {file}"),
+                Err(e) => format!("{e:#}"),
+            };
+            std::fs::remove_file(path).unwrap();
+            e
+        };
+        let waterfall = "[waterfalls.valuation]\nvendors = [\"valuation\", \"alt_valuation\"]\n";
+        let e = refused(waterfall, None);
+        assert!(
+            e.contains("waterfalls.valuation.vendors names `alt_valuation`, which has no URL"),
+            "{e}"
+        );
+        let e = refused(waterfall, Some("http://127.0.0.1:2"));
+        assert!(
+            e.contains("`alt_valuation`, which has no credentials"),
+            "{e}"
+        );
+        let e = refused(
+            "[waterfalls.valuation]\nvendors = [\"valuation\", \"avm_co\"]\n",
+            None,
+        );
+        assert!(e.contains("unknown vendor `avm_co`"), "{e}");
+        let e = refused(
+            "[waterfalls.identity]\nvendors = [\"identity\", \"alt_identity\", \"identity\"]\n",
+            None,
+        );
+        assert!(e.contains("a cycle"), "{e}");
+    }
+
+    #[test]
     fn a_complete_configuration_takes_the_documented_defaults() {
         let mut a = ServeArgs::loopback("postgres://db.internal/dossier?sslmode=verify-full");
         a.grpc_addr = None;

@@ -57,14 +57,19 @@ impl UpstreamArgs {
     /// upstream left without a URL.
     pub fn settings(&self) -> anyhow::Result<UpstreamSettings> {
         use dossier_upstream::settings::{UpstreamPolicy, parse_file};
-        let mut policies = match &self.upstreams_file {
+        use dossier_upstream::waterfall::Waterfalls;
+        let (mut policies, waterfalls) = match &self.upstreams_file {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| {
                     anyhow::anyhow!("cannot read upstreams file {}: {e}", path.display())
                 })?;
-                parse_file(&text).map_err(|e| {
+                let refused = |e: String| {
                     anyhow::anyhow!("upstreams file {} is refused: {e}", path.display())
-                })?
+                };
+                (
+                    parse_file(&text).map_err(|e| refused(e.to_string()))?,
+                    Waterfalls::parse_file(&text).map_err(refused)?,
+                )
             }
             None => Default::default(),
         };
@@ -146,6 +151,25 @@ impl UpstreamArgs {
         if let Some(token) = self.rails_token.get()? {
             credentials.insert(Upstream::Rails, token.to_owned());
         }
+        // A vendor a waterfall falls back to (or starts from, instead of the kind's own)
+        // is a separate contract: it must be reachable and authenticated.
+        for (vendor, key) in waterfalls.named_vendors() {
+            if Upstream::REQUIRED.contains(&vendor) {
+                continue;
+            }
+            let policy = &policies[&vendor];
+            if policy.base_url.is_none() {
+                anyhow::bail!(
+                    "{key} names `{vendor}`, which has no URL: set [{vendor}] base_url in the upstreams file or DOSSIER_{}_URL",
+                    vendor.as_str().to_uppercase()
+                );
+            }
+            if !credentials.contains_key(&vendor) {
+                anyhow::bail!(
+                    "{key} names `{vendor}`, which has no credentials: set [{vendor}] credential_env in the upstreams file to the variable holding its token"
+                );
+            }
+        }
         if !missing.is_empty() {
             anyhow::bail!(
                 "upstream URLs are not configured: {}. Set them (or base_url in DOSSIER_UPSTREAMS_FILE), or run `dossier dev` to use the built-in simulators",
@@ -155,6 +179,7 @@ impl UpstreamArgs {
         Ok(UpstreamSettings {
             policies,
             credentials,
+            waterfalls,
         })
     }
 }

@@ -21,14 +21,14 @@ use dossier_core::policy::LoadedPolicy;
 use dossier_sanctions::Subject;
 use dossier_store::Store;
 use dossier_store::funding::{FundingCheck, NewFundingCheck};
+use dossier_upstream::CallContext;
 use dossier_upstream::identity::PersonQuery;
 use dossier_upstream::property_records::PropertyQuery;
-use dossier_upstream::{CallContext, Upstream};
 use futures::future::join_all;
 use tracing::Instrument as _;
 use uuid::Uuid;
 
-use super::{EvaluateError, Underwriter, decide, within};
+use super::{EvaluateError, Underwriter, decide};
 
 /// What Rails sends as final: each part, when given, replaces the approved one.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -232,37 +232,14 @@ impl Underwriter {
         let p = self.policy.for_state(&approved.state);
         let query = PropertyQuery::of(&app.property);
         let c = &app.contractor;
-        let property = within(
-            ctx,
-            Upstream::PropertyRecords,
-            self.upstreams.property_records.lookup(&query, ctx),
-        );
-        let license = within(
-            ctx,
-            Upstream::Licensing,
-            self.upstreams
-                .licensing
-                .license(&c.license_state, &c.license_number, ctx),
-        );
-        let business = within(
-            ctx,
-            Upstream::Registry,
-            self.upstreams
-                .registry
-                .business(&c.business_name, &c.license_state, ctx),
-        );
+        // Through the same waterfalls as an evaluation (a funding check is not billed
+        // to a decision: its spending is not counted).
+        let property = self.ask_property_record(&query, ctx);
+        let license = self.ask_license(&c.license_state, &c.license_number, ctx);
+        let business = self.ask_business(&c.business_name, &c.license_state, ctx);
         let bankruptcies = join_all(app.applicants.iter().map(|a| {
             let query = PersonQuery::of(a, &app.property.address);
-            async move {
-                within(ctx, Upstream::Identity, async {
-                    self.upstreams
-                        .identity
-                        .bankruptcies(&query, ctx)
-                        .await
-                        .map(Some)
-                })
-                .await
-            }
+            async move { self.ask_bankruptcies(&query, ctx).await }
         }));
         let (property, license, business, bankruptcies) =
             tokio::join!(property, license, business, bankruptcies);
@@ -271,7 +248,7 @@ impl Underwriter {
             .iter()
             .zip(bankruptcies)
             .map(|(before, bankruptcy)| judge::ApplicantInputs {
-                bankruptcy: dossier_upstream::answer_of(bankruptcy),
+                bankruptcy: bankruptcy.answer,
                 sanctions: self.screen(&before.display_name, Subject::Person, p),
                 ..before.clone()
             })
@@ -281,11 +258,11 @@ impl Underwriter {
             state: approved.state.clone(),
             measures: terms.measures.unwrap_or_else(|| approved.measures.clone()),
             financing: terms.financing.unwrap_or(approved.financing),
-            property_record: dossier_upstream::answer_of(property),
+            property_record: property.answer,
             avm: approved.avm.clone(),
             applicants,
-            license: dossier_upstream::answer_of(license),
-            business: dossier_upstream::answer_of(business),
+            license: license.answer,
+            business: business.answer,
             company_sanctions: self.screen(&c.business_name, Subject::Company, p),
         }
     }

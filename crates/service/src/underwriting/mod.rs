@@ -4,16 +4,16 @@
 //! the store.
 
 pub mod funding;
+mod gather;
 pub mod monitoring;
 pub mod rails_conversion;
+mod waterfall;
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::Utc;
-use futures::future::join_all;
 use serde_json::json;
-use tracing::Instrument as _;
 use uuid::Uuid;
 
 use dossier_core::domain::{Application, CheckKind, CheckResult, DecisionRecord, Report};
@@ -23,8 +23,6 @@ use dossier_core::reason::ReasonCode;
 use dossier_sanctions::Subject;
 use dossier_store::reports::FinishedRun;
 use dossier_store::{Store, StoreError};
-use dossier_upstream::identity::PersonQuery;
-use dossier_upstream::property_records::PropertyQuery;
 use dossier_upstream::{CallContext, Upstream, UpstreamError, Upstreams};
 
 #[derive(Debug, thiserror::Error)]
@@ -213,7 +211,11 @@ impl Underwriter {
             .store
             .start_run(application_id, reason.as_str())
             .await?;
-        let (results, inputs) = self
+        let gather::Gathered {
+            results,
+            inputs,
+            cost,
+        } = self
             .run_checks(run_id, application_id, &application, &ctx)
             .await?;
         let complete = !results.iter().any(|r| {
@@ -221,7 +223,10 @@ impl Underwriter {
                 .iter()
                 .any(|c| *c == ReasonCode::DeadlineExceeded)
         });
-        let decision = decide(&self.policy, &inputs, &results);
+        let decision = DecisionRecord {
+            vendor_cost: Some(cost),
+            ..decide(&self.policy, &inputs, &results)
+        };
         let inputs = serde_json::to_value(&inputs).expect("run inputs serialise");
         let trace_parent = dossier_upstream::trace_context::current_traceparent();
         let recorded = self
@@ -239,6 +244,11 @@ impl Underwriter {
         if recorded {
             metrics::counter!("dossier_decisions_total", "decision" => decision.decision.as_str())
                 .increment(1);
+            for (spending, cents) in [("spent", cost.spent_cents), ("avoided", cost.avoided_cents)]
+            {
+                metrics::counter!("dossier_vendor_cost_cents_total", "mode" => cost.mode.as_str(), "spending" => spending)
+                    .increment(cents.max(0).unsigned_abs());
+            }
             // What was just stored, without reading it all back: only the parts this
             // run does not hold (one round trip instead of seven).
             if let Some(header) = self.store.report_header(application_id).await? {
@@ -263,177 +273,6 @@ impl Underwriter {
             .ok_or(EvaluateError::NotFound(application_id))
     }
 
-    /// Gathers every upstream answer concurrently (each group judged and recorded as
-    /// soon as its answers are in, so WatchReport streams them), and returns the results
-    /// with the inputs they were computed from.
-    async fn run_checks(
-        &self,
-        run_id: Uuid,
-        application_id: Uuid,
-        app: &Application,
-        ctx: &CallContext,
-    ) -> Result<(Vec<CheckResult>, judge::RunInputs), StoreError> {
-        let today = Utc::now().date_naive();
-        let state = app.property.address.state.clone();
-        let p = self.policy.for_state(&state);
-        let record = |results: Vec<CheckResult>| async move {
-            self.store
-                .record_checks(run_id, application_id, &results)
-                .await?;
-            Ok::<_, StoreError>(results)
-        };
-        let names: Vec<(String, String)> = app
-            .applicants
-            .iter()
-            .map(|a| (a.first_name.clone(), a.last_name.clone()))
-            .collect();
-
-        let property = async {
-            let query = PropertyQuery::of(&app.property);
-            let (rec, avm) = tokio::join!(
-                within(
-                    ctx,
-                    Upstream::PropertyRecords,
-                    self.upstreams.property_records.lookup(&query, ctx)
-                ),
-                within(
-                    ctx,
-                    Upstream::Valuation,
-                    self.upstreams.valuation.estimate(&query, ctx)
-                ),
-            );
-            let (rec, avm) = (
-                dossier_upstream::answer_of(rec),
-                dossier_upstream::answer_of(avm),
-            );
-            let results = record(judge::property_checks(
-                &names,
-                &state,
-                &app.financing,
-                &rec,
-                &avm,
-                p,
-                today,
-            ))
-            .await?;
-            Ok::<_, StoreError>((results, rec, avm))
-        }
-        .instrument(group_span("property"));
-        let contractor = async {
-            let c = &app.contractor;
-            let (license, business) = tokio::join!(
-                within(
-                    ctx,
-                    Upstream::Licensing,
-                    self.upstreams
-                        .licensing
-                        .license(&c.license_state, &c.license_number, ctx)
-                ),
-                within(
-                    ctx,
-                    Upstream::Registry,
-                    self.upstreams
-                        .registry
-                        .business(&c.business_name, &c.license_state, ctx)
-                ),
-            );
-            let (license, business) = (
-                dossier_upstream::answer_of(license),
-                dossier_upstream::answer_of(business),
-            );
-            let screened = self.screen(&c.business_name, Subject::Company, p);
-            let results = record(judge::contractor_checks(
-                &app.measures,
-                &license,
-                &business,
-                &screened,
-                p,
-                today,
-            ))
-            .await?;
-            Ok::<_, StoreError>((results, license, business, screened))
-        }
-        .instrument(group_span("contractor"));
-        let term = record(vec![judge::term_check(&app.measures, &app.financing, p)])
-            .instrument(group_span("term"));
-        let applicants = join_all(app.applicants.iter().enumerate().map(|(i, a)| {
-            let record = &record;
-            async move {
-                let query = PersonQuery::of(a, &app.property.address);
-                let (identity, bankruptcy, income) = tokio::join!(
-                    within(ctx, Upstream::Identity, async {
-                        self.upstreams.identity.verify(&query, ctx).await.map(Some)
-                    }),
-                    within(ctx, Upstream::Identity, async {
-                        self.upstreams
-                            .identity
-                            .bankruptcies(&query, ctx)
-                            .await
-                            .map(Some)
-                    }),
-                    within(ctx, Upstream::Identity, async {
-                        self.upstreams.identity.income(&query, ctx).await.map(Some)
-                    }),
-                );
-                let inputs = judge::ApplicantInputs {
-                    first_name: a.first_name.clone(),
-                    last_name: a.last_name.clone(),
-                    display_name: a.display_name(),
-                    identity: dossier_upstream::answer_of(identity),
-                    bankruptcy: dossier_upstream::answer_of(bankruptcy),
-                    income: dossier_upstream::answer_of(income),
-                    sanctions: self.screen(&a.display_name(), Subject::Person, p),
-                };
-                let results = record(judge::applicant_checks(i, &inputs, p)).await?;
-                Ok::<_, StoreError>((results, inputs))
-            }
-            .instrument(tracing::info_span!(
-                "checks",
-                otel.name = %format_args!("checks applicant {i}"),
-                group = "applicant",
-                applicant = i,
-            ))
-        }));
-        let (property, contractor, term, applicants) =
-            tokio::join!(property, contractor, term, applicants);
-        let (mut all, property_record, avm) = property?;
-        let (contractor_results, license, business, company_sanctions) = contractor?;
-        all.extend(contractor_results);
-        all.extend(term?);
-        let mut applicant_inputs = Vec::new();
-        for a in applicants {
-            let (results, inputs) = a?;
-            all.extend(results);
-            applicant_inputs.push(inputs);
-        }
-        // These need answers from more than one group: the whole household's income and
-        // the property's obligations and payment record.
-        let mut late = vec![judge::ability_to_pay_check(
-            &applicant_inputs,
-            &property_record,
-            &app.financing,
-            p,
-        )];
-        for (i, a) in applicant_inputs.iter().enumerate() {
-            late.push(judge::bankruptcy_check(i, a, &property_record, p, today));
-        }
-        all.extend(record(late).instrument(group_span("household")).await?);
-        all.sort_by(|a, b| (a.kind, &a.subject).cmp(&(b.kind, &b.subject)));
-        let inputs = judge::RunInputs {
-            as_of: today,
-            state,
-            measures: app.measures.clone(),
-            financing: app.financing,
-            property_record,
-            avm,
-            applicants: applicant_inputs,
-            license,
-            business,
-            company_sanctions,
-        };
-        Ok((all, inputs))
-    }
-
     /// Screens a name on the local SDN list (no network, no deadline to mind).
     fn screen(
         &self,
@@ -455,12 +294,6 @@ impl Underwriter {
 }
 
 /// Awaits an upstream call, giving up at the caller's deadline.
-/// The span of one group of checks answered together (their upstream questions are
-/// its children).
-fn group_span(group: &'static str) -> tracing::Span {
-    tracing::info_span!("checks", otel.name = %format_args!("checks {group}"), group)
-}
-
 async fn within<T>(
     ctx: &CallContext,
     upstream: Upstream,
@@ -501,6 +334,7 @@ pub fn decide(
         policy_hash: policy.hash.clone(),
         figures,
         decided_at: Utc::now(),
+        vendor_cost: None,
     }
 }
 

@@ -1,6 +1,7 @@
-//! Simulated identity verification and bankruptcy search:
-//! `POST /v1/identity/verify` and `POST /v1/bankruptcies/search`, both with a JSON
-//! [`PersonQuery`] body. Triggers are the SSN's last four digits.
+//! Simulated identity verification, bankruptcy search and income verification:
+//! `POST /v1/identity/verify`, `POST /v1/bankruptcies/search` and
+//! `POST /v1/income/verify`, all with a JSON [`PersonQuery`] body. Triggers are the SSN's
+//! last four digits.
 
 use std::sync::Arc;
 
@@ -8,24 +9,59 @@ use axum::extract::rejection::JsonRejection;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
+use serde::Serialize;
 
 use super::SimState;
 use super::seed::{self, Dice};
-use dossier_upstream::identity::{BankruptcyFiling, BankruptcySearch, IdentityResult, PersonQuery};
+use dossier_upstream::identity::{
+    BankruptcyFiling, BankruptcySearch, IdentityResult, IncomeVerification, PersonQuery,
+};
 
-/// SSN last-four digits that trigger a scenario; generated people never use them.
-pub(crate) const TRIGGER_LAST_FOURS: [&str; 6] = ["1111", "2222", "3333", "4444", "5555", "6666"];
+/// SSN last-four digits that trigger a scenario at either identity vendor; generated
+/// people never use them.
+pub(crate) const TRIGGER_LAST_FOURS: [&str; 7] =
+    ["1111", "2222", "3333", "4444", "5555", "6666", "7777"];
 
 pub(crate) fn routes() -> Router<Arc<SimState>> {
-    Router::new()
-        .route("/v1/identity/verify", post(post_verify))
-        .route("/v1/bankruptcies/search", post(post_bankruptcies))
-        .route("/v1/income/verify", post(post_income))
+    routes_answering(&PRIMARY_ANSWERS)
 }
 
-async fn post_income(body: Result<Json<PersonQuery>, JsonRejection>) -> Response {
+/// The pure functions one identity vendor's simulator answers with: both identity
+/// vendors speak this wire format.
+pub(crate) struct Answers {
+    pub(crate) verify: fn(&PersonQuery) -> IdentityResult,
+    pub(crate) bankruptcies: fn(&PersonQuery) -> BankruptcySearch,
+    pub(crate) income: fn(&PersonQuery) -> IncomeVerification,
+}
+
+const PRIMARY_ANSWERS: Answers = Answers {
+    verify,
+    bankruptcies,
+    income,
+};
+
+pub(crate) fn routes_answering(answers: &'static Answers) -> Router<Arc<SimState>> {
+    Router::new()
+        .route(
+            "/v1/identity/verify",
+            post(move |body| answer(answers.verify, body)),
+        )
+        .route(
+            "/v1/bankruptcies/search",
+            post(move |body| answer(answers.bankruptcies, body)),
+        )
+        .route(
+            "/v1/income/verify",
+            post(move |body| answer(answers.income, body)),
+        )
+}
+
+async fn answer<T: Serialize>(
+    respond: fn(&PersonQuery) -> T,
+    body: Result<Json<PersonQuery>, JsonRejection>,
+) -> Response {
     match body {
-        Ok(Json(q)) => Json(income(&q)).into_response(),
+        Ok(Json(q)) => Json(respond(&q)).into_response(),
         Err(rejection) => super::bad_request(rejection.body_text()),
     }
 }
@@ -33,32 +69,18 @@ async fn post_income(body: Result<Json<PersonQuery>, JsonRejection>) -> Response
 /// What the income verification endpoint answers for `q`: $90,000–$220,000 a year and
 /// $300–$1,500 a month of debt payments, from the person; SSN ending 6666: $22,000 a year
 /// with $1,500 a month of debts (fails ability to pay).
-pub fn income(q: &PersonQuery) -> dossier_upstream::identity::IncomeVerification {
+pub fn income(q: &PersonQuery) -> IncomeVerification {
     if last_four(q) == "6666" {
-        return dossier_upstream::identity::IncomeVerification {
+        return IncomeVerification {
             verified_annual_income_cents: 2_200_000,
             monthly_debt_payments_cents: 150_000,
         };
     }
     let ssn = ssn_digits(q);
     let mut d = Dice::new("income", &[&q.first_name, &q.last_name, &ssn]);
-    dossier_upstream::identity::IncomeVerification {
+    IncomeVerification {
         verified_annual_income_cents: d.range(90, 220) * 100_000,
         monthly_debt_payments_cents: d.range(3, 15) * 10_000,
-    }
-}
-
-async fn post_verify(body: Result<Json<PersonQuery>, JsonRejection>) -> Response {
-    match body {
-        Ok(Json(q)) => Json(verify(&q)).into_response(),
-        Err(rejection) => super::bad_request(rejection.body_text()),
-    }
-}
-
-async fn post_bankruptcies(body: Result<Json<PersonQuery>, JsonRejection>) -> Response {
-    match body {
-        Ok(Json(q)) => Json(bankruptcies(&q)).into_response(),
-        Err(rejection) => super::bad_request(rejection.body_text()),
     }
 }
 
@@ -71,8 +93,34 @@ fn last_four(q: &PersonQuery) -> String {
     chars[chars.len().saturating_sub(4)..].iter().collect()
 }
 
+/// What sets one identity vendor's verification apart from another's, for the same
+/// people.
+pub(crate) struct IdentityVendor {
+    /// Keeps this vendor's scores independent of the other vendor's.
+    pub(crate) dice_domain: &'static str,
+    /// Score of an ordinary person, inclusive.
+    pub(crate) scores: (i64, i64),
+    /// The SSN last four for which this vendor's file mixes the person up with others
+    /// (score 45, `SSN_MULTIPLE_IDENTITIES`): its own data quality, not a fact about
+    /// the person, so the other vendor verifies them.
+    pub(crate) mixed_file_last_four: &'static str,
+}
+
+/// The primary identity vendor (`Upstream::Identity`).
+pub(crate) const PRIMARY: IdentityVendor = IdentityVendor {
+    dice_domain: "identity",
+    scores: (90, 99),
+    mixed_file_last_four: "1111",
+};
+
 /// What the identity simulator answers for `q`.
 pub fn verify(q: &PersonQuery) -> IdentityResult {
+    verify_by(&PRIMARY, q)
+}
+
+/// What `vendor` answers for `q`. An invalid SSN and a deceased person (SSN ending
+/// 5555) are facts every vendor reports alike.
+pub(crate) fn verify_by(vendor: &IdentityVendor, q: &PersonQuery) -> IdentityResult {
     let ssn = ssn_digits(q);
     if ssn.len() != 9 || !ssn.bytes().all(|b| b.is_ascii_digit()) {
         return IdentityResult {
@@ -81,7 +129,7 @@ pub fn verify(q: &PersonQuery) -> IdentityResult {
         };
     }
     match last_four(q).as_str() {
-        "1111" => IdentityResult {
+        last_four if last_four == vendor.mixed_file_last_four => IdentityResult {
             score: 45,
             flags: vec!["SSN_MULTIPLE_IDENTITIES".to_string()],
         },
@@ -91,16 +139,21 @@ pub fn verify(q: &PersonQuery) -> IdentityResult {
         },
         _ => {
             let dob = q.date_of_birth.to_string();
-            let mut d = Dice::new("identity", &[&q.first_name, &q.last_name, &ssn, &dob]);
+            let mut d = Dice::new(
+                vendor.dice_domain,
+                &[&q.first_name, &q.last_name, &ssn, &dob],
+            );
+            let (lo, hi) = vendor.scores;
             IdentityResult {
-                score: d.range(90, 99) as u32,
+                score: d.range(lo, hi) as u32,
                 flags: vec![],
             }
         }
     }
 }
 
-/// What the bankruptcy search simulator answers for `q`.
+/// What the bankruptcy search simulator answers for `q`. Filings are court records, so
+/// every identity vendor finds the same ones.
 pub fn bankruptcies(q: &PersonQuery) -> BankruptcySearch {
     let filings = match last_four(q).as_str() {
         "2222" => vec![BankruptcyFiling {
@@ -127,7 +180,7 @@ pub fn bankruptcies(q: &PersonQuery) -> BankruptcySearch {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use chrono::NaiveDate;
 

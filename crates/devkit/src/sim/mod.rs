@@ -14,9 +14,11 @@
 //! ```
 //!
 //! Each upstream's data is a pure function (`property_records::record_for`,
-//! `valuation::estimate_for`, …) that the HTTP handler calls, so tests can learn what a
-//! simulator will answer without HTTP. See `docs/simulators.md` for the triggers.
+//! `valuation::estimate_for`, `alt_valuation::estimate_for`, …) that the HTTP handler
+//! calls, so tests can learn what a simulator will answer without HTTP. See `docs/simulators.md` for the triggers.
 
+pub mod alt_identity;
+pub mod alt_valuation;
 pub mod faults;
 pub mod identity;
 pub mod licensing;
@@ -87,7 +89,7 @@ pub struct SimulatorSettings {
 ///
 /// Deserialises from (and [`SimConfig::from_toml_file`] reads) a document with an optional
 /// top-level `bind` address and one optional table per upstream, named as
-/// [`Upstream::name`], holding `port`, the [`Behaviour`] fields, and for `[rails]` also
+/// [`Upstream::as_str`], holding `port`, the [`Behaviour`] fields, and for `[rails]` also
 /// `token`. See `docs/simulators.md`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SimConfig {
@@ -440,8 +442,8 @@ fn router(state: Arc<SimState>) -> Router {
         Upstream::Identity => identity::routes(),
         Upstream::Licensing => licensing::routes(),
         Upstream::Registry => registry::routes(),
-        Upstream::AltValuation => valuation::routes(),
-        Upstream::AltIdentity => identity::routes(),
+        Upstream::AltValuation => alt_valuation::routes(),
+        Upstream::AltIdentity => alt_identity::routes(),
         Upstream::Sanctions => unreachable!("{}", NO_SANCTIONS_SIMULATOR),
     };
     routes

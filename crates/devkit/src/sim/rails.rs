@@ -471,7 +471,7 @@ fn term_within_useful_life(measures: &[RailsMeasure]) -> i32 {
 
 fn applicant(d: &mut Dice, first: &str, middle: &str, last: &str) -> RailsApplicant {
     // A valid-looking SSN: area 001–665 or 667–899, group 01–99, serial 0001–9999, and
-    // never one of the identity simulator's trigger last-fours.
+    // never one of the identity vendors' trigger last-fours.
     let area = loop {
         let area = d.range(1, 899);
         if area != 666 {
@@ -510,7 +510,7 @@ fn applicant(d: &mut Dice, first: &str, middle: &str, last: &str) -> RailsApplic
 mod tests {
     use super::*;
     use crate::sim::seed::has_word;
-    use crate::sim::{identity, registry, valuation};
+    use crate::sim::{alt_identity, alt_valuation, identity, registry, valuation};
     use dossier_upstream::identity::PersonQuery;
 
     const TRIGGER_WORDS: &[&str] = &[
@@ -529,6 +529,8 @@ mod tests {
         "MANSION",
         "LOWCONF",
         "NOAVM",
+        "ALTLOWCONF",
+        "NOALTAVM",
     ];
 
     #[test]
@@ -563,6 +565,9 @@ mod tests {
             assert_eq!(record.apn, p.apn);
             assert!(!record.tax.delinquent);
             assert!(valuation::estimate_for(&p.line1, &p.city, &p.state, &p.postal_code).is_some());
+            assert!(
+                alt_valuation::estimate_for(&p.line1, &p.city, &p.state, &p.postal_code).is_some()
+            );
 
             // Applicants are the owners of record.
             assert_eq!(app.applicants.len(), record.owners.len());
@@ -597,6 +602,7 @@ mod tests {
                 };
                 assert!(identity::verify(&person).flags.is_empty());
                 assert!(identity::bankruptcies(&person).filings.is_empty());
+                assert!(alt_identity::verify(&person).flags.is_empty());
             }
 
             let c = &app.contractor;

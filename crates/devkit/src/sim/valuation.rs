@@ -19,10 +19,24 @@ use dossier_upstream::property_records::PropertyQuery;
 use dossier_upstream::valuation::AvmEstimate;
 
 pub(crate) fn routes() -> Router<Arc<SimState>> {
-    Router::new().route("/v1/avm", get(get_avm))
+    routes_answering(estimate_for)
 }
 
-async fn get_avm(query: Result<Query<PropertyQuery>, QueryRejection>) -> Response {
+/// What one AVM vendor's simulator answers for an address; `None` means 404.
+pub(crate) type Estimator = fn(&str, &str, &str, &str) -> Option<AvmEstimate>;
+
+/// `GET /v1/avm` answered by `estimate`: both AVM vendors speak this wire format.
+pub(crate) fn routes_answering(estimate: Estimator) -> Router<Arc<SimState>> {
+    Router::new().route(
+        "/v1/avm",
+        get(move |query: Result<Query<PropertyQuery>, QueryRejection>| get_avm(estimate, query)),
+    )
+}
+
+async fn get_avm(
+    estimate: Estimator,
+    query: Result<Query<PropertyQuery>, QueryRejection>,
+) -> Response {
     let Query(q) = match query {
         Ok(q) => q,
         Err(rejection) => return super::bad_request(rejection.body_text()),
@@ -30,11 +44,31 @@ async fn get_avm(query: Result<Query<PropertyQuery>, QueryRejection>) -> Respons
     if q.line1.trim().is_empty() {
         return super::bad_request("line1 must not be empty");
     }
-    match estimate_for(&q.line1, &q.city, &q.state, &q.postal_code) {
+    match estimate(&q.line1, &q.city, &q.state, &q.postal_code) {
         Some(estimate) => Json(estimate).into_response(),
         None => super::json_error(StatusCode::NOT_FOUND, "no_valuation"),
     }
 }
+
+/// What sets one AVM vendor's answers apart from another's, for the same addresses.
+pub(crate) struct AvmVendor {
+    /// Keeps this vendor's numbers independent of the other vendor's.
+    pub(crate) dice_domain: &'static str,
+    /// Confidence of an ordinary estimate, inclusive.
+    pub(crate) confidence: (i64, i64),
+    /// The `line1` word for which this vendor has no estimate (404).
+    pub(crate) no_valuation_word: &'static str,
+    /// The `line1` word for which this vendor is only 40 % confident.
+    pub(crate) low_confidence_word: &'static str,
+}
+
+/// The primary AVM vendor (`Upstream::Valuation`).
+pub(crate) const PRIMARY: AvmVendor = AvmVendor {
+    dice_domain: "valuation",
+    confidence: (80, 97),
+    no_valuation_word: "NOAVM",
+    low_confidence_word: "LOWCONF",
+};
 
 /// What the valuation simulator answers for an address; `None` means 404.
 pub fn estimate_for(
@@ -43,8 +77,21 @@ pub fn estimate_for(
     state: &str,
     postal_code: &str,
 ) -> Option<AvmEstimate> {
+    estimate_by(&PRIMARY, line1, city, state, postal_code)
+}
+
+/// What `vendor` estimates for an address; `None` means 404. Every vendor values the
+/// same market value (from the property records simulator), so their estimates agree
+/// within a few percent, and none knows an address the county does not.
+pub(crate) fn estimate_by(
+    vendor: &AvmVendor,
+    line1: &str,
+    city: &str,
+    state: &str,
+    postal_code: &str,
+) -> Option<AvmEstimate> {
     let norm_line1 = normalise(line1);
-    if has_word(&norm_line1, "NOAVM") {
+    if has_word(&norm_line1, vendor.no_valuation_word) {
         return None;
     }
     let record = record_for(&PropertyQuery {
@@ -55,14 +102,15 @@ pub fn estimate_for(
         apn: String::new(),
     })?;
 
-    let mut d = Dice::new("valuation", &[line1, city, state, postal_code]);
+    let mut d = Dice::new(vendor.dice_domain, &[line1, city, state, postal_code]);
     let market = market_value_cents(&record);
     // Within ±8 % of the market value, rounded to whole thousands of dollars.
     let value_cents = market * d.range(92, 108) / 100 / 100_000 * 100_000;
-    let confidence = if has_word(&norm_line1, "LOWCONF") {
+    let confidence = if has_word(&norm_line1, vendor.low_confidence_word) {
         40
     } else {
-        d.range(80, 97) as u32
+        let (lo, hi) = vendor.confidence;
+        d.range(lo, hi) as u32
     };
     // The band widens as confidence falls: ±(100 − confidence) / 2 %.
     let half_band = value_cents * (100 - confidence as i64) / 200 / 100 * 100;

@@ -21,6 +21,13 @@ fn config_from_toml() {
         quota_per_second = 5
         fault = "stalled_body"
         fault_rate = 0.5
+
+        [alt_valuation]
+        port = 4007
+        fault = "html_error"
+
+        [alt_identity]
+        error_rate = 0.2
         "#,
     )
     .unwrap();
@@ -38,10 +45,20 @@ fn config_from_toml() {
         }
     );
     assert_eq!(config.identity, SimulatorSettings::default());
+    // The second vendors have settings of their own, not their primary's.
+    assert_eq!(config.settings(Upstream::AltValuation).port, Some(4007));
+    assert_eq!(config.alt_valuation.behaviour.fault, Fault::HtmlError);
+    assert_eq!(config.alt_valuation.behaviour.latency_ms, 0);
+    assert_eq!(
+        config.settings(Upstream::AltIdentity).behaviour.error_rate,
+        0.2
+    );
 
     assert_eq!(SimConfig::from_toml_str("").unwrap(), SimConfig::default());
     assert!(SimConfig::from_toml_str("[valuation]\nlatncy_ms = 5").is_err());
     assert!(SimConfig::from_toml_str("[valuation]\ntoken = \"x\"").is_err());
+    assert!(SimConfig::from_toml_str("[alt_identity]\ntoken = \"x\"").is_err());
+    assert!(SimConfig::from_toml_str("[alt_valuation]\nlatncy_ms = 5").is_err());
     assert!(SimConfig::from_toml_str("[valuation]\nerror_rate = 3.0").is_err());
     assert!(SimConfig::from_toml_str("[sanctions]\nport = 1").is_err());
 }

@@ -3,6 +3,7 @@
 //! One file per concern; the helpers here are shared by all of them, and `use super::*`
 //! in each file brings them and the simulator module's items.
 
+mod alt_vendors;
 mod behaviour;
 mod config;
 mod control;
@@ -70,8 +71,13 @@ fn property_url(sims: &Simulators, line1: &str) -> reqwest::Url {
 }
 
 fn avm_url(sims: &Simulators, line1: &str) -> reqwest::Url {
+    avm_url_at(sims, Upstream::Valuation, line1)
+}
+
+/// `GET /v1/avm` of either AVM vendor (they share the wire format).
+fn avm_url_at(sims: &Simulators, vendor: Upstream, line1: &str) -> reqwest::Url {
     reqwest::Url::parse_with_params(
-        &format!("{}/v1/avm", sims.base_url(Upstream::Valuation)),
+        &format!("{}/v1/avm", sims.base_url(vendor)),
         [
             ("line1", line1),
             ("city", "Fresno"),
@@ -87,6 +93,24 @@ fn licence_url(sims: &Simulators, number: &str) -> String {
         "{}/v1/licenses/CA/{number}",
         sims.base_url(Upstream::Licensing)
     )
+}
+
+/// POST a person to one of an identity vendor's endpoints (`"/v1/identity/verify"`, …).
+async fn post_person(
+    client: &Client,
+    sims: &Simulators,
+    vendor: Upstream,
+    path: &str,
+    ssn: &str,
+) -> (StatusCode, Value) {
+    let response = client
+        .post(format!("{}{path}", sims.base_url(vendor)))
+        .json(&person(ssn))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap())
 }
 
 async fn get_json(client: &Client, url: impl reqwest::IntoUrl) -> (StatusCode, Value) {

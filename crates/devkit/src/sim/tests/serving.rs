@@ -19,7 +19,7 @@ async fn base_urls_are_loopback_on_distinct_ports() {
         assert_eq!(url, sims.base_url(upstream));
         assert!(ports.insert(sims.addr(upstream).port()));
     }
-    assert_eq!(ports.len(), 6);
+    assert_eq!(ports.len(), Upstream::HTTP.len());
     sims.shutdown().await;
 }
 
@@ -56,17 +56,28 @@ async fn same_request_same_body_and_handlers_agree_with_pure_functions() {
         valuation::estimate_for("12 Maple Ave", "Fresno", "CA", "93721")
     );
 
-    let verify_url = format!("{}/v1/identity/verify", sims.base_url(Upstream::Identity));
-    let a: IdentityResult = client
-        .post(&verify_url)
-        .json(&person("523481234"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(a, identity::verify(&person("523481234")));
+    let (_, avm) = get_json(
+        &client,
+        avm_url_at(&sims, Upstream::AltValuation, "12 Maple Ave"),
+    )
+    .await;
+    let avm: AvmEstimate = serde_json::from_value(avm).unwrap();
+    assert_eq!(
+        Some(avm),
+        alt_valuation::estimate_for("12 Maple Ave", "Fresno", "CA", "93721")
+    );
+
+    for (vendor, verify) in [
+        (
+            Upstream::Identity,
+            identity::verify as fn(&PersonQuery) -> IdentityResult,
+        ),
+        (Upstream::AltIdentity, alt_identity::verify),
+    ] {
+        let (_, a) = post_person(&client, &sims, vendor, "/v1/identity/verify", "523481234").await;
+        let a: IdentityResult = serde_json::from_value(a).unwrap();
+        assert_eq!(a, verify(&person("523481234")), "{vendor}");
+    }
 
     let (_, licence) = get_json(&client, licence_url(&sims, "654321")).await;
     let licence: LicenseRecord = serde_json::from_value(licence).unwrap();

@@ -182,6 +182,17 @@ mod tests {
     }
 
     #[test]
+    fn the_example_upstreams_file_parses() {
+        let text = include_str!("../../../examples/upstreams.toml");
+        crate::settings::parse_file(text).unwrap();
+        let w = Waterfalls::parse_file(text).unwrap();
+        assert_eq!(
+            w.of(DataKind::Valuation).vendors,
+            vec![Upstream::Valuation, Upstream::AltValuation]
+        );
+    }
+
+    #[test]
     fn bad_waterfalls_are_refused_naming_the_key() {
         for (file, expected) in [
             (

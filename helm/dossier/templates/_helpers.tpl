@@ -206,14 +206,17 @@ seccompProfile:
 
 {{/*
 Upstreams named in the upstreams file that lack `fleet_limit = true`: their rate is
-per pod. The file's tables are split on the six upstream headers.
+per pod. The file's tables are split on the upstream headers (and [waterfalls]). A
+second vendor counts only when the file has its table (it is asked only when a
+waterfall names it, which needs that table's credential_env).
 */}}
 {{- define "dossier.perPodUpstreams" -}}
 {{- $file := .Values.config.upstreams -}}
 {{- $per := list -}}
-{{- range $u := list "rails" "property_records" "valuation" "identity" "licensing" "registry" -}}
-{{- $section := regexFind (printf "(?ms)^\\[%s\\][ \\t]*(#[^\\n]*)?$.*?(^\\[(rails|property_records|valuation|identity|licensing|registry)\\][ \\t]*(#[^\\n]*)?$|\\z)" $u) $file -}}
-{{- if not (regexMatch "(?m)^[ \\t]*fleet_limit[ \\t]*=[ \\t]*true\\b" $section) -}}
+{{- range $u := list "rails" "property_records" "valuation" "identity" "licensing" "registry" "alt_valuation" "alt_identity" -}}
+{{- $section := regexFind (printf "(?ms)^\\[%s\\][ \\t]*(#[^\\n]*)?$.*?(^\\[(rails|property_records|valuation|identity|licensing|registry|alt_valuation|alt_identity|waterfalls[.a-z_]*)\\][ \\t]*(#[^\\n]*)?$|\\z)" $u) $file -}}
+{{- $optional := has $u (list "alt_valuation" "alt_identity") -}}
+{{- if and (or (not $optional) $section) (not (regexMatch "(?m)^[ \\t]*fleet_limit[ \\t]*=[ \\t]*true\\b" $section)) -}}
 {{- $per = append $per $u -}}
 {{- end -}}
 {{- end -}}

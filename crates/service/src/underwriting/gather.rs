@@ -5,6 +5,7 @@
 //! is counted as avoided.
 
 use chrono::Utc;
+use futures::FutureExt as _;
 use futures::StreamExt as _;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
@@ -186,6 +187,12 @@ impl Underwriter {
                 while let Some((reply, spent)) = asking.next().await {
                     cost.spent_cents += spent;
                     reply.apply(&mut inputs);
+                    // Answers that arrived together (cache hits, fast vendors) are
+                    // recorded together: one round trip instead of one each.
+                    while let Some(Some((reply, spent))) = asking.next().now_or_never() {
+                        cost.spent_cents += spent;
+                        reply.apply(&mut inputs);
+                    }
                     self.record_ready(run_id, application_id, &inputs, &mut recorded)
                         .await?;
                 }

@@ -4,8 +4,10 @@
 
 -- A named constraint, so a later release can change it without guessing the name.
 ALTER TABLE check_results DROP CONSTRAINT check_results_outcome_check;
+-- NOT VALID here, validated by the next migration in its own transaction: the scan
+-- of existing rows then holds no lock that blocks writes.
 ALTER TABLE check_results ADD CONSTRAINT check_results_outcome_check
-    CHECK (outcome IN ('pass', 'fail', 'review', 'unavailable', 'not_run'));
+    CHECK (outcome IN ('pass', 'fail', 'review', 'unavailable', 'not_run')) NOT VALID;
 
 -- [{"upstream": "valuation", "reason": "low_confidence"}, ...]; NULL when the first
 -- vendor answered.

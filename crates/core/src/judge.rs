@@ -138,7 +138,7 @@ pub fn not_run(kind: CheckKind, subject: &str, declined_by: &[String]) -> CheckR
             outcome: crate::domain::Outcome::NotRun,
             reason_codes: Vec::new(),
             message: format!(
-                "Not run: the application was already declined ({}) before this check's paid data was needed.",
+                "Not run: the application was already declined ({}) before all the data this check needs was asked for.",
                 declined_by.join(", ")
             ),
             evidence: json!({ "declined_by": declined_by }),

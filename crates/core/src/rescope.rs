@@ -35,6 +35,11 @@ pub fn amount_that_would_pass(
     results: &[CheckResult],
     p: &Policy,
 ) -> Option<i64> {
+    // A frugal run that stopped early has not asked for everything the amount depends
+    // on (income, debts): the amount that would pass cannot be known.
+    if results.iter().any(|r| r.outcome == Outcome::NotRun) {
+        return None;
+    }
     let failing: Vec<&CheckResult> = results
         .iter()
         .filter(|r| r.outcome == Outcome::Fail)
@@ -137,6 +142,22 @@ mod tests {
             .filter(|r| r.outcome == Outcome::Fail)
             .flat_map(|r| r.reason_codes)
             .collect()
+    }
+
+    /// A frugal run that stopped before asking for income cannot know the amount.
+    #[test]
+    fn a_run_with_checks_not_run_names_no_amount() {
+        let policy = LoadedPolicy::default_policy();
+        let p = &policy.policy;
+        let i = inputs(10_000_000, 10_000_000, 0, 50_000_000, 0);
+        let mut r = results(&i, p);
+        assert!(amount_that_would_pass(&i, &r, p).is_some());
+        r.push(judge::not_run(
+            CheckKind::Identity,
+            "applicant 1",
+            &["ASSESSMENT_LIMIT_EXCEEDED".to_owned()],
+        ));
+        assert_eq!(amount_that_would_pass(&i, &r, p), None);
     }
 
     /// At each edge the answer is exact: the amount passes every amount-dependent check

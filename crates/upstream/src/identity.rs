@@ -156,15 +156,19 @@ impl IdentityClient {
         }
     }
 
+    /// A 404 from an identity vendor means a wrong URL, not an answer: an error naming
+    /// the vendor whose URL to check (the primary or the second vendor).
     fn required<T>(
+        &self,
         found: Option<super::http::Fetched<T>>,
         what: &str,
     ) -> Result<super::http::Fetched<T>, super::error::UpstreamError> {
+        let upstream = self.layered.name;
         found.ok_or_else(|| super::error::UpstreamError::Status {
-            upstream: Upstream::Identity,
+            upstream,
             status: 404,
             retry_after: None,
-            snippet: format!("{what} endpoint not found; check the identity base URL"),
+            snippet: format!("{what} endpoint not found; check the {upstream} base URL"),
         })
     }
 
@@ -179,7 +183,7 @@ impl IdentityClient {
             "POST /v1/identity/verify",
             query,
         );
-        Self::required(
+        self.required(
             self.layered.ask::<IdentityResult>(q, ctx).await?,
             "identity verification",
         )
@@ -198,7 +202,7 @@ impl IdentityClient {
             "POST /v1/income/verify",
             query,
         );
-        Self::required(
+        self.required(
             self.layered.ask::<IncomeVerification>(q, ctx).await?,
             "income verification",
         )
@@ -216,7 +220,7 @@ impl IdentityClient {
             "POST /v1/bankruptcies/search",
             query,
         );
-        Self::required(
+        self.required(
             self.layered.ask::<BankruptcySearch>(q, ctx).await?,
             "bankruptcy search",
         )

@@ -123,7 +123,12 @@ impl Waterfalls {
             let mut next_on = NextOn::default();
             for rule in &rules {
                 match rule.as_str() {
-                    "not_found" if kind != DataKind::Bankruptcy => next_on.not_found = true,
+                    // Identity vendors answer every search (a 404 is a wrong URL).
+                    "not_found"
+                        if matches!(kind, DataKind::Valuation | DataKind::PropertyRecords) =>
+                    {
+                        next_on.not_found = true
+                    }
                     "low_confidence" if kind == DataKind::Valuation => {
                         next_on.low_confidence = true
                     }

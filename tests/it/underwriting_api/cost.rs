@@ -95,6 +95,13 @@ async fn frugal_reaches_the_decisions_parallel_does_for_less() {
             p.reason_codes
         );
         assert!(not_run(&p).is_empty(), "{context}: parallel skipped checks");
+        if not_run(&f).is_empty() {
+            // Nothing skipped: the same figures, the amount that would pass included.
+            assert_eq!(
+                f.amount_that_would_pass_cents, p.amount_that_would_pass_cents,
+                "{context}"
+            );
+        }
         assert_eq!(p.checks.len(), f.checks.len(), "{context}");
         let (pc, fc) = (cost(&p), cost(&f));
         assert_eq!((pc.mode.as_str(), fc.mode.as_str()), ("parallel", "frugal"));

@@ -210,8 +210,9 @@ pub struct DataSource {
     pub stale: bool,
     #[serde(default)]
     pub cache: CacheOutcome,
-    /// The vendors of a waterfall asked before `upstream`, in order, and why their
-    /// answers were not used.
+    /// The other vendors of a waterfall that were asked, in order, and why their
+    /// answers were not used (usually all before `upstream`; when no vendor answered
+    /// well enough, the first answer found is used and later vendors are listed too).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub passed_over: Vec<PassedOver>,
 }
@@ -221,7 +222,7 @@ pub struct DataSource {
 pub struct PassedOver {
     pub upstream: Upstream,
     /// `not_found`, `low_confidence`, or the failure's kind (`timeout`,
-    /// `breaker_open`, `rate_limited`, `server_error`…).
+    /// `circuit_open`, `rate_limited`, `http_status`, `deadline`…).
     pub reason: String,
 }
 

@@ -16,7 +16,9 @@ use chrono::Utc;
 use serde_json::json;
 use uuid::Uuid;
 
-use dossier_core::domain::{Application, CheckKind, CheckResult, DecisionRecord, Report};
+use dossier_core::domain::{
+    Application, CheckKind, CheckResult, DecisionRecord, Outcome, Report,
+};
 use dossier_core::judge;
 use dossier_core::policy::{self, LoadedPolicy};
 use dossier_core::reason::ReasonCode;
@@ -320,7 +322,7 @@ pub fn decide(
     let (decision, reason_codes) = policy::decide(p, results);
     let mut figures = results
         .iter()
-        .find(|r| r.kind == CheckKind::AssessmentLimit)
+        .find(|r| r.kind == CheckKind::AssessmentLimit && r.outcome != Outcome::NotRun)
         .map(|r| r.evidence.clone())
         .filter(|e| e.is_object())
         .unwrap_or_else(|| json!({}));

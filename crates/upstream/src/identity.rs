@@ -8,7 +8,7 @@
 //! - `POST {base}/v1/income/verify` body [`PersonQuery`] → 200 [`IncomeVerification`]
 
 use chrono::NaiveDate;
-use dossier_core::domain::{self, Upstream};
+use dossier_core::domain;
 use dossier_core::evidence;
 use serde::{Deserialize, Serialize};
 

@@ -386,16 +386,8 @@ mod tests {
                 .join(format!("dossier-upstreams-{}.toml", uuid::Uuid::new_v4()));
             std::fs::write(&path, file).unwrap();
             let mut a = ServeArgs::loopback("postgres://db.internal/dossier?sslmode=verify-full");
-            for url in [
-                &mut a.upstreams.rails_url,
-                &mut a.upstreams.property_records_url,
-                &mut a.upstreams.valuation_url,
-                &mut a.upstreams.identity_url,
-                &mut a.upstreams.licensing_url,
-                &mut a.upstreams.registry_url,
-            ] {
-                *url = Some("http://127.0.0.1:1".into());
-            }
+            a.upstreams
+                .point_every_required_url_at("http://127.0.0.1:1");
             a.upstreams.alt_valuation_url = alt_url.map(str::to_owned);
             a.upstreams.upstreams_file = Some(path.clone());
             let e = match a.into_config_with(Vault::ephemeral(), None) {
@@ -433,16 +425,8 @@ mod tests {
         let mut a = ServeArgs::loopback("postgres://db.internal/dossier?sslmode=verify-full");
         a.grpc_addr = None;
         a.admin_addr = None;
-        for url in [
-            &mut a.upstreams.rails_url,
-            &mut a.upstreams.property_records_url,
-            &mut a.upstreams.valuation_url,
-            &mut a.upstreams.identity_url,
-            &mut a.upstreams.licensing_url,
-            &mut a.upstreams.registry_url,
-        ] {
-            *url = Some("http://127.0.0.1:1".into());
-        }
+        a.upstreams
+            .point_every_required_url_at("http://127.0.0.1:1");
         let Ok(c) = a.into_config_with(Vault::ephemeral(), None) else {
             panic!("a complete configuration was refused")
         };

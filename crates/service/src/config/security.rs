@@ -172,16 +172,8 @@ mod tests {
     fn serve_refuses_plaintext_unless_it_is_asked_for() {
         let complete = || {
             let mut a = ServeArgs::loopback("postgres://db.internal/dossier?sslmode=verify-full");
-            for url in [
-                &mut a.upstreams.rails_url,
-                &mut a.upstreams.property_records_url,
-                &mut a.upstreams.valuation_url,
-                &mut a.upstreams.identity_url,
-                &mut a.upstreams.licensing_url,
-                &mut a.upstreams.registry_url,
-            ] {
-                *url = Some("http://127.0.0.1:1".into());
-            }
+            a.upstreams
+                .point_every_required_url_at("http://127.0.0.1:1");
             a.security.allow_unauthenticated = false;
             a
         };

@@ -53,6 +53,21 @@ pub struct UpstreamArgs {
 }
 
 impl UpstreamArgs {
+    /// Tests: every upstream `serve` requires at `url`.
+    #[cfg(test)]
+    pub(crate) fn point_every_required_url_at(&mut self, url: &str) {
+        for u in [
+            &mut self.rails_url,
+            &mut self.property_records_url,
+            &mut self.valuation_url,
+            &mut self.identity_url,
+            &mut self.licensing_url,
+            &mut self.registry_url,
+        ] {
+            *u = Some(url.to_owned());
+        }
+    }
+
     /// The upstream settings: defaults, then the file, then flags; an error names every
     /// upstream left without a URL.
     pub fn settings(&self) -> anyhow::Result<UpstreamSettings> {

@@ -16,9 +16,7 @@ use chrono::Utc;
 use serde_json::json;
 use uuid::Uuid;
 
-use dossier_core::domain::{
-    Application, CheckKind, CheckResult, DecisionRecord, Outcome, Report,
-};
+use dossier_core::domain::{Application, CheckKind, CheckResult, DecisionRecord, Outcome, Report};
 use dossier_core::judge;
 use dossier_core::policy::{self, LoadedPolicy};
 use dossier_core::reason::ReasonCode;

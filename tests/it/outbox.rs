@@ -218,3 +218,105 @@ async fn an_underwriters_review_is_delivered_as_the_final_decision() {
     assert_ne!(review.decision.decision_id, refer.decision.decision_id);
     assert_eq!(review.decision.reason_codes, refer.decision.reason_codes);
 }
+
+#[tokio::test]
+async fn a_decision_reaches_rails_while_every_other_worker_is_busy_evaluating() {
+    let app = TestApp::spawn_with(|a| {
+        a.workers = 1;
+        a.delivery_workers = 1;
+    })
+    .await;
+    let mut client = app.client().await;
+    // Decided once, so that every vendor answer about it is cached.
+    decided_application(&app, "approve", "cached-1").await;
+
+    // The identity vendor now hangs for a minute, and a submitted application about a
+    // new applicant holds the only general worker for that long.
+    app.sims.set_behaviour(
+        Upstream::Identity,
+        Behaviour {
+            latency_ms: 60_000,
+            ..Behaviour::default()
+        },
+    );
+    let mut stuck = dossier_devkit::harness::example_application("approve");
+    stuck.applicants[0].last_name = "Backlogged".into();
+    let submitted = client
+        .submit_application(tonic::Request::new(
+            dossier_service::proto::SubmitApplicationRequest {
+                idempotency_key: "stuck-1".into(),
+                source: Some(
+                    dossier_service::proto::submit_application_request::Source::Application(stuck),
+                ),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let stuck_id: uuid::Uuid = submitted.application_id.parse().unwrap();
+    eventually("the general worker to be evaluating", WITHIN, || async {
+        (count_jobs(&app.pool, "evaluate", "running").await == 1).then_some(())
+    })
+    .await;
+
+    // The cached application again, under a new key: decided at once from the caches.
+    // Its delivery does not wait for the hung evaluation.
+    let id = decided_application(&app, "approve", "cached-2").await;
+    eventually("the decision delivered to Rails", WITHIN, || async {
+        (app.sims.deliveries().for_application(id).len() == 1).then_some(())
+    })
+    .await;
+    let state: String = sqlx::query_scalar(
+        "SELECT state FROM jobs WHERE kind = 'evaluate' AND application_id = $1",
+    )
+    .bind(stuck_id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        state, "running",
+        "delivered while the evaluation still runs"
+    );
+}
+
+#[tokio::test]
+async fn workers_claim_deliveries_before_older_evaluations_and_delivery_workers_nothing_else() {
+    use dossier_store::jobs::{JobKind, Lane};
+    let db = dossier_devkit::harness::TestDb::migrated().await;
+    let pool = dossier_store::connect(&db.url, 2).await.unwrap();
+    let store = dossier_store::Store::new(pool.clone(), dossier_store::Vault::ephemeral());
+    // Two evaluations queued a minute ago, a delivery queued now (no rows they point at:
+    // claiming does not read them).
+    sqlx::query(
+        "INSERT INTO jobs (kind, run_at) VALUES ('evaluate', now() - interval '1 minute'),
+                                                ('evaluate', now() - interval '1 minute'),
+                                                ('deliver', now())",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let lease = Duration::from_secs(30);
+    let claim = |lane| {
+        let store = store.clone();
+        async move {
+            store
+                .claim_job("test:1/0", lease, lane)
+                .await
+                .unwrap()
+                .map(|j| j.kind)
+        }
+    };
+    assert_eq!(
+        claim(Lane::All).await,
+        Some(JobKind::Deliver),
+        "the delivery first"
+    );
+    assert_eq!(
+        claim(Lane::Deliveries).await,
+        None,
+        "no evaluation for a delivery worker"
+    );
+    assert_eq!(claim(Lane::All).await, Some(JobKind::Evaluate));
+    assert_eq!(claim(Lane::All).await, Some(JobKind::Evaluate));
+    assert_eq!(claim(Lane::All).await, None);
+}

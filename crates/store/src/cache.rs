@@ -1,5 +1,7 @@
 //! The L2 cache: upstream answers shared by every pod.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 
 use dossier_upstream::shared::{CachedAnswer, Decoded, FetchLease};
@@ -52,7 +54,7 @@ impl Store {
         kind: &str,
         key: &[u8],
         holder: &str,
-        lease: std::time::Duration,
+        lease: Duration,
     ) -> Result<(Option<CachedAnswer>, FetchLease), StoreError> {
         // The answer's columns come through a LEFT JOIN, so they are nullable ("?"); its
         // three timestamps (NOT NULL in the table) are all NULL when there is no hit, or
@@ -115,6 +117,31 @@ impl Store {
             FetchLease::HeldElsewhere(r.held_until)
         };
         Ok((answer, lease))
+    }
+
+    /// Extends a fetch lease that `holder` still holds (not lapsed and taken over, not
+    /// filled) to `lease` from now. Returns whether it still held it.
+    pub async fn renew_fetch_lease(
+        &self,
+        upstream: &str,
+        kind: &str,
+        key: &[u8],
+        holder: &str,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        let renewed = sqlx::query!(
+            "UPDATE upstream_fetch_leases SET until = clock_timestamp() + make_interval(secs => $5)
+             WHERE upstream = $1 AND kind = $2 AND key = $3 AND holder = $4 AND fresh_until IS NULL",
+            upstream,
+            kind,
+            key,
+            holder,
+            lease.as_secs_f64(),
+        )
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(renewed == 1)
     }
 
     /// Gives up a fetch lease without an answer (the fetch failed), waking the pods that

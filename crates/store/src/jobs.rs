@@ -67,6 +67,33 @@ impl JobKind {
     pub fn parse(kind: &str) -> Option<JobKind> {
         JobKind::ALL.into_iter().find(|k| k.as_str() == kind)
     }
+
+    /// Whether the job sends something to Rails: short, and what a caller of
+    /// SubmitApplication is waiting for, so it never queues behind evaluations
+    /// ([`Lane`]).
+    pub const fn is_delivery(self) -> bool {
+        match self {
+            JobKind::Deliver
+            | JobKind::DeliverReview
+            | JobKind::DeliverFunding
+            | JobKind::DeliverFundingReview
+            | JobKind::DeliverSanctionsAlert => true,
+            JobKind::Evaluate | JobKind::MonitorSanctions | JobKind::PrepareFunding => false,
+        }
+    }
+}
+
+/// Which jobs a worker claims. Deliveries take milliseconds and evaluations seconds (a
+/// slow vendor, a backlog): if deliveries waited their turn behind evaluations, a
+/// decision made in one second would reach Rails after the whole backlog. So every
+/// worker takes a ready delivery before other work, and some workers take deliveries
+/// only, so one is free for them even when every other worker is in a long evaluation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// Deliveries only (`--delivery-workers`).
+    Deliveries,
+    /// Every kind this release knows, deliveries first.
+    All,
 }
 
 /// Where a job is in its life. The string forms are stored in `jobs.state` and used by
@@ -147,11 +174,14 @@ pub enum Retried {
 }
 
 impl Store {
-    /// Claims the next ready job, or a running one whose lease lapsed (its pod died).
+    /// Claims the next ready job of `lane`, or a running one whose lease lapsed (its pod
+    /// died): the oldest delivery if there is one, else (lane [`Lane::All`]) the oldest
+    /// other job. One statement: the second look runs only when the first finds nothing.
     pub async fn claim_job(
         &self,
         worker: &str,
         lease: Duration,
+        lane: Lane,
     ) -> Result<Option<Job>, StoreError> {
         /// A claimed row, before its kind is read (the claim asks only for known kinds).
         struct Claimed {
@@ -166,13 +196,19 @@ impl Store {
             attempts: i32,
             trace_parent: Option<String>,
         }
-        let known: Vec<&str> = JobKind::ALL.iter().map(|k| k.as_str()).collect();
+        let (deliveries, others): (Vec<JobKind>, Vec<JobKind>) =
+            JobKind::ALL.into_iter().partition(|k| k.is_delivery());
+        let names = |kinds: Vec<JobKind>| -> Vec<&'static str> {
+            kinds.into_iter().map(JobKind::as_str).collect()
+        };
+        let deliveries = names(deliveries);
+        let others = match lane {
+            Lane::All => names(others),
+            Lane::Deliveries => Vec::new(),
+        };
         let claimed = sqlx::query_as!(
             Claimed,
-            "UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_by = $1,
-                             lease_until = now() + make_interval(secs => $2),
-                             first_claimed_at = coalesce(first_claimed_at, clock_timestamp())
-             WHERE id = (
+            "WITH delivery AS (
                  SELECT id FROM jobs
                  WHERE ((state = 'queued' AND run_at <= now())
                      OR (state = 'running' AND lease_until < now() AND attempts < max_attempts))
@@ -180,12 +216,26 @@ impl Store {
                  ORDER BY run_at
                  FOR UPDATE SKIP LOCKED
                  LIMIT 1
+             ), other AS (
+                 SELECT id FROM jobs
+                 WHERE ((state = 'queued' AND run_at <= now())
+                     OR (state = 'running' AND lease_until < now() AND attempts < max_attempts))
+                   AND kind = ANY($4)
+                   AND NOT EXISTS (SELECT 1 FROM delivery)
+                 ORDER BY run_at
+                 FOR UPDATE SKIP LOCKED
+                 LIMIT 1
              )
+             UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_by = $1,
+                             lease_until = now() + make_interval(secs => $2),
+                             first_claimed_at = coalesce(first_claimed_at, clock_timestamp())
+             WHERE id = (SELECT id FROM delivery UNION ALL SELECT id FROM other LIMIT 1)
              RETURNING id, kind, application_id, run_id, funding_check_id, sanctions_alert_id, sanctions_list_id, payload, attempts, trace_parent",
             worker,
             lease.as_secs_f64(),
             // `as _`: the macro checks a text[] parameter against Vec<String> only.
-            &known as _,
+            &deliveries as _,
+            &others as _,
         )
         .fetch_optional(&self.pool)
         .await?;
@@ -333,25 +383,6 @@ impl Store {
              ORDER BY id DESC LIMIT $2",
             state.map(JobState::as_str),
             limit,
-        )
-        .fetch_all(&self.pool)
-        .await?)
-    }
-}
-
-impl Store {
-    /// Queue pickup latency, in milliseconds from a job's creation to its first claim,
-    /// of the evaluation jobs of the applications whose idempotency key starts with
-    /// `key_prefix` (`dossier bench`); None for a job not claimed yet.
-    pub async fn pickup_latencies_ms(
-        &self,
-        key_prefix: &str,
-    ) -> Result<Vec<Option<f64>>, StoreError> {
-        Ok(sqlx::query_scalar!(
-            "SELECT extract(epoch FROM j.first_claimed_at - j.created_at)::float8 * 1000
-             FROM jobs j JOIN applications a ON a.id = j.application_id
-             WHERE j.kind = 'evaluate' AND starts_with(a.idempotency_key, $1)",
-            key_prefix,
         )
         .fetch_all(&self.pool)
         .await?)

@@ -6,6 +6,7 @@
 pub mod access_log;
 pub mod applications;
 pub mod audit;
+mod bench;
 mod cache;
 mod crypto;
 pub mod funding;

@@ -10,12 +10,14 @@ use sqlx::postgres::PgListener;
 use tokio::sync::{Notify, broadcast};
 use uuid::Uuid;
 
+use super::jobs::Lane;
 use super::{CACHE_FILL_CHANNEL, JOBS_CHANNEL, REPORT_CHANNEL};
 
 #[derive(Debug, Clone)]
 pub struct Notifications {
     reports: broadcast::Sender<Uuid>,
-    jobs: Arc<Notify>,
+    /// Idle workers of each lane: [`Lane::All`]'s, then [`Lane::Deliveries`]'.
+    jobs: [Arc<Notify>; 2],
     cache_fills: broadcast::Sender<Arc<str>>,
 }
 
@@ -27,7 +29,7 @@ impl Notifications {
         let (cache_fills, _) = broadcast::channel(1024);
         let n = Notifications {
             reports,
-            jobs: Arc::new(Notify::new()),
+            jobs: [Arc::new(Notify::new()), Arc::new(Notify::new())],
             cache_fills,
         };
         tokio::spawn(listen(pool, n.clone()));
@@ -46,8 +48,29 @@ impl Notifications {
     }
 
     /// Resolves when new work may be ready.
-    pub fn jobs(&self) -> Arc<Notify> {
-        self.jobs.clone()
+    /// The notification does not say which kind of job was queued: one idle worker of
+    /// each lane is woken, and a delivery worker woken for an evaluation finds nothing.
+    pub fn jobs(&self, lane: Lane) -> Arc<Notify> {
+        self.jobs[lane_index(lane)].clone()
+    }
+
+    fn wake_one_per_lane(&self) {
+        for lane in &self.jobs {
+            lane.notify_one();
+        }
+    }
+
+    fn wake_all(&self) {
+        for lane in &self.jobs {
+            lane.notify_waiters();
+        }
+    }
+}
+
+const fn lane_index(lane: Lane) -> usize {
+    match lane {
+        Lane::All => 0,
+        Lane::Deliveries => 1,
     }
 }
 
@@ -76,12 +99,12 @@ async fn listen(pool: PgPool, n: Notifications) {
         }
         backoff = Duration::from_millis(200);
         // Wake everyone once after (re)connecting: notifications may have been missed.
-        n.jobs.notify_waiters();
+        n.wake_all();
         loop {
             match listener.try_recv().await {
                 Ok(Some(msg)) => {
                     if msg.channel() == JOBS_CHANNEL {
-                        n.jobs.notify_one();
+                        n.wake_one_per_lane();
                     } else if msg.channel() == CACHE_FILL_CHANNEL {
                         let _ = n.cache_fills.send(Arc::from(msg.payload()));
                     } else if let Ok(id) = msg.payload().parse::<Uuid>() {
@@ -90,7 +113,7 @@ async fn listen(pool: PgPool, n: Notifications) {
                 }
                 Ok(None) => {
                     // Connection lost; PgListener reconnects on the next call.
-                    n.jobs.notify_waiters();
+                    n.wake_all();
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, "LISTEN connection error; reconnecting");

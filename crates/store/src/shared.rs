@@ -53,6 +53,19 @@ impl SharedCache for Store {
             .boxed()
     }
 
+    fn renew_lease<'a>(
+        &'a self,
+        upstream: Upstream,
+        kind: &'a str,
+        key: &'a [u8],
+        holder: &'a str,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<bool, SharedError>> {
+        self.renew_fetch_lease(upstream.as_str(), kind, key, holder, lease)
+            .map(|r| r.map_err(shared))
+            .boxed()
+    }
+
     fn release_lease<'a>(
         &'a self,
         upstream: Upstream,

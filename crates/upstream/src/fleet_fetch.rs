@@ -10,6 +10,11 @@
 //! lease lapses (the fetcher died), then take the lease themselves. A waiter whose fetch
 //! deadline passes first gives up, with a stale answer if one is within its grace.
 //!
+//! The lease is short ([`FETCH_LEASE`]) and its holder renews it while it fetches: a
+//! fetch may wait long for a rate-limit permit, but a pod that dies (SIGKILL, a lost
+//! node) stops renewing, and the others take over within one lease, not at the end of
+//! the dead pod's callers' deadlines.
+//!
 //! Without the database, the pod fetches on its own: the shared cache is an
 //! optimisation, never the truth.
 
@@ -20,6 +25,10 @@ use chrono::Utc;
 
 use super::shared::{CacheFills, CachedAnswer, FetchLease, SharedCache, SharedState};
 use dossier_core::domain::{CacheOutcome, Upstream};
+
+/// How long a fetch lease lasts without renewal: how long waiting pods may wait on a
+/// fetcher that died. Its holder renews it every third of it while fetching.
+pub const FETCH_LEASE: Duration = Duration::from_secs(3);
 
 /// What the shared cache said about a question.
 pub(crate) enum Shared {
@@ -72,9 +81,7 @@ impl FleetFetch {
         let mut stale = None;
         let mut waited = false;
         loop {
-            let lease_for = deadline
-                .saturating_duration_since(Instant::now())
-                .max(Duration::from_secs(1));
+            let lease_for = FETCH_LEASE;
             let asked = match &fills {
                 Some(_) => {
                     self.shared
@@ -148,6 +155,44 @@ impl FleetFetch {
                     }
                 }
             }
+        }
+    }
+
+    /// Runs `fetch` while renewing the fetch lease this pod took for the question (when
+    /// `leased`), so that the lease outlives a slow fetch but not a dead pod.
+    pub(crate) async fn holding<T>(
+        &self,
+        kind: &str,
+        key_hash: &[u8],
+        leased: bool,
+        fetch: impl std::future::Future<Output = T>,
+    ) -> T {
+        if !leased {
+            return fetch.await;
+        }
+        let renew = async {
+            let mut tick = tokio::time::interval(FETCH_LEASE / 3);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                match self
+                    .shared
+                    .renew_lease(self.upstream, kind, key_hash, &self.holder, FETCH_LEASE)
+                    .await
+                {
+                    Ok(true) => {}
+                    // Lapsed and taken by another pod: it fetches too; nothing to renew.
+                    Ok(false) => break,
+                    Err(e) => {
+                        tracing::warn!(upstream = %self.upstream, error = %e, "could not renew a fetch lease; another pod may fetch the same question");
+                    }
+                }
+            }
+            std::future::pending::<()>().await;
+        };
+        tokio::select! {
+            out = fetch => out,
+            () = renew => unreachable!("renewal never ends"),
         }
     }
 

@@ -5,7 +5,8 @@
 //! 3. L2 cache (PostgreSQL, shared by every pod), with a fleet-wide fetch lease: on a
 //!    miss one pod fetches and the others wait for its fill (LISTEN/NOTIFY), in
 //!    fleet_fetch.rs
-//! 4. rate limit (governor) — wait for a permit within the deadline, or refuse
+//! 4. rate limit (governor; the fleet's in PostgreSQL) — wait for a permit that leaves
+//!    room for the answer before the caller's deadline (latency.rs), or refuse at once
 //! 5. concurrency cap, circuit breaker, retries (full jitter, Retry-After), per-try timeout
 //! 6. stale-if-error: an expired answer within its grace when the upstream fails
 //!
@@ -26,6 +27,7 @@ use super::coalesce::Coalescer;
 use super::error::UpstreamError;
 use super::fleet_fetch::{FleetFetch, Shared};
 use super::http::{CallContext, Fetched, HttpUpstream};
+use super::latency::LatencyEstimate;
 use super::limit::Limiter;
 use super::retry;
 use super::settings::UpstreamPolicy;
@@ -77,6 +79,8 @@ pub struct Layered {
     sensitive: bool,
     /// Which pod of the fleet fetches a question the shared cache cannot answer.
     fleet_fetch: FleetFetch,
+    /// How long this upstream takes to answer: the room a permit must leave.
+    latency: LatencyEstimate,
 }
 
 impl std::fmt::Debug for Layered {
@@ -141,6 +145,7 @@ impl Layered {
             policy,
             shared: shared.cache.clone(),
             fleet: shared.limiter.clone(),
+            latency: LatencyEstimate::default(),
         })
     }
 
@@ -151,9 +156,15 @@ impl Layered {
     /// The fleet-wide permit (PostgreSQL), after this pod's own limiter said yes. If the
     /// database cannot be asked, the pod's own limiter is all that applies: a database
     /// outage already takes the pod out of rotation (health NOT_SERVING).
-    async fn fleet_permit(&self, deadline: Instant) -> Result<(), UpstreamError> {
+    async fn fleet_permit(
+        &self,
+        deadline: Instant,
+        headroom: Duration,
+    ) -> Result<(), UpstreamError> {
         let interval = Duration::from_secs_f64(1.0 / self.policy.rate_per_second);
-        let max_wait = deadline.saturating_duration_since(Instant::now());
+        let max_wait = deadline
+            .saturating_duration_since(Instant::now())
+            .saturating_sub(headroom);
         match self
             .fleet
             .permit(self.name, interval, self.policy.burst, max_wait)
@@ -355,7 +366,15 @@ impl Layered {
                 }
             }
         }
-        let result = self.fetch_upstream(&q, &ctx, permit_by, true).await;
+        let result = self
+            .fleet_fetch
+            .holding(
+                q.kind,
+                &key_hash,
+                leased,
+                self.fetch_upstream(&q, &ctx, permit_by, true),
+            )
+            .await;
         if leased && result.is_err() {
             self.fleet_fetch.release_lease(q.kind, &key_hash).await;
         }
@@ -471,11 +490,12 @@ impl Layered {
             let permit_deadline = if attempt == 1 { permit_by } else { deadline };
             // Waiting for the rate limits and a concurrency slot: its own span, so a
             // trace shows time spent queueing apart from time spent asking.
+            let headroom = self.latency.headroom(self.policy.timeout);
             let slot = tracing::Instrument::instrument(
                 async {
-                    self.limiter.rate_permit(permit_deadline).await?;
+                    self.limiter.rate_permit(permit_deadline, headroom).await?;
                     if self.policy.fleet_limit {
-                        self.fleet_permit(permit_deadline).await?;
+                        self.fleet_permit(permit_deadline, headroom).await?;
                     }
                     self.limiter.slot(deadline).await
                 },
@@ -500,7 +520,13 @@ impl Layered {
                     None => Ok(None),
                 });
             drop(slot);
-            metrics::histogram!("dossier_upstream_request_duration_seconds", "upstream" => self.name.as_str()).record(started.elapsed().as_secs_f64());
+            let took = started.elapsed();
+            if result.is_ok() {
+                // Answers only: a timeout says the vendor was slow once, not how long
+                // its answers take.
+                self.latency.record(took);
+            }
+            metrics::histogram!("dossier_upstream_request_duration_seconds", "upstream" => self.name.as_str()).record(took.as_secs_f64());
             if let Some(admitted) = admitted {
                 self.breaker.record(
                     admitted,

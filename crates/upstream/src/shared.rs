@@ -118,6 +118,17 @@ pub trait SharedCache: Send + Sync + std::fmt::Debug {
         lease: Duration,
     ) -> BoxFuture<'a, Result<(Option<CachedAnswer>, FetchLease), SharedError>>;
 
+    /// Extends a fetch lease `holder` still holds to `lease` from now; false when it no
+    /// longer holds it (it lapsed and another pod took it, or the answer was filled).
+    fn renew_lease<'a>(
+        &'a self,
+        upstream: Upstream,
+        kind: &'a str,
+        key: &'a [u8],
+        holder: &'a str,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<bool, SharedError>>;
+
     /// Gives up a fetch lease without an answer, waking the pods that wait on it.
     fn release_lease<'a>(
         &'a self,

@@ -86,3 +86,36 @@ async fn a_lease_left_by_a_dead_pod_lapses_and_another_pod_fetches() {
         "the lease was taken over and released with the fill"
     );
 }
+
+/// A fetch that takes longer than a fetch lease (the vendor is slow) keeps its lease by
+/// renewing it: the other pods wait for its answer instead of asking the vendor again.
+#[tokio::test]
+async fn a_slow_fetch_renews_its_lease_and_the_fleet_still_asks_once() {
+    let rig = Rig::new(|_, _| {}).await;
+    let (first, second) = (rig.fleet_pod(), rig.fleet_pod());
+    // Longer than the lease, within the vendor timeout (5 s).
+    let slow = dossier_upstream::FETCH_LEASE + std::time::Duration::from_secs(1);
+    rig.behave(Upstream::PropertyRecords, |b| {
+        b.latency_ms = slow.as_millis() as u64
+    });
+    let asking = tokio::spawn({
+        let up = first.property_records.clone();
+        async move { up.lookup(&address(1), &ctx()).await }
+    });
+    dossier_devkit::harness::eventually(
+        "the first pod to ask the vendor",
+        std::time::Duration::from_secs(10),
+        || async { (rig.count(Upstream::PropertyRecords) == 1).then_some(()) },
+    )
+    .await;
+    let waited = second
+        .property_records
+        .lookup(&address(1), &ctx())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(waited.source.cache, CacheOutcome::Coalesced);
+    let fetched = asking.await.unwrap().unwrap().unwrap();
+    assert_eq!(fetched.source.cache, CacheOutcome::Fetched);
+    assert_eq!(rig.count(Upstream::PropertyRecords), 1, "asked once");
+}

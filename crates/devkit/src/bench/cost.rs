@@ -188,6 +188,7 @@ pub(super) async fn cost(admin_url: &str, sims: &Simulators) -> anyhow::Result<V
                 frugal.avoided_cents,
             ),
             target: "frugal spends less, same decisions",
+            timed: false,
             holds: frugal.spent_cents < parallel.spent_cents && same == MIX,
         },
         Row {
@@ -202,6 +203,7 @@ pub(super) async fn cost(admin_url: &str, sims: &Simulators) -> anyhow::Result<V
                 frugal.percentile(90),
             ),
             target: "reported: frugal asks its tiers one after another",
+            timed: false,
             holds: true,
         },
         Row {
@@ -212,6 +214,7 @@ pub(super) async fn cost(admin_url: &str, sims: &Simulators) -> anyhow::Result<V
                 waterfall.not_referred(),
             ),
             target: "the waterfall decides those the failing vendor referred",
+            timed: false,
             holds: waterfall.not_referred() > alone.not_referred()
                 && waterfall.not_referred() >= parallel.not_referred(),
         },

@@ -7,7 +7,9 @@
 //!   fleet-wide limit, cache misses coalesced across pods by the fetch lease);
 //! - queue pickup latency: applications submitted at a moderate rate, time from the
 //!   submitting transaction to a worker's claim;
-//! - submissions per second persisted, callers flat out, workers deciding meanwhile.
+//! - submissions per second persisted, callers flat out, workers deciding meanwhile;
+//! - then the queue scenarios of queue.rs: delivery lag under an evaluation backlog,
+//!   recovery after a SIGKILL; and the replicas' memory.
 
 use std::time::{Duration, Instant};
 
@@ -55,8 +57,12 @@ impl FleetBench<'_> {
         env.push(("DOSSIER_DB_MAX_CONNECTIONS".into(), "20".into()));
         env.push(("DOSSIER_SHUTDOWN_GRACE".into(), "5s".into()));
         env.push(("RUST_LOG".into(), "warn".into()));
+        env.push((
+            "DOSSIER_JOB_LEASE".into(),
+            format!("{}s", super::queue::JOB_LEASE.as_secs()),
+        ));
         println!("starting {} replicas", self.replicas);
-        let fleet = Fleet::start(FleetSpec {
+        let mut fleet = Fleet::start(FleetSpec {
             binary: std::env::current_exe()?,
             replicas: self.replicas,
             base_port: 0,
@@ -69,14 +75,15 @@ impl FleetBench<'_> {
             channels.push(Channel::from_shared(endpoint)?.connect().await?);
         }
         let n = self.replicas;
+        let (idle_mib, _) = super::queue::fleet_memory_mib(&fleet);
 
         let result = async {
             super::quota_on_simulator(self.sims, Some(self.quota));
             println!("running: fleet burst");
-            rows.extend(super::burst(&channels, self.sims, &format!("fleet of {n}: ")).await?);
+            rows.extend(super::protection::burst(&channels, self.sims, &format!("fleet of {n}: ")).await?);
             println!("running: fleet overload ({:?})", self.overload_for);
-            rows.push(
-                super::overload(
+            rows.extend(
+                super::protection::overload(
                     &channels,
                     self.sims,
                     self.quota,
@@ -90,6 +97,20 @@ impl FleetBench<'_> {
             rows.push(pickup_latency(&channels, &store).await?);
             println!("running: submissions ({:?})", self.submit_for);
             rows.push(submissions(&channels, &store, self.submit_for, pgbench_tps, n).await?);
+            println!("running: delivery lag under an evaluation backlog");
+            rows.extend(super::queue::delivery_lag(&fleet, &channels, self.sims, &store).await?);
+            let (_, peak_mib) = super::queue::fleet_memory_mib(&fleet);
+            rows.push(Row {
+                scenario: "memory: RSS of a `dossier serve` replica".into(),
+                measured: format!(
+                    "idle {idle_mib:.1} MiB (largest of {n}, after start); peak {peak_mib:.1} MiB (largest, after every fleet scenario above)"
+                ),
+                target: "idle ≤ 64 MiB",
+                timed: false,
+                holds: idle_mib <= 64.0,
+            });
+            println!("running: recovery after a SIGKILL");
+            rows.push(super::queue::recovery(&mut fleet, &channels, self.sims, &store).await?);
             anyhow::Ok(())
         }
         .await;
@@ -191,7 +212,7 @@ fn parse_tps(out: &str) -> Option<f64> {
         .ok()
 }
 
-fn submit_request(
+pub(super) fn submit_request(
     key: String,
     rails_id: String,
 ) -> tonic::Request<proto::SubmitApplicationRequest> {
@@ -246,6 +267,7 @@ async fn pickup_latency(channels: &[Channel], store: &dossier_store::Store) -> a
             latencies[latencies.len() - 1]
         ),
         target: "p99 ≤ 100 ms (the fallback poll is 2 s)",
+        timed: true,
         holds: p99 <= 100.0,
     })
 }
@@ -303,6 +325,7 @@ async fn submissions(
             "{persisted} applications persisted in {elapsed:.1} s = {rate:.0}/s over {replicas} replicas ({ok} OK, {failed} failed calls, {CLIENTS} callers); pgbench simple-update {pgbench_tps:.0} TPS ({CLIENTS} clients); ratio {ratio:.2}"
         ),
         target: "every OK call persisted; ratio reported",
+        timed: false,
         holds: failed == 0 && persisted as u64 == ok,
     })
 }

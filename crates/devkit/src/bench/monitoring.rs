@@ -92,6 +92,7 @@ pub(super) async fn sanctions_monitoring(
             load_took.as_secs_f64()
         ),
         target: "≤ 120 s, the named applicant alerted",
+        timed: true,
         holds: seconds <= WITHIN.as_secs_f64()
             && alerts >= 1
             && i64::from(applications) == APPLICATIONS,

@@ -100,6 +100,12 @@ pub struct ServeArgs {
     #[arg(long, env = "DOSSIER_WORKERS", default_value_t = 4)]
     pub workers: usize,
 
+    /// Background workers that deliver to Rails only, on top of `--workers`: a decision
+    /// reaches Rails while every other worker is busy with an evaluation backlog.
+    /// (Every worker takes a ready delivery before other work.)
+    #[arg(long, env = "DOSSIER_DELIVERY_WORKERS", default_value_t = 1)]
+    pub delivery_workers: usize,
+
     /// How long a claimed job stays this pod's without renewal (renewed every third of
     /// it). After a pod dies, its jobs are taken over once their lease lapses.
     #[arg(long, env = "DOSSIER_JOB_LEASE", default_value = "30s", value_parser = duration)]
@@ -153,6 +159,7 @@ pub struct ServeConfig {
     pub watch_streams_per_caller: usize,
     pub max_calls_in_flight: usize,
     pub workers: usize,
+    pub delivery_workers: usize,
     pub job_lease: Duration,
     pub shutdown_grace: Duration,
     pub shutdown_delay: Duration,
@@ -255,6 +262,7 @@ impl ServeArgs {
                 watch_streams_per_caller: self.watch_streams_per_caller,
                 max_calls_in_flight: self.max_calls_in_flight,
                 workers: self.workers,
+                delivery_workers: self.delivery_workers,
                 job_lease: self.job_lease,
                 shutdown_grace: self.shutdown_grace,
                 shutdown_delay: self.shutdown_delay,
@@ -304,6 +312,7 @@ impl ServeArgs {
             watch_streams_per_caller: 500,
             max_calls_in_flight: 1024,
             workers: 2,
+            delivery_workers: 1,
             job_lease: crate::jobs::DEFAULT_LEASE,
             shutdown_grace: Duration::from_secs(10),
             shutdown_delay: Duration::ZERO,

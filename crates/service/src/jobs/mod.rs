@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::underwriting::{RunReason, Underwriter};
-use dossier_store::jobs::{Job, JobKind};
+use dossier_store::jobs::{Job, JobKind, Lane};
 use dossier_store::notify::Notifications;
 use dossier_upstream::CallContext;
 use uuid::Uuid;
@@ -27,22 +27,34 @@ const DELIVERY_BUDGET: Duration = Duration::from_secs(30);
 /// Even without a notification, look for work this often (delayed jobs, lapsed leases).
 const POLL: Duration = Duration::from_secs(2);
 
-/// Starts `count` workers; they stop when `shutdown` is cancelled, handing back jobs.
+/// How many workers of each [`Lane`] a process runs.
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerCounts {
+    /// Workers that take every kind of job, deliveries first (`--workers`).
+    pub all: usize,
+    /// Workers that take deliveries only (`--delivery-workers`).
+    pub deliveries: usize,
+}
+
+/// Starts the workers; they stop when `shutdown` is cancelled, handing back jobs.
 pub fn start(
     underwriter: Underwriter,
     notifications: Notifications,
-    count: usize,
+    counts: WorkerCounts,
     lease: Duration,
     worker_prefix: &str,
     shutdown: CancellationToken,
 ) -> JoinSet<()> {
+    let lanes = std::iter::repeat_n(Lane::All, counts.all)
+        .chain(std::iter::repeat_n(Lane::Deliveries, counts.deliveries));
     let mut set = JoinSet::new();
-    for n in 0..count {
+    for (n, lane) in lanes.enumerate() {
         let worker = format!("{worker_prefix}/{n}");
         set.spawn(run_worker(
             underwriter.clone(),
             notifications.clone(),
             worker,
+            lane,
             lease,
             shutdown.clone(),
         ));
@@ -54,13 +66,14 @@ async fn run_worker(
     underwriter: Underwriter,
     notifications: Notifications,
     worker: String,
+    lane: Lane,
     lease: Duration,
     shutdown: CancellationToken,
 ) {
-    let wake = notifications.jobs();
+    let wake = notifications.jobs(lane);
     let mut backoff = Duration::from_millis(100);
     while !shutdown.is_cancelled() {
-        match underwriter.store.claim_job(&worker, lease).await {
+        match underwriter.store.claim_job(&worker, lease, lane).await {
             Ok(Some(job)) => {
                 backoff = Duration::from_millis(100);
                 run_job(&underwriter, &worker, job, lease, &shutdown).await;

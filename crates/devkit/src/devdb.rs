@@ -131,10 +131,17 @@ impl PrivatePostgres {
     /// error is pg_ctl failing to run; the inner one is the server not starting (with
     /// its log).
     fn pg_ctl_start(&self, port: u16) -> anyhow::Result<Result<(), String>> {
-        let options = format!(
+        let mut options = format!(
             "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
             self.dir.display()
         );
+        // Statement counts for `dossier bench` (what each submission and evaluation
+        // costs PostgreSQL), where the module is installed (Debian's server package has it).
+        if self.bin.join("../lib/pg_stat_statements.so").is_file() {
+            options.push_str(
+                " -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all",
+            );
+        }
         let out = self
             .command("pg_ctl")
             .arg("-D")

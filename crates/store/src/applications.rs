@@ -42,6 +42,16 @@ struct StoredApplicant {
     stated_annual_income_cents: i64,
 }
 
+/// Applicants' sealed secrets, one entry per applicant in each column.
+#[derive(Default)]
+struct SealedSecrets {
+    positions: Vec<i32>,
+    key_ids: Vec<String>,
+    ssn_sealed: Vec<Vec<u8>>,
+    dob_sealed: Vec<Vec<u8>>,
+    ssn_lookups: Vec<Vec<u8>>,
+}
+
 /// A new application to store.
 pub struct NewApplication<'a> {
     /// The access policy's name for the submitting caller ("anonymous" without client
@@ -68,8 +78,13 @@ pub enum Source<'a> {
 }
 
 impl Store {
-    /// Stores an application, its sealed PII and (optionally) its evaluation job in one
-    /// transaction, or reports that the idempotency key was already used.
+    /// Stores an application, its sealed PII and (optionally) its evaluation job, or
+    /// reports that the idempotency key was already used.
+    ///
+    /// One statement, so one round trip and atomic without BEGIN and COMMIT (a
+    /// statement is its own transaction): the application, its secrets and its job
+    /// exist together or not at all, and the NOTIFY is delivered at its commit. This is
+    /// the accept path of every submission, so it costs what one INSERT costs.
     pub async fn accept_application(
         &self,
         new: NewApplication<'_>,
@@ -79,14 +94,29 @@ impl Store {
             Source::Inline(app) => ("inline", None, Some(*app)),
             Source::Rails(rid) => ("rails", Some(*rid), None),
         };
-        let mut tx = crate::transaction::begin(&self.pool, None).await?;
+        let secrets = app.map(|a| self.seal_secrets(id, a)).unwrap_or_default();
         let inserted = sqlx::query_scalar!(
             // No conflict target: the caller's key may collide with the per-caller
             // constraint or, until it is dropped, the global one of earlier releases.
-            "INSERT INTO applications (id, idempotency_key, payload_hmac, source, rails_application_id, application, submitted_by, submitted_by_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-             ON CONFLICT DO NOTHING
-             RETURNING id",
+            r#"WITH app AS (
+                 INSERT INTO applications (id, idempotency_key, payload_hmac, source, rails_application_id, application, submitted_by, submitted_by_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 ON CONFLICT DO NOTHING
+                 RETURNING id
+             ), secrets AS (
+                 INSERT INTO applicant_secrets (application_id, position, key_id, ssn_sealed, dob_sealed, ssn_lookup, seal_version)
+                 SELECT app.id, s.position, s.key_id, s.ssn_sealed, s.dob_sealed, s.ssn_lookup, $14::smallint
+                 FROM app, unnest($9::int[], $10::text[], $11::bytea[], $12::bytea[], $13::bytea[])
+                          AS s(position, key_id, ssn_sealed, dob_sealed, ssn_lookup)
+                 ON CONFLICT (application_id, position) DO NOTHING
+             ), job AS (
+                 INSERT INTO jobs (kind, application_id, run_at, trace_parent)
+                 SELECT 'evaluate', app.id, now() + make_interval(secs => $15::float8), $16
+                 FROM app WHERE $15 IS NOT NULL
+             )
+             SELECT EXISTS (SELECT 1 FROM app)
+                    AND (CASE WHEN $15 IS NOT NULL THEN pg_notify($17, $1::text) IS NOT NULL
+                              ELSE true END) AS "inserted!""#,
             id,
             new.idempotency_key,
             &new.payload_hmac,
@@ -96,45 +126,57 @@ impl Store {
             app.map(|a| Json(strip_pii(a))) as _,
             new.submitted_by,
             new.submitted_by_id,
+            &secrets.positions,
+            &secrets.key_ids,
+            &secrets.ssn_sealed,
+            &secrets.dob_sealed,
+            &secrets.ssn_lookups,
+            SEAL_VERSION,
+            new.enqueue_after.map(|d| d.as_secs_f64()),
+            new.trace_parent,
+            JOBS_CHANNEL,
         )
-        .fetch_optional(&mut *tx)
+        .fetch_one(&self.pool)
         .await?;
-        if inserted.is_none() {
-            tx.rollback().await?;
-            let row = sqlx::query!(
-                "SELECT id, payload_hmac, status FROM applications WHERE submitted_by = $1 AND idempotency_key = $2",
-                new.submitted_by,
-                new.idempotency_key,
-            )
-            .fetch_optional(&self.pool)
-            .await?;
-            // None: another caller's key (refused the same way, naming nothing).
-            return Ok(match row {
-                Some(row) if row.payload_hmac == new.payload_hmac => Accepted::Replayed {
-                    id: row.id,
-                    status: parse_status(&row.status)?,
-                },
-                _ => Accepted::Conflict,
-            });
+        if inserted {
+            return Ok(Accepted::New { id });
         }
-        if let Some(app) = app {
-            self.insert_secrets(&mut tx, id, app).await?;
+        let row = sqlx::query!(
+            "SELECT id, payload_hmac, status FROM applications WHERE submitted_by = $1 AND idempotency_key = $2",
+            new.submitted_by,
+            new.idempotency_key,
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        // None: another caller's key (refused the same way, naming nothing).
+        Ok(match row {
+            Some(row) if row.payload_hmac == new.payload_hmac => Accepted::Replayed {
+                id: row.id,
+                status: parse_status(&row.status)?,
+            },
+            _ => Accepted::Conflict,
+        })
+    }
+
+    /// Every applicant's SSN and date of birth sealed, bound to the application and the
+    /// applicant's position, as columns for `unnest`.
+    fn seal_secrets(&self, id: Uuid, app: &Application) -> SealedSecrets {
+        let mut out = SealedSecrets::default();
+        for (position, a) in app.applicants.iter().enumerate() {
+            let position = position as i32;
+            let bound = |field| context::applicant(field, id, position, SEAL_VERSION);
+            let ssn = self.vault.seal(a.ssn.expose().as_bytes(), &bound("ssn"));
+            let dob = self
+                .vault
+                .seal(a.date_of_birth.to_string().as_bytes(), &bound("dob"));
+            out.positions.push(position);
+            out.key_ids.push(ssn.key_id);
+            out.ssn_sealed.push(ssn.bytes);
+            out.dob_sealed.push(dob.bytes);
+            out.ssn_lookups
+                .push(self.vault.lookup_hash("ssn", a.ssn.expose().as_bytes()));
         }
-        if let Some(delay) = new.enqueue_after {
-            sqlx::query!(
-                "INSERT INTO jobs (kind, application_id, run_at, trace_parent) VALUES ('evaluate', $1, now() + make_interval(secs => $2), $3)",
-                id,
-                delay.as_secs_f64(),
-                new.trace_parent,
-            )
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query!("SELECT pg_notify($1, $2)", JOBS_CHANNEL, id.to_string())
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(Accepted::New { id })
+        out
     }
 
     async fn insert_secrets(
@@ -143,28 +185,23 @@ impl Store {
         id: Uuid,
         app: &Application,
     ) -> Result<(), StoreError> {
-        for (position, a) in app.applicants.iter().enumerate() {
-            let position = position as i32;
-            let bound = |field| context::applicant(field, id, position, SEAL_VERSION);
-            let ssn = self.vault.seal(a.ssn.expose().as_bytes(), &bound("ssn"));
-            let dob = self
-                .vault
-                .seal(a.date_of_birth.to_string().as_bytes(), &bound("dob"));
-            sqlx::query!(
-                "INSERT INTO applicant_secrets (application_id, position, key_id, ssn_sealed, dob_sealed, ssn_lookup, seal_version)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)
-                 ON CONFLICT (application_id, position) DO NOTHING",
-                id,
-                position,
-                &ssn.key_id,
-                &ssn.bytes,
-                &dob.bytes,
-                self.vault.lookup_hash("ssn", a.ssn.expose().as_bytes()),
-                SEAL_VERSION,
-            )
-            .execute(&mut *tx)
-            .await?;
-        }
+        let secrets = self.seal_secrets(id, app);
+        sqlx::query!(
+            "INSERT INTO applicant_secrets (application_id, position, key_id, ssn_sealed, dob_sealed, ssn_lookup, seal_version)
+             SELECT $1, s.position, s.key_id, s.ssn_sealed, s.dob_sealed, s.ssn_lookup, $7::smallint
+             FROM unnest($2::int[], $3::text[], $4::bytea[], $5::bytea[], $6::bytea[])
+                  AS s(position, key_id, ssn_sealed, dob_sealed, ssn_lookup)
+             ON CONFLICT (application_id, position) DO NOTHING",
+            id,
+            &secrets.positions,
+            &secrets.key_ids,
+            &secrets.ssn_sealed,
+            &secrets.dob_sealed,
+            &secrets.ssn_lookups,
+            SEAL_VERSION,
+        )
+        .execute(&mut *tx)
+        .await?;
         Ok(())
     }
 

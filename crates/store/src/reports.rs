@@ -139,9 +139,13 @@ impl Store {
     /// a decision for an application that already has one (a run that lost its lease
     /// and was taken over) is ignored too: an application is decided exactly once. The
     /// row lock on the application queues concurrent deciders; the second one re-reads
-    /// the row after the first commits and sees it decided. Returns whether this
-    /// decision was recorded.
-    pub async fn record_decision(&self, run: FinishedRun<'_>) -> Result<bool, StoreError> {
+    /// the row after the first commits and sees it decided. Returns, when this decision
+    /// was recorded, the parts of the report the run does not hold (so the caller need
+    /// not read them back: one round trip instead of two); None when it was not.
+    pub async fn record_decision(
+        &self,
+        run: FinishedRun<'_>,
+    ) -> Result<Option<ReportHeader>, StoreError> {
         let FinishedRun {
             run_id,
             application_id,
@@ -152,9 +156,10 @@ impl Store {
             trace_parent,
         } = run;
         let (public_inputs, sealed_inputs) = crate::run_inputs::seal(&self.vault, run_id, inputs);
-        let recorded = sqlx::query_scalar!(
+        let r = sqlx::query!(
             r#"WITH app AS (
-                 SELECT id, status FROM applications WHERE id = $2 FOR UPDATE
+                 SELECT id, status, idempotency_key, rails_application_id, created_at
+                 FROM applications WHERE id = $2 FOR UPDATE
              ), decided AS (
                  INSERT INTO decisions (run_id, application_id, decision, reason_codes, policy_version, policy_hash, figures, decided_at,
                                         evaluation_mode, vendor_cost_cents, vendor_cost_avoided_cents)
@@ -181,7 +186,16 @@ impl Store {
              )
              SELECT EXISTS (SELECT 1 FROM decided)
                     AND pg_notify($11, $2::text) IS NOT NULL
-                    AND pg_notify($13, '') IS NOT NULL AS "recorded!""#,
+                    AND pg_notify($13, '') IS NOT NULL AS "recorded!",
+                    app.idempotency_key AS "idempotency_key?",
+                    app.rails_application_id AS "rails_application_id?",
+                    app.created_at AS "created_at?",
+                    (SELECT count(*) FROM evaluation_runs r WHERE r.application_id = $2) AS "run_count!",
+                    v.outcome AS "outcome?", v.note AS "note?", v.reviewer AS "reviewer?",
+                    v.reviewed_at AS "reviewed_at?"
+             FROM (SELECT 1) AS one
+                  LEFT JOIN app ON true
+                  LEFT JOIN reviews v ON v.application_id = $2"#,
             run_id,
             application_id,
             d.decision.as_str(),
@@ -206,7 +220,16 @@ impl Store {
         )
         .fetch_one(&self.pool)
         .await?;
-        Ok(recorded)
+        Ok(match (r.recorded, r.idempotency_key, r.created_at) {
+            (true, Some(idempotency_key), Some(created_at)) => Some(ReportHeader {
+                idempotency_key,
+                rails_application_id: r.rails_application_id,
+                created_at,
+                run_count: r.run_count as i32,
+                review: review_record(r.outcome, r.note, r.reviewer, r.reviewed_at),
+            }),
+            _ => None,
+        })
     }
 
     /// The report of an application: its latest run's checks and decision.
@@ -573,38 +596,20 @@ pub struct ReportHeader {
     pub run_count: i32,
 }
 
-impl Store {
-    pub async fn report_header(
-        &self,
-        application_id: Uuid,
-    ) -> Result<Option<ReportHeader>, StoreError> {
-        // v.* come through a LEFT JOIN: "?" (nullable); all NULL or none, as the
-        // reviews columns are NOT NULL.
-        let row = sqlx::query!(
-            r#"SELECT a.idempotency_key, a.rails_application_id, a.created_at,
-                    (SELECT count(*) FROM evaluation_runs r WHERE r.application_id = a.id) AS "run_count!",
-                    v.outcome AS "outcome?", v.note AS "note?", v.reviewer AS "reviewer?",
-                    v.reviewed_at AS "reviewed_at?"
-             FROM applications a LEFT JOIN reviews v ON v.application_id = a.id
-             WHERE a.id = $1"#,
-            application_id,
-        )
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|r| ReportHeader {
-            idempotency_key: r.idempotency_key,
-            rails_application_id: r.rails_application_id,
-            created_at: r.created_at,
-            run_count: r.run_count as i32,
-            review: match (r.outcome, r.note, r.reviewer, r.reviewed_at) {
-                (Some(o), Some(note), Some(reviewer), Some(reviewed_at)) => Some(ReviewRecord {
-                    approve: o == "approve",
-                    note,
-                    reviewer,
-                    reviewed_at,
-                }),
-                _ => None,
-            },
-        }))
+/// A review from its LEFT JOINed columns: all NULL (no review) or none.
+fn review_record(
+    outcome: Option<String>,
+    note: Option<String>,
+    reviewer: Option<String>,
+    reviewed_at: Option<DateTime<Utc>>,
+) -> Option<ReviewRecord> {
+    match (outcome, note, reviewer, reviewed_at) {
+        (Some(o), Some(note), Some(reviewer), Some(reviewed_at)) => Some(ReviewRecord {
+            approve: o == "approve",
+            note,
+            reviewer,
+            reviewed_at,
+        }),
+        _ => None,
     }
 }

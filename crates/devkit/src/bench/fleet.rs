@@ -23,7 +23,7 @@ use crate::sim::{Simulators, Upstream};
 use dossier_service::proto;
 
 /// Concurrent callers of the submission scenario, and pgbench's client count.
-const CLIENTS: usize = 32;
+pub(super) const CLIENTS: usize = 32;
 
 pub(super) struct FleetBench<'a> {
     pub admin_url: &'a str,
@@ -39,6 +39,8 @@ impl FleetBench<'_> {
         let mut rows = Vec::new();
         println!("running: pgbench simple-update ({CLIENTS} clients, 10 s)");
         let pgbench_tps = pgbench(self.admin_url).await?;
+        println!("running: accept path (1 replica, workers off, {:?})", self.submit_for);
+        rows.extend(super::accept::accept_path(self, pgbench_tps).await?);
 
         // A fresh database: the shared cache must start cold.
         let db_url = super::fresh_database(self.admin_url).await?;
@@ -47,33 +49,10 @@ impl FleetBench<'_> {
         let store = dossier_store::Store::new(pool, dossier_store::Vault::ephemeral());
 
         let dir = tempfile::tempdir()?;
-        let upstreams_file = dir.path().join("upstreams.toml");
-        std::fs::write(&upstreams_file, upstreams_toml(self.sims, self.quota))?;
-        let mut env = FleetSpec::local_env(&db_url, self.sims);
-        env.push((
-            "DOSSIER_UPSTREAMS_FILE".into(),
-            upstreams_file.display().to_string(),
-        ));
-        env.push(("DOSSIER_DB_MAX_CONNECTIONS".into(), "20".into()));
-        env.push(("DOSSIER_SHUTDOWN_GRACE".into(), "5s".into()));
-        env.push(("RUST_LOG".into(), "warn".into()));
-        env.push((
-            "DOSSIER_JOB_LEASE".into(),
-            format!("{}s", super::queue::JOB_LEASE.as_secs()),
-        ));
         println!("starting {} replicas", self.replicas);
-        let mut fleet = Fleet::start(FleetSpec {
-            binary: std::env::current_exe()?,
-            replicas: self.replicas,
-            base_port: 0,
-            env,
-            log_dir: Some(dir.path().join("logs")),
-        })
-        .await?;
-        let mut channels = Vec::new();
-        for endpoint in fleet.endpoints() {
-            channels.push(Channel::from_shared(endpoint)?.connect().await?);
-        }
+        let (mut fleet, channels) = self
+            .launch(&db_url, self.replicas, &[], dir.path())
+            .await?;
         let n = self.replicas;
         let (idle_mib, _) = super::queue::fleet_memory_mib(&fleet);
 
@@ -95,8 +74,6 @@ impl FleetBench<'_> {
             super::quota_on_simulator(self.sims, None);
             println!("running: queue pickup latency");
             rows.push(pickup_latency(&channels, &store).await?);
-            println!("running: submissions ({:?})", self.submit_for);
-            rows.push(submissions(&channels, &store, self.submit_for, pgbench_tps, n).await?);
             println!("running: delivery lag under an evaluation backlog");
             rows.extend(super::queue::delivery_lag(&fleet, &channels, self.sims, &store).await?);
             let (_, peak_mib) = super::queue::fleet_memory_mib(&fleet);
@@ -109,6 +86,9 @@ impl FleetBench<'_> {
                 timed: false,
                 holds: idle_mib <= 64.0,
             });
+            // Last but one: it leaves a backlog of thousands of evaluations.
+            println!("running: submissions ({:?})", self.submit_for);
+            rows.push(submissions(&channels, &store, self.submit_for, pgbench_tps, n).await?);
             println!("running: recovery after a SIGKILL");
             rows.push(super::queue::recovery(&mut fleet, &channels, self.sims, &store).await?);
             anyhow::Ok(())
@@ -126,6 +106,50 @@ impl FleetBench<'_> {
             )
         })?;
         Ok(rows)
+    }
+}
+
+impl FleetBench<'_> {
+    /// Starts `replicas` replicas on `db_url` (migrated) with `extra_env` on top of the
+    /// bench's settings, their files under `dir`, and connects a channel to each.
+    pub(super) async fn launch(
+        &self,
+        db_url: &str,
+        replicas: usize,
+        extra_env: &[(&str, &str)],
+        dir: &std::path::Path,
+    ) -> anyhow::Result<(Fleet, Vec<Channel>)> {
+        let upstreams_file = dir.join("upstreams.toml");
+        std::fs::write(&upstreams_file, upstreams_toml(self.sims, self.quota))?;
+        let mut env = FleetSpec::local_env(db_url, self.sims);
+        env.push((
+            "DOSSIER_UPSTREAMS_FILE".into(),
+            upstreams_file.display().to_string(),
+        ));
+        env.push(("DOSSIER_DB_MAX_CONNECTIONS".into(), "20".into()));
+        env.push(("DOSSIER_SHUTDOWN_GRACE".into(), "5s".into()));
+        env.push((
+            "DOSSIER_JOB_LEASE".into(),
+            format!("{}s", super::queue::JOB_LEASE.as_secs()),
+        ));
+        env.extend(
+            extra_env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        let fleet = Fleet::start(FleetSpec {
+            binary: std::env::current_exe()?,
+            replicas,
+            base_port: 0,
+            env,
+            log_dir: Some(dir.join("logs")),
+        })
+        .await?;
+        let mut channels = Vec::new();
+        for endpoint in fleet.endpoints() {
+            channels.push(Channel::from_shared(endpoint)?.connect().await?);
+        }
+        Ok((fleet, channels))
     }
 }
 
@@ -272,15 +296,32 @@ async fn pickup_latency(channels: &[Channel], store: &dossier_store::Store) -> a
     })
 }
 
-/// Callers flat out for `duration`, round-robin over the replicas, while the workers
-/// decide what was submitted: applications persisted per second, against pgbench.
-async fn submissions(
+/// What a flat-out submission run did.
+pub(super) struct FlatOut {
+    pub persisted: i64,
+    pub seconds: f64,
+    pub ok: u64,
+    pub failed: u64,
+}
+
+impl FlatOut {
+    pub(super) fn rate(&self) -> f64 {
+        self.persisted as f64 / self.seconds
+    }
+
+    /// Every OK call persisted, no call failed.
+    pub(super) fn lost_nothing(&self) -> bool {
+        self.failed == 0 && self.persisted as u64 == self.ok
+    }
+}
+
+/// [`CLIENTS`] callers submitting (by Rails id) flat out for `duration`, round-robin
+/// over `channels`; the applications persisted are counted in PostgreSQL.
+pub(super) async fn submit_flat_out(
     channels: &[Channel],
     store: &dossier_store::Store,
     duration: Duration,
-    pgbench_tps: f64,
-    replicas: usize,
-) -> anyhow::Result<Row> {
+) -> anyhow::Result<FlatOut> {
     let tag = uuid::Uuid::new_v4().simple().to_string();
     let until = Instant::now() + duration;
     let started = Instant::now();
@@ -313,19 +354,42 @@ async fn submissions(
         ok += o;
         failed += f;
     }
-    let elapsed = started.elapsed().as_secs_f64();
+    let seconds = started.elapsed().as_secs_f64();
     let persisted = store
         .count_applications_with_key_prefix(&format!("sub-{tag}-"))
         .await?;
-    let rate = persisted as f64 / elapsed;
-    let ratio = rate / pgbench_tps;
+    Ok(FlatOut {
+        persisted,
+        seconds,
+        ok,
+        failed,
+    })
+}
+
+/// Callers flat out while the workers decide what was submitted: applications
+/// persisted per second, end to end on the same cores.
+async fn submissions(
+    channels: &[Channel],
+    store: &dossier_store::Store,
+    duration: Duration,
+    pgbench_tps: f64,
+    replicas: usize,
+) -> anyhow::Result<Row> {
+    let run = submit_flat_out(channels, store, duration).await?;
+    let rate = run.rate();
     Ok(Row {
-        scenario: "submissions: SubmitApplication flat out".into(),
+        scenario: "submissions, workers on: SubmitApplication flat out while the fleet evaluates"
+            .into(),
         measured: format!(
-            "{persisted} applications persisted in {elapsed:.1} s = {rate:.0}/s over {replicas} replicas ({ok} OK, {failed} failed calls, {CLIENTS} callers); pgbench simple-update {pgbench_tps:.0} TPS ({CLIENTS} clients); ratio {ratio:.2}"
+            "{} applications persisted in {:.1} s = {rate:.0}/s over {replicas} replicas ({} OK, {} failed calls, {CLIENTS} callers); {:.2}× pgbench simple-update ({pgbench_tps:.0} TPS)",
+            run.persisted,
+            run.seconds,
+            run.ok,
+            run.failed,
+            rate / pgbench_tps
         ),
         target: "every OK call persisted; ratio reported",
         timed: false,
-        holds: failed == 0 && persisted as u64 == ok,
+        holds: run.lost_nothing(),
     })
 }

@@ -15,6 +15,9 @@ use super::protection::address;
 use crate::sim::{Simulators, Upstream};
 use dossier_service::proto;
 
+/// Cold evaluations per latency measurement.
+const EVALUATIONS: usize = 40;
+
 /// p50 and p90 of cold EvaluateApplication calls with every upstream at `latency_ms`.
 async fn evaluate_latencies(
     channel: &Channel,
@@ -31,7 +34,7 @@ async fn evaluate_latencies(
     let mut client =
         proto::underwriting_service_client::UnderwritingServiceClient::new(channel.clone());
     let mut latencies = Vec::new();
-    for i in 0..40 {
+    for i in 0..EVALUATIONS {
         // Distinct applications, so every upstream answer is cold.
         let app = crate::sim::rails::application_for(&format!("bench-{tag}-{i}"))
             .context("the Rails simulator builds applications")?;
@@ -54,10 +57,19 @@ async fn evaluate_latencies(
     ))
 }
 
-pub(super) async fn fan_out(channel: &Channel, sims: &Simulators) -> anyhow::Result<Row> {
+pub(super) async fn fan_out(
+    channel: &Channel,
+    sims: &Simulators,
+    db_url: &str,
+) -> anyhow::Result<Vec<Row>> {
     const LATENCY_MS: u64 = 50;
     let (base50, _) = evaluate_latencies(channel, sims, 0, "fanout-0ms").await?;
+    let counting = super::pg_cost::start(db_url).await;
     let (p50, p90) = evaluate_latencies(channel, sims, LATENCY_MS, "fanout-50ms").await?;
+    let cost = match counting {
+        Some((mut conn, start)) => super::pg_cost::since(&mut conn, &start).await,
+        None => None,
+    };
     for u in Upstream::HTTP {
         let mut b = sims.behaviour(u);
         b.latency_ms = 0;
@@ -65,18 +77,35 @@ pub(super) async fn fan_out(channel: &Channel, sims: &Simulators) -> anyhow::Res
     }
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let over = ms(p50) - LATENCY_MS as f64;
-    Ok(Row {
-        scenario: "fan-out: cold EvaluateApplication, every upstream at 50 ms".into(),
-        measured: format!(
-            "p50 {:.1} ms = slowest upstream + {over:.1} ms (p90 {:.1} ms; with instant upstreams p50 {:.1} ms)",
-            ms(p50),
-            ms(p90),
-            ms(base50)
-        ),
-        target: "p50 within 5 ms of the slowest upstream",
-        timed: true,
-        holds: over <= 5.0,
-    })
+    let over90 = ms(p90) - LATENCY_MS as f64;
+    Ok(vec![
+        Row {
+            scenario: "fan-out: cold EvaluateApplication, every upstream at 50 ms".into(),
+            measured: format!(
+                "p50 {:.1} ms = slowest upstream + {over:.1} ms, p90 + {over90:.1} ms; with instant upstreams p50 {:.1} ms",
+                ms(p50),
+                ms(base50)
+            ),
+            target: "p50 within 5 ms of the slowest upstream",
+            timed: true,
+            holds: over <= 5.0,
+        },
+        Row {
+            scenario: "fan-out: PostgreSQL per cold evaluation (EvaluateApplication, inline)"
+                .into(),
+            measured: match &cost {
+                Some(c) => format!(
+                    "{} (the idle workers' polling included); most frequent: {}",
+                    c.per(EVALUATIONS, "evaluation"),
+                    c.breakdown(EVALUATIONS, 8)
+                ),
+                None => "pg_stat_statements not loaded in this PostgreSQL".into(),
+            },
+            target: "reported",
+            timed: false,
+            holds: true,
+        },
+    ])
 }
 
 pub(super) async fn hot_path(

@@ -4,10 +4,12 @@
 //! and ratios measured within one run, so they hold on any machine; none of this runs in
 //! `cargo test`.
 
+mod accept;
 mod cost;
 mod fleet;
 mod latency;
 mod monitoring;
+mod pg_cost;
 mod protection;
 mod queue;
 
@@ -226,7 +228,7 @@ async fn single_server(
     );
     quota_on_simulator(sims, None);
     println!("running: fan-out");
-    rows.push(latency::fan_out(&channel, sims).await?);
+    rows.extend(latency::fan_out(&channel, sims, &db_url).await?);
     println!("running: hot path");
     rows.push(latency::hot_path(&channel, args.hot_for, args.concurrency).await?);
     println!("running: sanctions monitoring ({} applications)", 10_000);

@@ -241,7 +241,7 @@ impl Underwriter {
                 trace_parent: trace_parent.as_deref(),
             })
             .await?;
-        if recorded {
+        if let Some(header) = recorded {
             metrics::counter!("dossier_decisions_total", "decision" => decision.decision.as_str())
                 .increment(1);
             for (spending, cents) in [("spent", cost.spent_cents), ("avoided", cost.avoided_cents)]
@@ -249,22 +249,20 @@ impl Underwriter {
                 metrics::counter!("dossier_vendor_cost_cents_total", "mode" => cost.mode.as_str(), "spending" => spending)
                     .increment(cents.max(0).unsigned_abs());
             }
-            // What was just stored, without reading it all back: only the parts this
-            // run does not hold (one round trip instead of seven).
-            if let Some(header) = self.store.report_header(application_id).await? {
-                return Ok(Report {
-                    application_id,
-                    idempotency_key: header.idempotency_key,
-                    rails_application_id: header.rails_application_id,
-                    status: dossier_core::domain::ApplicationStatus::Decided,
-                    created_at: header.created_at,
-                    checks: results,
-                    decision: Some(decision),
-                    complete,
-                    review: header.review,
-                    run_count: header.run_count,
-                });
-            }
+            // What was just stored, without reading it back: the decision's statement
+            // returned the parts this run does not hold.
+            return Ok(Report {
+                application_id,
+                idempotency_key: header.idempotency_key,
+                rails_application_id: header.rails_application_id,
+                status: dossier_core::domain::ApplicationStatus::Decided,
+                created_at: header.created_at,
+                checks: results,
+                decision: Some(decision),
+                complete,
+                review: header.review,
+                run_count: header.run_count,
+            });
         }
         // Another run decided first: report what stands.
         self.store

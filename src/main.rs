@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use dossier_service::cli;
+use dossier_service::telemetry::Logging;
 
 #[derive(Parser)]
 #[command(
@@ -52,29 +53,22 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Client commands print results on stdout: no JSON log lines there.
-    let is_client = matches!(
-        cli.command,
+    let logging = match &cli.command {
+        // Client commands print results on stdout and errors on stderr: no log lines.
         Command::Evaluate(_)
-            | Command::Report(_)
-            | Command::Notice(_)
-            | Command::Jobs(_)
-            | Command::Health(_)
-            | Command::Keys(_)
-    );
-    let is_tool = match &cli.command {
-        Command::Sanctions(_) | Command::Replay(_) => true,
+        | Command::Report(_)
+        | Command::Notice(_)
+        | Command::Jobs(_)
+        | Command::Health(_)
+        | Command::Keys(_) => None,
+        // Tools print results on stdout: their warnings go to stderr.
+        Command::Sanctions(_) | Command::Replay(_) => Some(Logging::TOOL),
+        Command::Serve(_) | Command::Migrate(_) => Some(Logging::SERVER),
         #[cfg(feature = "dev")]
-        Command::Dev(dev) => dev.is_tool(),
-        _ => false,
+        Command::Dev(dev) => Some(dev.logging()),
     };
-    let telemetry = if is_tool {
-        Some(dossier_service::telemetry::init_with_default("warn"))
-    } else if !is_client {
-        Some(dossier_service::telemetry::init())
-    } else {
-        None
-    };
+    let is_client = logging.is_none();
+    let telemetry = logging.map(dossier_service::telemetry::init);
     let code = match run(cli.command).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -1,7 +1,7 @@
 //! Dossier's integration tests, one binary: each module runs the real parts (a
 //! PostgreSQL database per test, gRPC over a real socket, the simulators over HTTP, and
-//! for `fleet`, `partitions` and parts of `server_lifecycle` the real `dossier` binary). The shared
-//! harness is `dossier_devkit::harness`.
+//! for `fleet`, `partitions`, `simulate` and parts of `server_lifecycle` the real
+//! `dossier` binary). The shared harness is `dossier_devkit::harness`.
 
 mod cancellation;
 mod data_api;
@@ -14,6 +14,7 @@ mod partitions;
 mod reporting;
 mod sanctions;
 mod server_lifecycle;
+mod simulate;
 mod telemetry;
 mod underwriting_api;
 mod upstream_layers;

@@ -9,6 +9,8 @@ pub mod policy;
 pub mod seed;
 pub mod simulate;
 
+use dossier_service::telemetry::{LogTo, Logging};
+
 // Not Debug: `dev` holds secrets (ServeArgs).
 #[derive(clap::Subcommand)]
 pub enum Command {
@@ -32,13 +34,21 @@ pub enum Command {
 }
 
 impl Command {
-    /// Whether the command prints results for a person (no JSON log lines then, only
-    /// warnings), as opposed to running a server that logs.
-    pub fn is_tool(&self) -> bool {
-        matches!(
-            self,
-            Command::Seed(_) | Command::Policy(_) | Command::Bench(_) | Command::DevToken(_)
-        )
+    /// How the command logs. The servers (`dev`, `fleet`) log on stdout, where a log
+    /// collector reads them; the commands that print results log on stderr, so that their
+    /// stdout is the results alone: the tools only their warnings, `simulate` (whose
+    /// stdout is its `name url` lines, for a script) what it does.
+    pub fn logging(&self) -> Logging {
+        match self {
+            Command::Dev(_) | Command::Fleet(_) => Logging::SERVER,
+            Command::Simulate(_) => Logging {
+                to: LogTo::Stderr,
+                ..Logging::SERVER
+            },
+            Command::Seed(_) | Command::Policy(_) | Command::Bench(_) | Command::DevToken(_) => {
+                Logging::TOOL
+            }
+        }
     }
 
     pub async fn run(self) -> anyhow::Result<()> {

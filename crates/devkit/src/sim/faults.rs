@@ -112,8 +112,6 @@ pub enum Fault {
 #[derive(Debug)]
 pub(crate) struct Controls {
     inner: Mutex<ControlState>,
-    /// Requests answered 429 (over the quota) since the last stats reset.
-    pub(crate) refused: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Debug)]
@@ -125,7 +123,6 @@ struct ControlState {
 impl Controls {
     pub(crate) fn new(behaviour: Behaviour) -> Self {
         Controls {
-            refused: std::sync::atomic::AtomicU64::new(0),
             inner: Mutex::new(ControlState {
                 bucket: behaviour.quota_per_second.map(TokenBucket::new),
                 behaviour,
@@ -197,10 +194,7 @@ pub(crate) async fn middleware(
     let behaviour = state.controls.behaviour();
 
     if let Err(wait) = state.controls.admit() {
-        state
-            .controls
-            .refused
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        state.stats.record_refused();
         // Whole seconds, rounded up: 1 for any quota of at least one request per second.
         let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
         let mut response = super::json_error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");

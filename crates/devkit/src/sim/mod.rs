@@ -256,6 +256,14 @@ pub(crate) struct SimState {
     pub(crate) property_events: property_records::PropertyEvents,
 }
 
+impl SimState {
+    /// What `POST /_sim/stats/reset` and [`Simulators::reset_stats`] both do.
+    fn reset_stats(&self) {
+        self.stats.reset();
+        self.deliveries.reset();
+    }
+}
+
 struct Server {
     addr: SocketAddr,
     state: Arc<SimState>,
@@ -348,7 +356,7 @@ impl Simulators {
         &self.server(Upstream::Rails).state.rails_token
     }
 
-    /// Requests counted so far by one simulator.
+    /// Requests counted so far by one simulator, and how many of them it refused (429).
     pub fn stats(&self, upstream: Upstream) -> Stats {
         self.server(upstream).state.stats.snapshot()
     }
@@ -378,23 +386,10 @@ impl Simulators {
             .record(property, event);
     }
 
+    /// Zero one simulator's request counts and refusals and empty its delivery ledger,
+    /// as `POST /_sim/stats/reset` does over HTTP.
     pub fn reset_stats(&self, upstream: Upstream) {
-        self.server(upstream).state.stats.reset();
-        self.server(upstream).state.deliveries.reset();
-        self.server(upstream)
-            .state
-            .controls
-            .refused
-            .store(0, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    /// Requests answered 429 (over the quota) since the last stats reset.
-    pub fn refused(&self, upstream: Upstream) -> u64 {
-        self.server(upstream)
-            .state
-            .controls
-            .refused
-            .load(std::sync::atomic::Ordering::Relaxed)
+        self.server(upstream).state.reset_stats();
     }
 
     /// The current behaviour of one simulator.
@@ -500,8 +495,7 @@ async fn get_deliveries(State(state): State<Arc<SimState>>) -> Json<rails::Deliv
 }
 
 async fn reset_stats(State(state): State<Arc<SimState>>) -> StatusCode {
-    state.stats.reset();
-    state.deliveries.reset();
+    state.reset_stats();
     StatusCode::NO_CONTENT
 }
 

@@ -1,6 +1,6 @@
 //! Request counting: every request that reaches a simulator (the `/_sim/*` control routes
 //! excepted) is counted under `"<METHOD> <route pattern>"`, before any quota or fault
-//! decides its fate.
+//! decides its fate; the ones the quota then refuses (429) are counted apart as well.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -16,10 +16,13 @@ use super::SimState;
 /// `"GET /v1/licenses/{state}/{number}"`. Requests that matched no route are counted as
 /// `"<METHOD> (unmatched)"`.
 ///
-/// Serialises as `{"requests": {...}, "total": n}`.
+/// Serialises as `{"requests": {...}, "total": n, "refused": n}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
     pub requests: BTreeMap<String, u64>,
+    /// Requests answered 429 because they were over the quota. They are also in
+    /// `requests`, which counts every request whatever its fate.
+    pub refused: u64,
 }
 
 impl Stats {
@@ -39,6 +42,8 @@ struct StatsJson {
     requests: BTreeMap<String, u64>,
     #[serde(default)]
     total: u64,
+    #[serde(default)]
+    refused: u64,
 }
 
 impl Serialize for Stats {
@@ -46,6 +51,7 @@ impl Serialize for Stats {
         StatsJson {
             requests: self.requests.clone(),
             total: self.total(),
+            refused: self.refused,
         }
         .serialize(serializer)
     }
@@ -56,6 +62,7 @@ impl<'de> Deserialize<'de> for Stats {
         let json = StatsJson::deserialize(deserializer)?;
         Ok(Stats {
             requests: json.requests,
+            refused: json.refused,
         })
     }
 }
@@ -66,7 +73,9 @@ const TRACE_IDS_KEPT: usize = 10_000;
 /// The live counters of one simulator.
 #[derive(Debug, Default)]
 pub(crate) struct Recorder {
-    counts: Mutex<BTreeMap<String, u64>>,
+    /// One lock for the request counts and the refusals, so a snapshot never shows a
+    /// refusal without its request.
+    counts: Mutex<Stats>,
     /// Trace ids of the `traceparent` headers received, oldest first: tests check that
     /// Dossier passes its callers' traces on.
     trace_ids: Mutex<std::collections::VecDeque<String>>,
@@ -97,18 +106,24 @@ impl Recorder {
             .counts
             .lock()
             .expect("stats lock")
+            .requests
             .entry(key)
             .or_insert(0) += 1;
     }
 
-    pub(crate) fn snapshot(&self) -> Stats {
-        Stats {
-            requests: self.counts.lock().expect("stats lock").clone(),
-        }
+    /// A request (already recorded) was refused with 429, over the quota.
+    pub(crate) fn record_refused(&self) {
+        self.counts.lock().expect("stats lock").refused += 1;
     }
 
+    pub(crate) fn snapshot(&self) -> Stats {
+        self.counts.lock().expect("stats lock").clone()
+    }
+
+    /// Zero the request counts and the refusals (the trace ids are kept: they are a
+    /// bounded log, not counts).
     pub(crate) fn reset(&self) {
-        self.counts.lock().expect("stats lock").clear();
+        *self.counts.lock().expect("stats lock") = Stats::default();
     }
 }
 

@@ -1,4 +1,5 @@
-//! Telemetry, set up in one place: logs (JSON lines on stdout, [`log_format`]), traces
+//! Telemetry, set up in one place: logs (JSON lines, [`log_format`], on stdout for the
+//! servers and on stderr for the commands that print results, [`LogTo`]), traces
 //! ([`traces`]) and metrics ([`metrics`]). docs/observability.md describes what an
 //! operator gets from each.
 
@@ -7,6 +8,8 @@ mod metrics;
 mod traces;
 
 use tracing_subscriber::filter::{EnvFilter, FilterFn, LevelFilter};
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::fmt::writer::EitherWriter;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{Layer as _, fmt};
@@ -16,6 +19,46 @@ pub use traces::{job_span, record_status, rpc_span};
 
 /// The default log filter of the server commands.
 pub const DEFAULT_LOG_FILTER: &str = "info,sqlx=warn,h2=warn,hyper=warn,tower=warn";
+
+/// Where the log lines go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogTo {
+    /// The servers': a container's stdout is what the log collector (Fluentd) reads.
+    Stdout,
+    /// The commands whose stdout is their result, for a person or a script to read.
+    Stderr,
+}
+
+impl<'a> MakeWriter<'a> for LogTo {
+    type Writer = EitherWriter<std::io::Stdout, std::io::Stderr>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        match self {
+            LogTo::Stdout => EitherWriter::A(std::io::stdout()),
+            LogTo::Stderr => EitherWriter::B(std::io::stderr()),
+        }
+    }
+}
+
+/// How a command logs: its filter when `DOSSIER_LOG` is unset, and where the lines go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Logging {
+    pub default_filter: &'static str,
+    pub to: LogTo,
+}
+
+impl Logging {
+    /// A server: what it does, at INFO, on stdout.
+    pub const SERVER: Logging = Logging {
+        default_filter: DEFAULT_LOG_FILTER,
+        to: LogTo::Stdout,
+    };
+    /// A command that prints results for a person: only its warnings, on stderr.
+    pub const TOOL: Logging = Logging {
+        default_filter: "warn",
+        to: LogTo::Stderr,
+    };
+}
 
 /// Flushes exported spans when the process ends: keep it until then, and call
 /// [`Telemetry::shutdown`].
@@ -34,19 +77,15 @@ impl Telemetry {
     }
 }
 
-/// Installs the global subscriber with [`DEFAULT_LOG_FILTER`].
-pub fn init() -> Telemetry {
-    init_with_default(DEFAULT_LOG_FILTER)
-}
-
-/// Installs the global subscriber: JSON lines filtered by `DOSSIER_LOG` (tracing's
-/// `EnvFilter` directives, e.g. `info,dossier_upstream=debug`; `default_filter` when
-/// unset), or human-readable lines with `DOSSIER_LOG_FORMAT=pretty`; and the
-/// OpenTelemetry layer, whose spans are filtered on their own (Dossier's spans at INFO
-/// and above, whatever the log level), so quieter logs do not break traces.
-pub fn init_with_default(default_filter: &str) -> Telemetry {
-    let filter =
-        EnvFilter::try_from_env("DOSSIER_LOG").unwrap_or_else(|_| EnvFilter::new(default_filter));
+/// Installs the global subscriber: JSON lines on `logging.to`, filtered by `DOSSIER_LOG`
+/// (tracing's `EnvFilter` directives, e.g. `info,dossier_upstream=debug`;
+/// `logging.default_filter` when unset), or human-readable lines with
+/// `DOSSIER_LOG_FORMAT=pretty`; and the OpenTelemetry layer, whose spans are filtered on
+/// their own (Dossier's spans at INFO and above, whatever the log level), so quieter
+/// logs do not break traces.
+pub fn init(logging: Logging) -> Telemetry {
+    let filter = EnvFilter::try_from_env("DOSSIER_LOG")
+        .unwrap_or_else(|_| EnvFilter::new(logging.default_filter));
     let pretty = std::env::var("DOSSIER_LOG_FORMAT").is_ok_and(|v| v == "pretty");
     let traces = traces::provider();
     let tracer = opentelemetry::trace::TracerProvider::tracer(&traces.provider, "dossier");
@@ -64,13 +103,13 @@ pub fn init_with_default(default_filter: &str) -> Telemetry {
     let (context, format) = log_format::pair();
     let logs = if pretty {
         fmt::layer()
-            .with_writer(std::io::stdout)
+            .with_writer(logging.to)
             .with_filter(filter)
             .boxed()
     } else {
         fmt::layer()
             .event_format(format)
-            .with_writer(std::io::stdout)
+            .with_writer(logging.to)
             .with_filter(filter)
             .boxed()
     };

@@ -1,4 +1,5 @@
-//! The control endpoints (`/_sim/config`, `/_sim/stats`) and the request counts.
+//! The control endpoints (`/_sim/config`, `/_sim/stats`), the request counts and the
+//! count of requests refused over the quota.
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -73,7 +74,8 @@ async fn stats_count_every_request_by_route() {
         body,
         json!({
             "requests": {"GET /v1/licenses/{state}/{number}": 3, "GET (unmatched)": 1},
-            "total": 4
+            "total": 4,
+            "refused": 0
         })
     );
     let stats = sims.stats(Upstream::Licensing);
@@ -90,10 +92,77 @@ async fn stats_count_every_request_by_route() {
     assert!(response.status().is_success());
     assert_eq!(sims.stats(Upstream::Licensing), Stats::default());
     let (_, body) = get_json(&client, format!("{base}/_sim/stats")).await;
-    assert_eq!(body, json!({"requests": {}, "total": 0}));
+    assert_eq!(body, json!({"requests": {}, "total": 0, "refused": 0}));
 
     get_json(&client, licence_url(&sims, "654321")).await;
     sims.reset_stats(Upstream::Licensing);
     assert_eq!(sims.stats(Upstream::Licensing).total(), 0);
+    sims.shutdown().await;
+}
+
+/// Sends one licence look-up and returns its status.
+async fn look_up_licence(client: &Client, sims: &Simulators) -> StatusCode {
+    client
+        .get(licence_url(sims, "654321"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test]
+async fn stats_report_the_requests_refused_over_the_quota() {
+    let (sims, client) = start().await;
+    let base = sims.base_url(Upstream::Licensing);
+
+    // One request per 1,000 s: the first is admitted, every other one in this test is
+    // refused, whatever the machine's speed.
+    let response = client
+        .put(format!("{base}/_sim/config"))
+        .json(&json!({"quota_per_second": 0.001}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(look_up_licence(&client, &sims).await, StatusCode::OK);
+    for _ in 0..2 {
+        assert_eq!(
+            look_up_licence(&client, &sims).await,
+            StatusCode::TOO_MANY_REQUESTS
+        );
+    }
+
+    let (status, body) = get_json(&client, format!("{base}/_sim/stats")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body,
+        json!({
+            "requests": {"GET /v1/licenses/{state}/{number}": 3},
+            "total": 3,
+            "refused": 2
+        })
+    );
+    let stats = sims.stats(Upstream::Licensing);
+    assert_eq!((stats.total(), stats.refused), (3, 2));
+    assert_eq!(serde_json::from_value::<Stats>(body).unwrap(), stats);
+
+    // The reset over HTTP zeroes the refusals too…
+    let response = client
+        .post(format!("{base}/_sim/stats/reset"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let (_, body) = get_json(&client, format!("{base}/_sim/stats")).await;
+    assert_eq!(body, json!({"requests": {}, "total": 0, "refused": 0}));
+
+    // …as the reset from Rust does (the quota itself is not reset: still refused).
+    assert_eq!(
+        look_up_licence(&client, &sims).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(sims.stats(Upstream::Licensing).refused, 1);
+    sims.reset_stats(Upstream::Licensing);
+    assert_eq!(sims.stats(Upstream::Licensing), Stats::default());
     sims.shutdown().await;
 }

@@ -9,7 +9,10 @@ use super::pg_cost;
 
 /// Submissions accepted per second ÷ pgbench TPS, and the statements and WAL each
 /// costs.
-pub(super) async fn accept_path(bench: &FleetBench<'_>, pgbench_tps: f64) -> anyhow::Result<Vec<Row>> {
+pub(super) async fn accept_path(
+    bench: &FleetBench<'_>,
+    pgbench_tps: f64,
+) -> anyhow::Result<Vec<Row>> {
     let db_url = super::fresh_database(bench.admin_url).await?;
     crate::fleet::prepare_database(&db_url).await?;
     let pool = dossier_store::connect(&db_url, 4).await?;

@@ -39,7 +39,10 @@ impl FleetBench<'_> {
         let mut rows = Vec::new();
         println!("running: pgbench simple-update ({CLIENTS} clients, 10 s)");
         let pgbench_tps = pgbench(self.admin_url).await?;
-        println!("running: accept path (1 replica, workers off, {:?})", self.submit_for);
+        println!(
+            "running: accept path (1 replica, workers off, {:?})",
+            self.submit_for
+        );
         rows.extend(super::accept::accept_path(self, pgbench_tps).await?);
 
         // A fresh database: the shared cache must start cold.
@@ -50,9 +53,7 @@ impl FleetBench<'_> {
 
         let dir = tempfile::tempdir()?;
         println!("starting {} replicas", self.replicas);
-        let (mut fleet, channels) = self
-            .launch(&db_url, self.replicas, &[], dir.path())
-            .await?;
+        let (mut fleet, channels) = self.launch(&db_url, self.replicas, &[], dir.path()).await?;
         let n = self.replicas;
         let (idle_mib, _) = super::queue::fleet_memory_mib(&fleet);
 

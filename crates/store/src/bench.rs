@@ -69,4 +69,17 @@ impl Store {
         .await?;
         Ok((r.decided, r.last))
     }
+
+    /// Fetch leases that process `pid` holds and has not filled (holders are named
+    /// `<pid>/<uuid>`): the questions it is fetching for the fleet.
+    pub async fn fetch_leases_held_by(&self, pid: u32) -> Result<i64, StoreError> {
+        let prefix = format!("{pid}/");
+        Ok(sqlx::query_scalar!(
+            r#"SELECT count(*) AS "held!" FROM upstream_fetch_leases
+               WHERE starts_with(holder, $1) AND fresh_until IS NULL"#,
+            prefix,
+        )
+        .fetch_one(&self.pool)
+        .await?)
+    }
 }

@@ -76,7 +76,7 @@ async fn postgres_restart() {
         || async {
             let waiting: i64 = sqlx::query_scalar(
                 "SELECT count(*) FROM pg_stat_activity
-                 WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO applications%'",
+                 WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO applications (%'",
             )
             .fetch_one(&watcher)
             .await

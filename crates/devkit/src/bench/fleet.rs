@@ -36,6 +36,10 @@ pub(super) struct FleetBench<'a> {
 
 impl FleetBench<'_> {
     pub(super) async fn run(&self) -> anyhow::Result<Vec<Row>> {
+        anyhow::ensure!(
+            self.replicas >= 3,
+            "the fleet scenarios need at least 3 replicas (two are killed, one after the other, and the others take over)"
+        );
         let mut rows = Vec::new();
         println!("running: pgbench simple-update ({CLIENTS} clients, 10 s)");
         let pgbench_tps = pgbench(self.admin_url).await?;
@@ -87,11 +91,18 @@ impl FleetBench<'_> {
                 timed: false,
                 holds: idle_mib <= 64.0,
             });
+            println!("running: fleet burst with a replica SIGKILLed in the middle");
+            rows.push(
+                super::queue::burst_with_a_kill(&mut fleet, &channels, self.sims, &store, n - 1)
+                    .await?,
+            );
+            // The replicas still running, from here on.
+            let live = &channels[..n - 1];
             // Last but one: it leaves a backlog of thousands of evaluations.
             println!("running: submissions ({:?})", self.submit_for);
-            rows.push(submissions(&channels, &store, self.submit_for, pgbench_tps, n).await?);
+            rows.push(submissions(live, &store, self.submit_for, pgbench_tps, n - 1).await?);
             println!("running: recovery after a SIGKILL");
-            rows.push(super::queue::recovery(&mut fleet, &channels, self.sims, &store).await?);
+            rows.push(super::queue::recovery(&mut fleet, live, self.sims, &store).await?);
             anyhow::Ok(())
         }
         .await;

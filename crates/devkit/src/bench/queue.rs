@@ -4,6 +4,7 @@
 //!   (deliveries never queue behind evaluations: crates/store/src/jobs.rs, `Lane`);
 //! - recovery: a replica is SIGKILLed while it holds evaluations; how long until the
 //!   last of them is decided by the others (job lease, fetch lease);
+//! - a burst during which a replica is SIGKILLed: what the fetch leases it held cost;
 //! - memory and CPU of the replica processes, read from /proc.
 
 use std::time::{Duration, Instant};
@@ -210,6 +211,75 @@ pub(super) async fn recovery(
         target: "≤ job lease + 5 s",
         timed: true,
         holds: took <= bound,
+    })
+}
+
+/// 1,000 concurrent `GetPropertyProfile` calls over 50 new addresses, round-robin,
+/// with the vendor answering in 300 ms; once the vendor has some of the requests,
+/// replica `victim` is SIGKILLed. Its unfilled fetch leases lapse and another pod asks
+/// again: at most one extra vendor request per lease it held. Calls routed to it fail
+/// (a caller would retry them on another pod).
+pub(super) async fn burst_with_a_kill(
+    fleet: &mut Fleet,
+    channels: &[Channel],
+    sims: &Simulators,
+    store: &Store,
+    victim: usize,
+) -> anyhow::Result<Row> {
+    const KEYS: u64 = 50;
+    let pid = fleet.replicas()[victim]
+        .pid()
+        .context("the victim replica is not running")?;
+    sims.reset_stats(Upstream::PropertyRecords);
+    let mut b = sims.behaviour(Upstream::PropertyRecords);
+    b.latency_ms = 300;
+    sims.set_behaviour(Upstream::PropertyRecords, b.clone());
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    let calls: Vec<_> = (0..1000)
+        .map(|i| {
+            let mut c = proto::data_service_client::DataServiceClient::new(
+                channels[i % channels.len()].clone(),
+            );
+            let line1 = format!("{} Kill {tag} Ave", i as u64 % KEYS + 1);
+            tokio::spawn(async move {
+                let mut r = tonic::Request::new(proto::GetPropertyProfileRequest {
+                    address: Some(super::protection::address(line1)),
+                    ..Default::default()
+                });
+                r.set_timeout(Duration::from_secs(30));
+                c.get_property_profile(r).await.is_ok()
+            })
+        })
+        .collect();
+    let killed = async {
+        wait_for(
+            Duration::from_secs(30),
+            "the vendor to be asked",
+            || async { Ok((sims.stats(Upstream::PropertyRecords).total() >= 10).then_some(())) },
+        )
+        .await?;
+        let held = store.fetch_leases_held_by(pid).await?;
+        fleet.kill(victim).await?;
+        anyhow::Ok(held)
+    }
+    .await;
+    let results = join_all(calls).await;
+    b.latency_ms = 0;
+    sims.set_behaviour(Upstream::PropertyRecords, b);
+    let held = killed? as u64;
+    let failed = results.iter().filter(|r| !matches!(r, Ok(true))).count();
+    let stats = sims.stats(Upstream::PropertyRecords);
+    let (requests, refused) = (stats.total(), stats.refused);
+    let extra = requests.saturating_sub(KEYS);
+    Ok(Row {
+        scenario: "fleet burst with a replica SIGKILLed in the middle".into(),
+        measured: format!(
+            "{requests} upstream requests for {KEYS} properties (amplification {:.2}): {extra} extra, the killed replica held {held} unfilled fetch lease(s); {refused} × 429; {failed} failed calls (routed to the killed replica)",
+            requests as f64 / KEYS as f64
+        ),
+        target: "extra requests ≤ the leases the killed replica held, 0 × 429",
+        timed: false,
+        holds: extra <= held && refused == 0,
     })
 }
 

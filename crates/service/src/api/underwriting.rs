@@ -207,6 +207,25 @@ pub(super) fn note_application<T>(request: &Request<T>, id: impl ToString) {
 }
 
 /// The caller's deadline from the grpc-timeout header, less a margin to answer in.
+/// Waits for a write (the accept, the access log) until the caller's deadline. A
+/// database that went away (the pool then waits for a connection, the access writer
+/// batch after batch) must not hold the answer past the deadline: the caller gets
+/// UNAVAILABLE in time. The write is one statement, so it happened entirely or not at
+/// all; a retry with the same idempotency key finds out which (a replay or a new
+/// application).
+async fn within_deadline<T>(
+    deadline: Instant,
+    write: impl std::future::Future<Output = Result<T, Status>>,
+) -> Result<T, Status> {
+    tokio::time::timeout_at(deadline.into(), write)
+        .await
+        .unwrap_or_else(|_| {
+            Err(Status::unavailable(
+                "the database did not answer before the call's deadline; retry with the same idempotency key",
+            ))
+        })
+}
+
 pub(super) fn caller_deadline<T>(request: &Request<T>) -> Instant {
     let budget = super::caller_budget(request).unwrap_or(DEFAULT_EVALUATE_BUDGET);
     Instant::now() + budget.saturating_sub(DEADLINE_MARGIN)
@@ -230,26 +249,33 @@ impl UnderwritingService for UnderwritingApi {
         &self,
         request: Request<proto::SubmitApplicationRequest>,
     ) -> Result<Response<proto::SubmitApplicationResponse>, Status> {
+        let deadline = caller_deadline(&request);
         let r = request.get_ref();
         let validated = self.validate_source(&r.idempotency_key, true, r.source.as_ref())?;
         self.may_submit(&request, &validated)?;
         let principal = Principal::of_grpc(&request);
-        let accepted = self
-            .accept(
+        let accepted = within_deadline(
+            deadline,
+            self.accept(
                 &principal,
                 &r.idempotency_key,
                 &r.source,
                 &validated,
                 Duration::ZERO,
-            )
-            .await?;
+            ),
+        )
+        .await?;
         let (id, status, replayed) = match accepted {
             Accepted::New { id } => (id, dossier_core::domain::ApplicationStatus::Pending, false),
             Accepted::Replayed { id, status } => (id, status, true),
             Accepted::Conflict => unreachable!("conflicts are refused in accept"),
         };
         note_application(&request, id);
-        accesses::applications(&self.access_log, &principal, SUBMIT, [id]).await?;
+        within_deadline(
+            deadline,
+            accesses::applications(&self.access_log, &principal, SUBMIT, [id]),
+        )
+        .await?;
         Ok(Response::new(proto::SubmitApplicationResponse {
             application_id: id.to_string(),
             status: convert::status_to_proto(status) as i32,
@@ -284,9 +310,11 @@ impl UnderwritingService for UnderwritingApi {
         // decided; if it does not, the job is closed below without running.
         let budget = deadline.saturating_duration_since(Instant::now()) + Duration::from_secs(5);
         let principal = Principal::of_grpc(&request);
-        let accepted = self
-            .accept(&principal, &key, &source, &validated, budget)
-            .await?;
+        let accepted = within_deadline(
+            deadline,
+            self.accept(&principal, &key, &source, &validated, budget),
+        )
+        .await?;
         let id = match accepted {
             Accepted::New { id } | Accepted::Replayed { id, .. } => id,
             Accepted::Conflict => unreachable!("conflicts are refused in accept"),
@@ -302,7 +330,11 @@ impl UnderwritingService for UnderwritingApi {
             .evaluate_known(id, known, RunReason::Initial, Some(deadline))
             .await
             .map_err(ApiError::from)?;
-        accesses::applications(&self.access_log, &principal, EVALUATE, [id]).await?;
+        within_deadline(
+            deadline,
+            accesses::applications(&self.access_log, &principal, EVALUATE, [id]),
+        )
+        .await?;
         Ok(Response::new(proto::EvaluateApplicationResponse {
             report: Some(convert::report(&report, &self.underwriter.notices)),
         }))

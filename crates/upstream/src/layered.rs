@@ -5,7 +5,7 @@
 //! 3. L2 cache (PostgreSQL, shared by every pod), with a fleet-wide fetch lease: on a
 //!    miss one pod fetches and the others wait for its fill (LISTEN/NOTIFY), in
 //!    fleet_fetch.rs
-//! 4. rate limit (governor; the fleet's in PostgreSQL) — wait for a permit that leaves
+//! 4. rate limit (GCRA with reservations; the fleet's in PostgreSQL) — wait for a permit that leaves
 //!    room for the answer before the caller's deadline (latency.rs), or refuse at once
 //! 5. concurrency cap, circuit breaker, retries (full jitter, Retry-After), per-try timeout
 //! 6. stale-if-error: an expired answer within its grace when the upstream fails

@@ -32,6 +32,7 @@ pub(super) struct FleetBench<'a> {
     pub quota: u32,
     pub overload_for: Duration,
     pub submit_for: Duration,
+    pub hot_for: Duration,
 }
 
 impl FleetBench<'_> {
@@ -48,6 +49,8 @@ impl FleetBench<'_> {
             self.submit_for
         );
         rows.extend(super::accept::accept_path(self, pgbench_tps).await?);
+        println!("running: hot path at info level (h2load, 1 replica)");
+        rows.push(super::h2load::hot_path(self, self.hot_for.as_secs().max(1)).await?);
 
         // A fresh database: the shared cache must start cold.
         let db_url = super::fresh_database(self.admin_url).await?;

@@ -7,6 +7,7 @@
 mod accept;
 mod cost;
 mod fleet;
+mod h2load;
 mod latency;
 mod monitoring;
 mod pg_cost;
@@ -162,6 +163,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             quota: args.quota,
             overload_for: args.overload_for,
             submit_for: args.submit_for,
+            hot_for: args.hot_for,
         };
         let fleet_rows = bench.run().await;
         sims.shutdown().await;

@@ -72,13 +72,25 @@ async fn run_worker(
 ) {
     let wake = notifications.jobs(lane);
     let mut backoff = Duration::from_millis(100);
+    // The dead-letter sweep runs at most once per poll interval: an idle worker is
+    // woken by every job queued anywhere (most often for work another worker takes),
+    // and sweeping on each wake doubled the queue's statements.
+    let mut last_sweep: Option<Instant> = None;
     while !shutdown.is_cancelled() {
         match underwriter.store.claim_job(&worker, lease, lane).await {
             Ok(Some(job)) => {
                 backoff = Duration::from_millis(100);
                 run_job(&underwriter, &worker, job, lease, &shutdown).await;
             }
+            Ok(None) if last_sweep.is_some_and(|t| t.elapsed() < POLL) => {
+                tokio::select! {
+                    _ = wake.notified() => {}
+                    _ = tokio::time::sleep(POLL) => {}
+                    _ = shutdown.cancelled() => {}
+                }
+            }
             Ok(None) => {
+                last_sweep = Some(Instant::now());
                 match underwriter.store.bury_exhausted_jobs().await {
                     Ok(0) => {}
                     Ok(n) => tracing::error!(

@@ -419,6 +419,20 @@ def test_explicit_termination_grace_is_kept_when_long_enough():
     assert r.one("Deployment")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 90
 
 
+def test_retention_defaults_reach_the_server(minimal):
+    e = env(server(minimal))
+    assert e["DOSSIER_RETAIN_UPSTREAM_CALLS"]["value"] == "400d"
+    assert e["DOSSIER_RETAIN_FINISHED_JOBS"]["value"] == "7d"
+
+
+@pytest.mark.parametrize("calls,jobs", [("90d", "1h"), ("forever", "forever"), ("730d", "36h")])
+def test_retention_values_the_server_accepts_render(calls, jobs):
+    r = render(with_(MINIMAL, **{"server.retainUpstreamCalls": calls, "server.retainFinishedJobs": jobs}))
+    e = env(server(r))
+    assert e["DOSSIER_RETAIN_UPSTREAM_CALLS"]["value"] == calls
+    assert e["DOSSIER_RETAIN_FINISHED_JOBS"]["value"] == jobs
+
+
 def test_topology_spread_over_zones_and_nodes(production):
     constraints = production.one("Deployment")["spec"]["template"]["spec"]["topologySpreadConstraints"]
     keys = {c["topologyKey"] for c in constraints}

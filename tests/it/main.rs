@@ -12,6 +12,7 @@ mod observability;
 mod outbox;
 mod partitions;
 mod reporting;
+mod retention;
 mod sanctions;
 mod server_lifecycle;
 mod simulate;

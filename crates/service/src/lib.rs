@@ -13,6 +13,7 @@ pub mod identity;
 mod jobs;
 pub mod metric_catalogue;
 pub mod proto;
+mod retention;
 pub mod server;
 pub mod telemetry;
 pub mod underwriting;

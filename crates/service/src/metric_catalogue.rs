@@ -193,6 +193,11 @@ pub const METRICS: &[Metric] = &[
         "Pooled connections found inside a transaction and rolled back (a bug; never expected).",
     ),
     m(
+        "dossier_retention_purged_rows_total",
+        Counter,
+        "Rows this pod deleted because they were past their retention, by table (upstream_calls, jobs).",
+    ),
+    m(
         "dossier_sanctions_list_loaded_timestamp_seconds",
         Gauge,
         "When the sanctions list this pod screens with was loaded (Unix time; 0 when none is).",

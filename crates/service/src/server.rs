@@ -70,6 +70,7 @@ struct RunSettings {
     shutdown_delay: Duration,
     max_connection_age: Duration,
     fleet_metrics_interval: Duration,
+    retention: crate::config::RetentionSettings,
 }
 
 /// How often each pod checks for a newly loaded sanctions list.
@@ -103,6 +104,7 @@ impl Server {
             shutdown_delay,
             max_connection_age,
             fleet_metrics_interval,
+            retention,
             security,
             seed_sanctions,
         } = config;
@@ -205,6 +207,7 @@ impl Server {
                 shutdown_delay,
                 max_connection_age,
                 fleet_metrics_interval,
+                retention,
             },
         })
     }
@@ -268,6 +271,11 @@ impl Server {
             stopping.clone(),
         ));
         let purge_task = tokio::spawn(purge_cache(underwriter.store.clone(), stopping.clone()));
+        let retention_task = tokio::spawn(crate::retention::run(
+            underwriter.store.clone(),
+            run.retention,
+            stopping.clone(),
+        ));
         let metrics_task = tokio::spawn(crate::fleet_metrics::run(
             crate::fleet_metrics::Sampled::of(&underwriter),
             run.fleet_metrics_interval,
@@ -420,6 +428,7 @@ impl Server {
         let _ = health_task.await;
         let _ = sanctions_task.await;
         let _ = purge_task.await;
+        let _ = retention_task.await;
         let _ = metrics_task.await;
         set_health(&reporter, ServingStatus::NotServing).await;
         tokio::time::sleep(run.shutdown_delay).await;

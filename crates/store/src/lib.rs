@@ -18,6 +18,7 @@ pub mod notify;
 mod replay;
 pub mod reporting;
 pub mod reports;
+pub mod retention;
 pub mod rotation;
 mod run_inputs;
 pub mod sanctions;

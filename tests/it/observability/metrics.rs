@@ -146,7 +146,8 @@ async fn the_metrics_of_real_work_are_scraped_with_help_type_and_plausible_value
     // Series this work creates, every one of them with its help and type. The rest of
     // the catalogue (TLS, authorisation, shedding, mended connections, rate-limit
     // refusals) needs failures this test does not cause, or work it does not do
-    // (funding checks and their reviews, sanctions monitoring alerts).
+    // (funding checks and their reviews, sanctions monitoring alerts, purging rows past
+    // their retention: tests/it/retention.rs scrapes that one).
     let not_here = [
         "dossier_funding_checks_total",
         "dossier_funding_reviews_total",
@@ -157,6 +158,7 @@ async fn the_metrics_of_real_work_are_scraped_with_help_type_and_plausible_value
         "dossier_tls_handshake_failures_total",
         "dossier_tls_reloads_total",
         "dossier_db_connections_mended_total",
+        "dossier_retention_purged_rows_total",
     ];
     for m in METRICS.iter().filter(|m| !not_here.contains(&m.name)) {
         assert!(

@@ -14,6 +14,7 @@ use dossier_upstream::UpstreamSettings;
 
 mod database;
 mod keys;
+mod retention;
 mod secret;
 mod security;
 mod upstreams;
@@ -21,6 +22,7 @@ mod upstreams;
 pub use database::DatabaseArgs;
 use database::check_database_tls;
 pub use keys::KeyArgs;
+pub use retention::{Retention, RetentionSettings};
 pub use secret::Secret;
 pub use security::{Security, SecurityArgs};
 pub use upstreams::UpstreamArgs;
@@ -132,6 +134,22 @@ pub struct ServeArgs {
     #[arg(long, env = "DOSSIER_FLEET_METRICS_INTERVAL", default_value = "15s", value_parser = duration)]
     pub fleet_metrics_interval: Duration,
 
+    /// How long the audit trail of upstream requests (`upstream_calls`) is kept: whole
+    /// UTC days before today, at least 90d, or `forever`. Older days are purged, so
+    /// `reporting.upstream_usage` covers this window.
+    #[arg(long, env = "DOSSIER_RETAIN_UPSTREAM_CALLS", default_value = "400d", value_parser = retention::parse)]
+    pub retain_upstream_calls: Retention,
+
+    /// How long finished (`done`) jobs are kept after they finished: at least 1h, or
+    /// `forever`. Dead, queued and running jobs are never purged.
+    #[arg(long, env = "DOSSIER_RETAIN_FINISHED_JOBS", default_value = "7d", value_parser = retention::parse)]
+    pub retain_finished_jobs: Retention,
+
+    /// How often this pod purges the rows past their retention (the first time at a
+    /// random point of the interval, so a fleet spreads the work).
+    #[arg(long, env = "DOSSIER_RETENTION_INTERVAL", default_value = "10m", value_parser = duration)]
+    pub retention_interval: Duration,
+
     #[command(flatten)]
     pub security: SecurityArgs,
 
@@ -165,6 +183,7 @@ pub struct ServeConfig {
     pub shutdown_delay: Duration,
     pub max_connection_age: Duration,
     pub fleet_metrics_interval: Duration,
+    pub retention: RetentionSettings,
     pub security: Security,
     /// A sanctions list to load when none is active: the developer tools' sample list
     /// (`dev`, tests, bench); `serve` never has one (production loads the real list
@@ -230,12 +249,27 @@ impl ServeArgs {
                 self.fleet_metrics_interval
             ));
         }
+        let retention = RetentionSettings::resolve(
+            self.retain_upstream_calls,
+            self.retain_finished_jobs,
+            self.retention_interval,
+        )
+        .map_err(|mut found| problems.append(&mut found))
+        .ok();
         if self.max_calls_in_flight == 0 {
             problems.push(
                 "--max-calls-in-flight / DOSSIER_MAX_CALLS_IN_FLIGHT is 0; every call would be refused".into(),
             );
         }
-        match (database_url, vault, policy, notices, upstreams, security) {
+        match (
+            database_url,
+            vault,
+            policy,
+            notices,
+            upstreams,
+            security,
+            retention,
+        ) {
             (
                 Some(database_url),
                 Some(vault),
@@ -243,6 +277,7 @@ impl ServeArgs {
                 Some(notices),
                 Some(upstreams),
                 Some(security),
+                Some(retention),
             ) if problems.is_empty() => Ok(ServeConfig {
                 database_url,
                 grpc_addr: self
@@ -268,6 +303,7 @@ impl ServeArgs {
                 shutdown_delay: self.shutdown_delay,
                 max_connection_age: self.max_connection_age,
                 fleet_metrics_interval: self.fleet_metrics_interval,
+                retention,
                 security,
                 seed_sanctions: None,
             }),
@@ -318,6 +354,9 @@ impl ServeArgs {
             shutdown_delay: Duration::ZERO,
             max_connection_age: Duration::from_secs(300),
             fleet_metrics_interval: crate::fleet_metrics::DEFAULT_INTERVAL,
+            retain_upstream_calls: Retention::For(Duration::from_secs(400 * 24 * 60 * 60)),
+            retain_finished_jobs: Retention::For(Duration::from_secs(7 * 24 * 60 * 60)),
+            retention_interval: Duration::from_secs(600),
             security: SecurityArgs {
                 tls_cert_file: None,
                 tls_key_file: None,
@@ -427,6 +466,26 @@ mod tests {
             None,
         );
         assert!(e.contains("a cycle"), "{e}");
+    }
+
+    #[test]
+    fn the_retention_flags_default_to_what_the_loopback_settings_use() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        let parsed = <Cli as clap::Parser>::try_parse_from(["dossier"])
+            .expect("the flags parse with their defaults")
+            .serve;
+        let loopback = args();
+        assert_eq!(parsed.retain_upstream_calls, loopback.retain_upstream_calls);
+        assert_eq!(parsed.retain_finished_jobs, loopback.retain_finished_jobs);
+        assert_eq!(parsed.retention_interval, loopback.retention_interval);
+        assert_eq!(
+            parsed.retain_upstream_calls,
+            Retention::For(Duration::from_secs(400 * 86400))
+        );
     }
 
     #[test]

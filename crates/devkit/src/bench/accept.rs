@@ -19,14 +19,7 @@ pub(super) async fn accept_path(
     let store = dossier_store::Store::new(pool, dossier_store::Vault::ephemeral());
     let dir = tempfile::tempdir()?;
     let result = async {
-        let (fleet, channels) = bench
-            .launch(
-                &db_url,
-                1,
-                &[("DOSSIER_WORKERS", "0"), ("DOSSIER_DELIVERY_WORKERS", "0")],
-                dir.path(),
-            )
-            .await?;
+        let (fleet, channels) = bench.idle_replica(&db_url, dir.path()).await?;
         let counting = pg_cost::start(&db_url).await;
         let run = submit_flat_out(&channels, &store, bench.submit_for).await;
         let cost = match counting {

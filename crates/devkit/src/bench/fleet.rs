@@ -125,6 +125,22 @@ impl FleetBench<'_> {
 }
 
 impl FleetBench<'_> {
+    /// One replica with its workers off on `db_url` (migrated): the accept path and the
+    /// hot path measure the RPCs alone, nothing evaluating beside them.
+    pub(super) async fn idle_replica(
+        &self,
+        db_url: &str,
+        dir: &std::path::Path,
+    ) -> anyhow::Result<(Fleet, Vec<Channel>)> {
+        self.launch(
+            db_url,
+            1,
+            &[("DOSSIER_WORKERS", "0"), ("DOSSIER_DELIVERY_WORKERS", "0")],
+            dir,
+        )
+        .await
+    }
+
     /// Starts `replicas` replicas on `db_url` (migrated) with `extra_env` on top of the
     /// bench's settings, their files under `dir`, and connects a channel to each.
     pub(super) async fn launch(

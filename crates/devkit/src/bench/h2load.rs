@@ -81,14 +81,7 @@ pub(super) async fn hot_path(bench: &FleetBench<'_>, seconds: u64) -> anyhow::Re
     crate::fleet::prepare_database(&db_url).await?;
     let dir = tempfile::tempdir()?;
     let result = async {
-        let (fleet, channels) = bench
-            .launch(
-                &db_url,
-                1,
-                &[("DOSSIER_WORKERS", "0"), ("DOSSIER_DELIVERY_WORKERS", "0")],
-                dir.path(),
-            )
-            .await?;
+        let (fleet, channels) = bench.idle_replica(&db_url, dir.path()).await?;
         let measured = async {
             let request = proto::GetPropertyProfileRequest {
                 address: Some(super::protection::address("1 Hot Path Way".into())),

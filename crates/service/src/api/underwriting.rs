@@ -207,6 +207,13 @@ pub(super) fn note_application<T>(request: &Request<T>, id: impl ToString) {
 }
 
 /// The caller's deadline from the grpc-timeout header, less a margin to answer in.
+/// The latest a call's last write may finish: into the margin [`caller_deadline`] kept
+/// for the reply (an evaluation works until `deadline` itself), leaving half of it to
+/// send the answer.
+fn reply_by(deadline: Instant) -> Instant {
+    deadline + DEADLINE_MARGIN / 2
+}
+
 /// Waits for a write (the accept, the access log) until the caller's deadline. A
 /// database that went away (the pool then waits for a connection, the access writer
 /// batch after batch) must not hold the answer past the deadline: the caller gets
@@ -272,7 +279,7 @@ impl UnderwritingService for UnderwritingApi {
         };
         note_application(&request, id);
         within_deadline(
-            deadline,
+            reply_by(deadline),
             accesses::applications(&self.access_log, &principal, SUBMIT, [id]),
         )
         .await?;
@@ -331,7 +338,7 @@ impl UnderwritingService for UnderwritingApi {
             .await
             .map_err(ApiError::from)?;
         within_deadline(
-            deadline,
+            reply_by(deadline),
             accesses::applications(&self.access_log, &principal, EVALUATE, [id]),
         )
         .await?;

@@ -198,7 +198,11 @@ fn upstreams_toml(sims: &Simulators, quota: u32) -> String {
             out.push_str(&format!(
                 "rate_per_second = {}\nburst = {}\nfleet_limit = true\nconcurrency = 256\n\n",
                 f64::from(quota) * 0.95,
-                quota.saturating_sub(1).max(1)
+                // Half the vendor's bucket: three pods' requests for consecutive slots
+                // reach the vendor with each pod's own delay, and with a burst of one
+                // less than the vendor's bucket two runs in four saw a 429 in the fleet
+                // burst (the cause is not established; see docs/benchmarks.md).
+                (quota / 2).max(1)
             ));
         } else {
             out.push_str("rate_per_second = 10000\nburst = 10000\nconcurrency = 256\n\n");

@@ -349,22 +349,14 @@ async fn upstream_usage_keeps_the_retained_days_and_shows_purged_ones_as_unknown
     );
 }
 
-const LOGIN: &str = "dossier_service_test_login";
+use crate::identity::service_role::{LOGIN, create_service_login};
 
 #[tokio::test]
 async fn the_service_role_purges_only_through_the_function() {
     // As tests/it/identity/service_role.rs: the login is cluster-wide, created once.
     let db = TestDb::migrated().await;
     let mut admin = sqlx::PgConnection::connect(&db.url).await.unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "DO $$ BEGIN
-           CREATE ROLE {LOGIN} LOGIN IN ROLE dossier_service;
-         EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
-         END $$"
-    )))
-    .execute(&mut admin)
-    .await
-    .unwrap();
+    create_service_login(&mut admin).await;
     let owner = store_on(&db.url).await;
     audit_row(&owner.pool, "old", "now() - interval '200 days'").await;
     audit_row(&owner.pool, "recent", "now() - interval '10 days'").await;

@@ -3,7 +3,7 @@
 
 mod callers;
 mod mtls;
-mod service_role;
+pub(crate) mod service_role;
 
 use std::sync::Arc;
 

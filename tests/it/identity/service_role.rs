@@ -8,7 +8,21 @@ use dossier_devkit::harness::{TestApp, TestDb, count_jobs, evaluate_request, eve
 use dossier_service::proto::{self, Decision, GetReportRequest, ListReportsRequest};
 use sqlx::Connection as _;
 
-const LOGIN: &str = "dossier_service_test_login";
+pub(crate) const LOGIN: &str = "dossier_service_test_login";
+
+/// Creates [`LOGIN`], a login in the `dossier_service` role. Roles are cluster-wide:
+/// created once, whatever runs beside the caller.
+pub(crate) async fn create_service_login(admin: &mut sqlx::PgConnection) {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DO $$ BEGIN
+           CREATE ROLE {LOGIN} LOGIN IN ROLE dossier_service;
+         EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+         END $$"
+    )))
+    .execute(&mut *admin)
+    .await
+    .unwrap();
+}
 
 /// The URL of the same database, logged in as `user`.
 fn as_user(url: &str, user: &str) -> String {
@@ -23,15 +37,7 @@ async fn serve_runs_as_the_service_role_which_cannot_rewrite_the_audit() {
     // is cluster-wide too, created once whatever runs beside this test.
     let first = TestDb::migrated().await;
     let mut admin = sqlx::PgConnection::connect(&first.url).await.unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "DO $$ BEGIN
-           CREATE ROLE {LOGIN} LOGIN IN ROLE dossier_service;
-         EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
-         END $$"
-    )))
-    .execute(&mut admin)
-    .await
-    .unwrap();
+    create_service_login(&mut admin).await;
     admin.close().await.unwrap();
 
     let app = TestApp::spawn_with(|a| {
